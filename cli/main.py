@@ -1,0 +1,198 @@
+"""The `memstore` command: typer + rich, a thin layer over `memstore.MemoryStore`.
+
+Global options go before the subcommand: `memstore --db agent.db --bank alice replay`."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from memstore import MemoryStore
+from memstore.clock import to_stamp
+from memstore.errors import MemstoreError
+
+from .render import console, emit_json, short_time, table
+
+app = typer.Typer(help="Event-sourced memory store for LLM agents.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+
+
+class State:
+    db: Path = Path("memstore.db")
+    bank: str = "default"
+
+
+def open_store(create: bool = False) -> MemoryStore:
+    return MemoryStore(State.db, State.bank, create=create)
+
+
+JsonOpt = typer.Option(False, "--json", help="Print only JSON on stdout.")
+AtOpt = typer.Option(None, "--at", help="When the fact was observed (ISO date/datetime); default now.")
+ReasonOpt = typer.Option(None, "--reason", help="Why (kept in the log).")
+
+
+@app.callback()
+def main(db: Path = typer.Option(Path("memstore.db"), "--db", envvar="MEMSTORE_DB", help="SQLite file."),
+         bank: str = typer.Option("default", "--bank", envvar="MEMSTORE_BANK", help="Bank (tenant) name.")) -> None:
+    State.db, State.bank = db, bank
+
+
+def _event_out(event, as_json: bool, verb: str) -> None:
+    if as_json:
+        emit_json(event.to_dict())
+    else:
+        extra = f" [{event.outcome}]" if event.outcome != "applied" else ""
+        console.print(f"{verb} [bold]{event.memory_id}[/] at seq {event.seq}{extra}")
+
+
+@app.command()
+def init(as_json: bool = JsonOpt) -> None:
+    """Create the database (idempotent)."""
+    store = open_store(create=True)
+    if as_json:
+        emit_json({"db": str(store.path), "bank": store.bank, "ok": True})
+    else:
+        console.print(f"memstore database ready at {store.path} (bank {store.bank!r})")
+
+
+@app.command()
+def add(text: str, at: Optional[str] = AtOpt, reason: Optional[str] = ReasonOpt, as_json: bool = JsonOpt) -> None:
+    """Add a memory."""
+    _event_out(open_store().add(text, at=at, reason=reason), as_json, "added")
+
+
+@app.command()
+def update(memory_id: str, text: str, at: Optional[str] = AtOpt, reason: Optional[str] = ReasonOpt,
+           as_json: bool = JsonOpt) -> None:
+    """Replace a memory's text with a new version."""
+    _event_out(open_store().update(memory_id, text, at=at, reason=reason), as_json, "updated")
+
+
+@app.command()
+def delete(memory_id: str, at: Optional[str] = AtOpt, reason: Optional[str] = ReasonOpt,
+           as_json: bool = JsonOpt) -> None:
+    """Delete a memory (an event; `restore` undoes it)."""
+    _event_out(open_store().delete(memory_id, at=at, reason=reason), as_json, "deleted")
+
+
+@app.command()
+def restore(memory_id: str, at: Optional[str] = AtOpt, reason: Optional[str] = ReasonOpt,
+            as_json: bool = JsonOpt) -> None:
+    """Bring a deleted memory back with a compensating event."""
+    _event_out(open_store().restore(memory_id, at=at, reason=reason), as_json, "restored")
+
+
+@app.command()
+def erase(memory_id: str, reason: str = typer.Option(..., "--reason", help="Why (required; kept)."),
+          with_sources: bool = typer.Option(False, "--with-sources", help="Also purge the source turns."),
+          as_json: bool = JsonOpt) -> None:
+    """Privacy erasure: purge a memory's text from the log, keeping a tombstone."""
+    _event_out(open_store().erase(memory_id, reason=reason, with_sources=with_sources), as_json, "erased")
+
+
+@app.command()
+def replay(as_of: Optional[str] = typer.Option(None, "--as-of", help="ISO date/datetime, or @SEQ."),
+           as_json: bool = JsonOpt) -> None:
+    """The bank as it was at a time or log position (default: now)."""
+    memories = open_store().replay(as_of)
+    if as_json:
+        emit_json([m.to_dict() for m in memories])
+        return
+    table(f"bank {State.bank!r} as of {as_of or 'now'}: {len(memories)} memories", ["id", "text", "valid_at", "seq"],
+          [(m.id, m.text, short_time(m.valid_at), m.seq) for m in memories])
+
+
+@app.command()
+def history(memory_id: str, as_json: bool = JsonOpt) -> None:
+    """Every version of a memory, with who, when and why."""
+    events = open_store().history(memory_id)
+    if as_json:
+        emit_json([e.to_dict() for e in events])
+        return
+    table(f"history of {memory_id}", ["seq", "op", "text", "valid_at", "actor", "reason"],
+          [(e.seq, e.op + ("" if e.outcome == "applied" else " (refused)"),
+            "[erased]" if e.erased else (e.text if e.text is not None else e.prev_text and f"(was) {e.prev_text}"),
+            short_time(e.valid_at), e.actor, e.reason) for e in events])
+
+
+@app.command()
+def why(memory_id: str, as_json: bool = JsonOpt) -> None:
+    """Why a memory is in its current state: the event, its reason, actor, cause and source turns."""
+    out = open_store().why(memory_id)
+    if as_json:
+        emit_json(out)
+        return
+    console.print(f"[bold]{memory_id}[/] is {out['status']}: {out['summary']}")
+    for depth, step in enumerate(out["chain"]):
+        e = step["event"]
+        pad = "  " * depth
+        label = "because of" if depth else "event"
+        text = e["text"] if e["text"] is not None else e["prev_text"]
+        console.print(f"{pad}{label} seq {e['seq']} {e['op']} {text!r} by {e['actor']} ({e['reason'] or 'no reason'})")
+        if e.get("cause"):
+            console.print(f"{pad}  cause: {e['cause']}")
+        for src in step["sources"]:
+            console.print(f"{pad}  source {src['input_id']} [{short_time(src['time'])}] {src['speaker']}: {src['text']}")
+
+
+@app.command()
+def verify(all_banks: bool = typer.Option(False, "--all-banks", help="Check every bank of the file."),
+           as_json: bool = JsonOpt) -> None:
+    """Check the hash chain; exits 1 and names the first broken seq if the log was tampered with."""
+    out = open_store().verify(all_banks=all_banks)
+    if as_json:
+        emit_json(out)
+    elif out["ok"]:
+        console.print(f"ok: {out['checked']} events and {out['inputs_checked']} inputs verified")
+    else:
+        console.print(f"[red]BROKEN[/] in bank {out['bank']!r} at seq {out['first_broken_seq']}: {out['problem']}")
+    if not out["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def stats(as_json: bool = JsonOpt) -> None:
+    """Counts per op and actor (DuckDB over the same file)."""
+    out = open_store().stats()
+    if as_json:
+        emit_json(out)
+        return
+    table(f"bank {out['bank']!r}", ["what", "value"],
+          [("events", out["events"]), ("live memories", out["live_memories"]), ("inputs", out["inputs"]),
+           ("valid_at range", f"{short_time(out['first_valid_at'])} .. {short_time(out['last_valid_at'])}")]
+          + [(f"op {k}", v) for k, v in out["by_op"].items()] + [(f"actor {k}", v) for k, v in out["by_actor"].items()])
+
+
+@app.command()
+def export(parquet: Path = typer.Option(..., "--parquet", help="Folder for events/inputs/bank .parquet"),
+           as_json: bool = JsonOpt) -> None:
+    """Export this bank to Parquet through DuckDB."""
+    out = open_store().export_parquet(parquet)
+    if as_json:
+        emit_json(out)
+    else:
+        for name, info in out.items():
+            console.print(f"{name}: {info['rows']} rows -> {info['path']}")
+
+
+def run() -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit, no traceback."""
+    try:
+        app()
+    except MemstoreError as exc:
+        print(f"memstore: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except sqlite3.Error as exc:
+        print(f"memstore: error: database refused the operation: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("memstore: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    run()

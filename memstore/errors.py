@@ -1,0 +1,23 @@
+"""Errors a user can cause. The CLI prints them as one line and exits non-zero; nothing else is caught."""
+
+
+class MemstoreError(Exception):
+    """Base of every error that means 'your input or your file', never 'our bug'."""
+
+    exit_code = 1
+
+
+class NotFound(MemstoreError):
+    """Unknown memory id in this bank (ids of other banks are indistinguishable from unknown ones)."""
+
+
+class InvalidOperation(MemstoreError):
+    """The op does not apply to the memory's current state (e.g. updating a deleted memory)."""
+
+
+class BadInput(MemstoreError):
+    """Malformed argument: timestamp, bank name, input file."""
+
+
+class StoreUnavailable(MemstoreError):
+    """Missing, corrupt, foreign or locked database file."""

@@ -1,0 +1,366 @@
+"""MemoryStore: the Python API over one SQLite event log, scoped to one bank.
+
+Every change is an appended event; the bank at any moment is a projection (`replay`). The CLI
+is a thin layer over this class."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import secrets
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from . import audit, projection
+from .chain import GENESIS, content_digest, event_hash
+from .clock import Cutoff, now_stamp, parse_cutoff, to_stamp
+from .db import connect, sqlite_errors
+from .errors import BadInput, InvalidOperation, NotFound
+from .records import Event, Input, Memory
+from .schema import EVENT_CONTENT, INPUT_CONTENT, LIVE_OPS
+
+BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_STATE = "outcome = 'applied' AND op <> 'NOOP'"
+
+
+def check_bank(bank: str) -> str:
+    if not isinstance(bank, str) or not BANK_NAME.match(bank):
+        raise BadInput(f"bad bank name {bank!r}: use 1-64 letters, digits, '_', '.', ':' or '-'")
+    return bank
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+class MemoryStore:
+    """An event-sourced memory bank in a SQLite file.
+
+    >>> store = MemoryStore("agent.db", bank="alice")
+    >>> m = store.add("Alice has a dog named Rex", at="2023-05-08")
+    >>> store.update(m.memory_id, "Alice has two dogs, Rex and Bo", at="2023-06-01")
+    >>> [x.text for x in store.replay(as_of="2023-05-31")]
+    ['Alice has a dog named Rex']
+    """
+
+    def __init__(self, path: str | Path = "memstore.db", bank: str = "default", *,
+                 create: bool = True, actor: str = "user", timeout: float = 10.0):
+        self.path = Path(path)
+        self.bank = check_bank(bank)
+        self.actor = actor
+        self.db = connect(self.path, create=create, timeout=timeout)
+        self.conn: sqlite3.Connection = self.db.conn
+        self._depth = 0
+        self._next_seq: int | None = None
+        self._tail: str | None = None
+        self._pending: list[Event] = []
+        self._listeners: list = []
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "MemoryStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def with_bank(self, bank: str) -> "MemoryStore":
+        """Another bank of the same file, on its own connection."""
+        return MemoryStore(self.path, check_bank(bank), create=False, actor=self.actor)
+
+    def banks(self) -> list[str]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT bank FROM events UNION SELECT DISTINCT bank FROM inputs ORDER BY 1")]
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator["MemoryStore"]:
+        """All appends inside happen atomically: a crash or an exception keeps all or none.
+        Nested uses join the outer transaction."""
+        if self._depth == 0:
+            with sqlite_errors(self.path):
+                self.conn.execute("BEGIN IMMEDIATE")
+            self._next_seq = self._tail = None
+            self._pending = []
+        self._depth += 1
+        try:
+            yield self
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self.conn.execute("ROLLBACK")
+                self._next_seq = self._tail = None
+                self._pending = []
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            with sqlite_errors(self.path):
+                self.conn.execute("COMMIT")
+            events, self._pending = self._pending, []
+            for listener in self._listeners:
+                listener(events)
+
+    def on_commit(self, listener) -> None:
+        """Call `listener(events)` after each committed transaction (used by derived views)."""
+        self._listeners.append(listener)
+
+    # ---- appending -------------------------------------------------------------------------
+    def _append(self, *, op: str, memory_id: str, valid_at: str, text: str | None = None,
+                prev_text: str | None = None, actor: str | None = None, reason: str | None = None,
+                source: Sequence[str] = (), cause: Any = None, outcome: str = "applied") -> Event:
+        assert self._depth > 0, "appends happen inside a transaction"
+        if self._next_seq is None:
+            self._next_seq = self.conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events").fetchone()[0]
+            tail = self.conn.execute(
+                "SELECT hash FROM events WHERE bank = ? ORDER BY seq DESC LIMIT 1", (self.bank,)).fetchone()
+            self._tail = tail[0] if tail else GENESIS
+        if isinstance(cause, str):
+            cause = {"note": cause}
+        row = {
+            "seq": self._next_seq, "event_id": uuid.uuid4().hex, "bank": self.bank,
+            "memory_id": memory_id, "op": op, "outcome": outcome, "text": text,
+            "prev_text": prev_text, "valid_at": valid_at, "recorded_at": now_stamp(),
+            "actor": actor or self.actor, "reason": reason, "source": json.dumps(list(source)),
+            "cause": _json(cause), "erased": 0, "prev_hash": self._tail,
+        }
+        row["content_digest"] = content_digest(row[c] for c in EVENT_CONTENT)
+        row["hash"] = event_hash(self._tail, row)
+        cols = ", ".join(row)
+        self.conn.execute(f"INSERT INTO events ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+        self._next_seq += 1
+        self._tail = row["hash"]
+        event = Event.from_row(row)
+        self._pending.append(event)
+        return event
+
+    def _current(self, memory_id: str) -> sqlite3.Row | None:
+        """The memory's last state-changing event, or None if the bank has no such memory."""
+        return self.conn.execute(
+            f"SELECT * FROM events WHERE bank = ? AND memory_id = ? AND {_STATE} ORDER BY seq DESC LIMIT 1",
+            (self.bank, memory_id)).fetchone()
+
+    def _live(self, memory_id: str, op: str) -> sqlite3.Row:
+        cur = self._current(memory_id)
+        if cur is None:
+            raise NotFound(f"no memory {memory_id!r} in bank {self.bank!r}")
+        if cur["op"] == "ERASE":
+            raise InvalidOperation(f"cannot {op.lower()} memory {memory_id!r}: it was erased")
+        if cur["op"] == "DELETE":
+            raise InvalidOperation(f"cannot {op.lower()} memory {memory_id!r}: it was deleted at seq {cur['seq']}")
+        return cur
+
+    @staticmethod
+    def _not_before(cur: sqlite3.Row, valid_at: str, op: str) -> None:
+        if valid_at < cur["valid_at"]:
+            raise InvalidOperation(
+                f"cannot {op.lower()} memory {cur['memory_id']!r} at {valid_at}: "
+                f"its last change was observed later, at {cur['valid_at']}")
+
+    def _new_id(self) -> str:
+        while True:
+            memory_id = "m" + secrets.token_hex(5)
+            if self.conn.execute("SELECT 1 FROM events WHERE bank = ? AND memory_id = ? LIMIT 1",
+                                 (self.bank, memory_id)).fetchone() is None:
+                return memory_id
+
+    @staticmethod
+    def _text(text: str) -> str:
+        if not isinstance(text, str) or not text.strip():
+            raise BadInput("memory text must be a non-empty string")
+        return text.strip()
+
+    def add(self, text: str, *, at: Any = None, reason: str | None = None, actor: str | None = None,
+            source: Sequence[str] = (), cause: Any = None) -> Event:
+        text = self._text(text)
+        valid_at = to_stamp(at)
+        with self.transaction():
+            return self._append(op="ADD", memory_id=self._new_id(), text=text, valid_at=valid_at,
+                                actor=actor, reason=reason, source=source, cause=cause)
+
+    def update(self, memory_id: str, text: str, *, at: Any = None, reason: str | None = None,
+               actor: str | None = None, source: Sequence[str] = (), cause: Any = None) -> Event:
+        text = self._text(text)
+        valid_at = to_stamp(at)
+        with self.transaction():
+            cur = self._live(memory_id, "UPDATE")
+            self._not_before(cur, valid_at, "UPDATE")
+            return self._append(op="UPDATE", memory_id=memory_id, text=text, prev_text=cur["text"],
+                                valid_at=valid_at, actor=actor, reason=reason, source=source, cause=cause)
+
+    def delete(self, memory_id: str, *, at: Any = None, reason: str | None = None,
+               actor: str | None = None, source: Sequence[str] = (), cause: Any = None) -> Event:
+        valid_at = to_stamp(at)
+        with self.transaction():
+            cur = self._live(memory_id, "DELETE")
+            self._not_before(cur, valid_at, "DELETE")
+            return self._append(op="DELETE", memory_id=memory_id, prev_text=cur["text"], valid_at=valid_at,
+                                actor=actor, reason=reason, source=source, cause=cause)
+
+    def noop(self, memory_id: str = "", *, at: Any = None, reason: str | None = None,
+             actor: str | None = None, source: Sequence[str] = (), cause: Any = None) -> Event:
+        """Record a decision to change nothing (the fact is known already, or not worth keeping)."""
+        valid_at = to_stamp(at)
+        with self.transaction():
+            text = None
+            if memory_id:
+                text = self._live(memory_id, "NOOP")["text"]
+            return self._append(op="NOOP", memory_id=memory_id, text=text, valid_at=valid_at,
+                                actor=actor, reason=reason, source=source, cause=cause)
+
+    def restore(self, memory_id: str, *, at: Any = None, reason: str | None = None,
+                actor: str | None = None) -> Event:
+        """Bring a deleted memory back, with a compensating event pointing at the deletion."""
+        with self.transaction():
+            cur = self._current(memory_id)
+            if cur is None:
+                raise NotFound(f"no memory {memory_id!r} in bank {self.bank!r}")
+            if cur["op"] == "ERASE":
+                raise InvalidOperation(f"cannot restore memory {memory_id!r}: it was erased")
+            if cur["op"] != "DELETE":
+                raise InvalidOperation(f"cannot restore memory {memory_id!r}: it is not deleted")
+            valid_at = to_stamp(at) if at is not None else max(now_stamp(), cur["valid_at"])
+            self._not_before(cur, valid_at, "RESTORE")
+            return self._append(op="RESTORE", memory_id=memory_id, text=cur["prev_text"], valid_at=valid_at,
+                                actor=actor, reason=reason or f"restore of the deletion at seq {cur['seq']}",
+                                cause={"event_id": cur["event_id"]})
+
+    def erase(self, memory_id: str, *, reason: str, actor: str | None = None,
+              with_sources: bool = False) -> Event:
+        """Privacy erasure: purge the text of every event of the memory (and, with `with_sources`,
+        of the inputs it came from), leaving a tombstone that says who erased it and why.
+        The only change the log ever allows to a written row; the hash chain still verifies."""
+        if not reason or not reason.strip():
+            raise BadInput("erase needs a reason")
+        with self.transaction():
+            cur = self._current(memory_id)
+            if cur is None:
+                raise NotFound(f"no memory {memory_id!r} in bank {self.bank!r}")
+            if cur["op"] == "ERASE":
+                raise InvalidOperation(f"memory {memory_id!r} is already erased")
+            sources = sorted({s for (src,) in self.conn.execute(
+                "SELECT source FROM events WHERE bank = ? AND memory_id = ?", (self.bank, memory_id))
+                for s in json.loads(src)})
+            count = self.conn.execute("SELECT COUNT(*) FROM events WHERE bank = ? AND memory_id = ?",
+                                      (self.bank, memory_id)).fetchone()[0]
+            tomb = self._append(op="ERASE", memory_id=memory_id, valid_at=max(now_stamp(), cur["valid_at"]),
+                                actor=actor, reason=reason.strip(),
+                                source=sources if with_sources else (),
+                                cause={"purged_events": count, "purged_inputs": len(sources) if with_sources else 0})
+            self.conn.execute(
+                "UPDATE events SET text = NULL, prev_text = NULL, reason = NULL, cause = NULL, erased = 1 "
+                "WHERE bank = ? AND memory_id = ? AND op <> 'ERASE' AND erased = 0", (self.bank, memory_id))
+            if with_sources and sources:
+                marks = ",".join("?" * len(sources))
+                self.conn.execute(
+                    f"UPDATE inputs SET speaker = NULL, text = NULL, meta = NULL, erased = 1 "
+                    f"WHERE bank = ? AND erased = 0 AND input_id IN ({marks})", (self.bank, *sources))
+            return tomb
+
+    def apply(self, op: str, memory_id: str = "", text: str | None = None, *, at: Any = None,
+              reason: str | None = None, actor: str | None = None, source: Sequence[str] = (),
+              cause: Any = None) -> Event:
+        """Apply one policy decision. A decision the store refuses (unknown id, deleted memory...)
+        is recorded as a refused event with the refusal in its reason, never dropped."""
+        op = op.upper()
+        kw = dict(at=at, reason=reason, actor=actor, source=source, cause=cause)
+        try:
+            with self.transaction():
+                if op == "ADD":
+                    return self.add(text or "", **kw)
+                if op == "UPDATE":
+                    return self.update(memory_id, text or "", **kw)
+                if op == "DELETE":
+                    return self.delete(memory_id, **kw)
+                if op == "NOOP":
+                    return self.noop(memory_id, **kw)
+                raise BadInput(f"unknown op {op!r}: expected ADD, UPDATE, DELETE or NOOP")
+        except (NotFound, InvalidOperation, BadInput) as exc:
+            with self.transaction():
+                return self._append(op=op if op in ("ADD", "UPDATE", "DELETE", "NOOP") else "NOOP",
+                                    memory_id=memory_id or "", text=text, valid_at=to_stamp(at),
+                                    actor=actor, reason=f"refused: {exc}" + (f" | {reason}" if reason else ""),
+                                    source=source, cause=cause, outcome="refused")
+
+    # ---- inputs ----------------------------------------------------------------------------
+    def record_input(self, speaker: str | None, text: str, time: Any, *, input_id: str | None = None,
+                     session: str | None = None, meta: dict | None = None) -> tuple[Input, bool]:
+        """Append a raw input; returns (input, created). Recording the same id again is a no-op
+        (so ingest can resume), but the same id with other content is an error."""
+        if not isinstance(text, str):
+            raise BadInput("input text must be a string")
+        stamp = to_stamp(time)
+        input_id = input_id or uuid.uuid4().hex
+        row = {"input_id": input_id, "bank": self.bank, "speaker": speaker, "text": text, "time": stamp,
+               "session": session, "meta": _json(meta), "recorded_at": now_stamp()}
+        row["content_digest"] = content_digest(row[c] for c in INPUT_CONTENT)
+        with self.transaction():
+            old = self.conn.execute("SELECT * FROM inputs WHERE bank = ? AND input_id = ?",
+                                    (self.bank, input_id)).fetchone()
+            if old is not None:
+                if old["content_digest"] != row["content_digest"] or old["time"] != stamp:
+                    raise BadInput(f"input {input_id!r} was already recorded with other content")
+                return Input.from_row(old), False
+            cols = ", ".join(row)
+            cur = self.conn.execute(f"INSERT INTO inputs ({cols}) VALUES ({', '.join('?' * len(row))})",
+                                    tuple(row.values()))
+            new = self.conn.execute("SELECT * FROM inputs WHERE seq = ?", (cur.lastrowid,)).fetchone()
+            return Input.from_row(new), True
+
+    def inputs(self, ids: Iterable[str] | None = None) -> list[Input]:
+        if ids is None:
+            rows = self.conn.execute("SELECT * FROM inputs WHERE bank = ? ORDER BY seq", (self.bank,))
+        else:
+            ids = list(ids)
+            marks = ",".join("?" * len(ids))
+            rows = self.conn.execute(f"SELECT * FROM inputs WHERE bank = ? AND input_id IN ({marks}) ORDER BY seq",
+                                     (self.bank, *ids)) if ids else []
+        return [Input.from_row(r) for r in rows]
+
+    # ---- reading ---------------------------------------------------------------------------
+    def replay(self, as_of: Any = None) -> list[Memory]:
+        """The bank as of a time (`valid_at <= T`; a bare date includes that whole day),
+        a log position (`"@N"` or an int), or now (None)."""
+        cutoff = parse_cutoff(as_of)
+        with sqlite_errors(self.path):
+            return projection.project(self.conn, self.bank, cutoff)
+
+    def get(self, memory_id: str, as_of: Any = None) -> Memory | None:
+        return next((m for m in self.replay(as_of) if m.id == memory_id), None) if as_of is not None \
+            else self._get_now(memory_id)
+
+    def _get_now(self, memory_id: str) -> Memory | None:
+        cur = self._current(memory_id)
+        if cur is None or cur["op"] not in LIVE_OPS or cur["erased"]:
+            return None
+        return Memory.from_row(cur)
+
+    def last_seq(self) -> int:
+        row = self.conn.execute("SELECT MAX(seq) FROM events WHERE bank = ?", (self.bank,)).fetchone()
+        return row[0] or 0
+
+    def events(self, after_seq: int = 0) -> list[Event]:
+        rows = self.conn.execute("SELECT * FROM events WHERE bank = ? AND seq > ? ORDER BY seq",
+                                 (self.bank, after_seq))
+        return [Event.from_row(r) for r in rows]
+
+    def history(self, memory_id: str) -> list[Event]:
+        return audit.history(self, memory_id)
+
+    def why(self, memory_id: str) -> dict:
+        return audit.why(self, memory_id)
+
+    def verify(self, all_banks: bool = False) -> dict:
+        return audit.verify(self, all_banks=all_banks)
+
+    def stats(self) -> dict:
+        from . import analytics
+        return analytics.stats(self)
+
+    def export_parquet(self, out_dir: str | Path) -> dict:
+        from . import analytics
+        return analytics.export_parquet(self, out_dir)
+
