@@ -24,10 +24,11 @@ app = typer.Typer(help="Event-sourced memory store for LLM agents.", no_args_is_
 class State:
     db: Path = Path("memstore.db")
     bank: str = "default"
+    timeout: float = 10.0
 
 
 def open_store(create: bool = False) -> MemoryStore:
-    return MemoryStore(State.db, State.bank, create=create)
+    return MemoryStore(State.db, State.bank, create=create, timeout=State.timeout)
 
 
 JsonOpt = typer.Option(False, "--json", help="Print only JSON on stdout.")
@@ -37,8 +38,10 @@ ReasonOpt = typer.Option(None, "--reason", help="Why (kept in the log).")
 
 @app.callback()
 def main(db: Path = typer.Option(Path("memstore.db"), "--db", envvar="MEMSTORE_DB", help="SQLite file."),
-         bank: str = typer.Option("default", "--bank", envvar="MEMSTORE_BANK", help="Bank (tenant) name.")) -> None:
-    State.db, State.bank = db, bank
+         bank: str = typer.Option("default", "--bank", envvar="MEMSTORE_BANK", help="Bank (tenant) name."),
+         timeout: float = typer.Option(10.0, "--timeout", envvar="MEMSTORE_TIMEOUT",
+                                       help="Seconds to wait for another writer's lock.")) -> None:
+    State.db, State.bank, State.timeout = db, bank, timeout
 
 
 def _event_out(event, as_json: bool, verb: str) -> None:

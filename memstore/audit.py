@@ -62,8 +62,8 @@ def _summary(event: Event, status: str) -> str:
     because = event.reason or "no reason recorded"
     if cause.get("fact"):
         because += f"; triggered by the fact: {cause['fact']!r}"
-    verb = {"deleted": "deleted", "erased": "erased"}.get(status, {"ADD": "added", "UPDATE": "updated",
-                                                                    "RESTORE": "restored"}[event.op])
+    verb = {"ADD": "added", "UPDATE": "updated", "RESTORE": "restored", "DELETE": "deleted",
+            "ERASE": "erased"}[event.op]
     return f"{verb} at {event.valid_at} (seq {event.seq}) by {event.actor}: {because}"
 
 

@@ -258,7 +258,11 @@ class MemoryStore:
                 self.conn.execute(
                     f"UPDATE inputs SET speaker = NULL, text = NULL, meta = NULL, erased = 1 "
                     f"WHERE bank = ? AND erased = 0 AND input_id IN ({marks})", (self.bank, *sources))
-            return tomb
+        if self._depth == 0:
+            # the old page images of the purged rows live on in the WAL until a checkpoint
+            with sqlite_errors(self.path):
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return tomb
 
     def apply(self, op: str, memory_id: str = "", text: str | None = None, *, at: Any = None,
               reason: str | None = None, actor: str | None = None, source: Sequence[str] = (),
