@@ -1,8 +1,10 @@
 """The bank as of a cutoff, computed in SQL.
 
-For each memory of the bank (found by a loose index scan: one seek per memory), take its last
-state-changing event at or before the cutoff (one more seek, on a partial index), and keep it
-if that event leaves the memory live. Cost grows with the number of memories, not of events."""
+The `versions` table (kept by triggers on the log, see schema.py) holds each memory version with
+the interval in which it is alive; the bank as of T is the set of versions whose interval holds T,
+i.e. for each memory its last state-changing event at or before T, dropped if that event was a
+DELETE or ERASE. An R*Tree over the intervals finds them (float32 boxes, rounded outward), and the
+exact text comparison on `versions` settles the boundaries. Cost grows with the answer, not the log."""
 
 from __future__ import annotations
 
@@ -10,51 +12,38 @@ import sqlite3
 
 from .clock import Cutoff
 from .records import Memory
-from .schema import LIVE_OPS
+from .schema import _EPOCH
 
-_STATE = "outcome = 'applied' AND op <> 'NOOP'"  # must match the partial indexes' WHERE
-_E_STATE = "e.outcome = 'applied' AND e.op <> 'NOOP'"
+_SELECT = """
+SELECT e.memory_id, e.text, e.valid_at, e.seq, e.op, e.actor, e.reason
+FROM versions_rtree r
+JOIN versions v ON v.event_seq = r.id
+JOIN events e ON e.seq = v.event_seq
+WHERE r.bank_lo <= :bank_id AND r.bank_hi >= :bank_id AND v.bank = :bank AND {where}
+ORDER BY e.valid_at, e.seq"""
 
-_IDS = f"""
-WITH RECURSIVE ids(m) AS (
-    SELECT MIN(memory_id) FROM events WHERE bank = :bank AND {_STATE}
-    UNION ALL
-    SELECT (SELECT MIN(memory_id) FROM events
-            WHERE bank = :bank AND {_STATE} AND memory_id > ids.m)
-    FROM ids WHERE ids.m IS NOT NULL
-)"""
+BY_TIME_SQL = _SELECT.format(where=f"""r.t_lo <= {_EPOCH.format(":time")} AND r.t_hi >= {_EPOCH.format(":time")}
+  AND v.start_valid <= :time AND (v.end_valid IS NULL OR v.end_valid > :time)""")
 
-_LAST_BY_TIME = f"""
-    SELECT e.seq FROM events e
-    WHERE e.bank = :bank AND e.memory_id = ids.m AND {_E_STATE}
-      AND e.valid_at <= :time
-    ORDER BY e.valid_at DESC, e.seq DESC LIMIT 1"""
+BY_SEQ_SQL = _SELECT.format(where="""r.seq_lo <= :seq AND r.seq_hi >= :seq
+  AND v.event_seq <= :seq AND (v.end_seq IS NULL OR v.end_seq > :seq)""")
 
-_LAST_BY_SEQ = f"""
-    SELECT e.seq FROM events e
-    WHERE e.bank = :bank AND e.memory_id = ids.m AND {_E_STATE}
-      AND e.seq <= :seq
-    ORDER BY e.seq DESC LIMIT 1"""
-
-
-def _query(last: str) -> str:
-    live = ", ".join(f"'{op}'" for op in LIVE_OPS)
-    return f"""{_IDS},
-last(seq) AS (SELECT ({last}) FROM ids WHERE ids.m IS NOT NULL)
-SELECT ev.memory_id, ev.text, ev.valid_at, ev.seq, ev.op, ev.actor, ev.reason
-FROM last JOIN events ev ON ev.seq = last.seq
-WHERE ev.op IN ({live}) AND ev.erased = 0
-ORDER BY ev.valid_at, ev.seq"""
-
-
-BY_TIME_SQL = _query(_LAST_BY_TIME)
-BY_SEQ_SQL = _query(_LAST_BY_SEQ)
+NOW_SQL = """
+SELECT e.memory_id, e.text, e.valid_at, e.seq, e.op, e.actor, e.reason
+FROM versions v JOIN events e ON e.seq = v.event_seq
+WHERE v.bank = :bank AND v.end_seq IS NULL
+ORDER BY e.valid_at, e.seq"""
 
 
 def project(conn: sqlite3.Connection, bank: str, cutoff: Cutoff) -> list[Memory]:
+    row = conn.execute("SELECT id FROM banks WHERE name = ?", (bank,)).fetchone()
+    if row is None:
+        return []
+    params = {"bank": bank, "bank_id": row[0], "time": cutoff.time, "seq": cutoff.seq}
     if cutoff.time is not None:
-        rows = conn.execute(BY_TIME_SQL, {"bank": bank, "time": cutoff.time})
+        rows = conn.execute(BY_TIME_SQL, params)
+    elif cutoff.seq is not None:
+        rows = conn.execute(BY_SEQ_SQL, params)
     else:
-        seq = cutoff.seq if cutoff.seq is not None else (1 << 62)
-        rows = conn.execute(BY_SEQ_SQL, {"bank": bank, "seq": seq})
+        rows = conn.execute(NOW_SQL, params)
     return [Memory.from_row(r) for r in rows]

@@ -12,6 +12,9 @@ LIVE_OPS = ("ADD", "UPDATE", "RESTORE")
 EVENT_CONTENT = ("text", "prev_text", "reason", "cause")
 INPUT_CONTENT = ("speaker", "text", "meta")
 
+_EPOCH = "((julianday({}) - 2440587.5) * 86400.0)"  # seconds; the R*Tree stores float32, rounded outward
+_OPEN = "1e18"
+
 DDL = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
@@ -63,6 +66,45 @@ WHEN NOT (
                 AND t.op = 'ERASE' AND t.seq > OLD.seq)
 )
 BEGIN SELECT RAISE(ABORT, 'memstore: the event log is append-only (only erase may purge text)'); END;
+
+-- Derived, not part of the record: each memory version with the interval in which it is alive,
+-- in both clocks ([event_seq, end_seq) and [start_valid, end_valid); NULL end = still alive).
+-- Triggers keep it in step with every insert into the log (whoever writes), so it is never stale;
+-- an R*Tree over the intervals answers "alive at T" in time proportional to the answer.
+CREATE TABLE IF NOT EXISTS banks (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS versions (
+    event_seq   INTEGER PRIMARY KEY,
+    bank        TEXT NOT NULL,
+    memory_id   TEXT NOT NULL,
+    start_valid TEXT NOT NULL,
+    end_valid   TEXT,
+    end_seq     INTEGER
+);
+CREATE INDEX IF NOT EXISTS versions_open ON versions (bank, memory_id) WHERE end_seq IS NULL;
+CREATE VIRTUAL TABLE IF NOT EXISTS versions_rtree USING rtree(id, seq_lo, seq_hi, t_lo, t_hi, bank_lo, bank_hi);
+
+CREATE TRIGGER IF NOT EXISTS versions_follow_log AFTER INSERT ON events
+WHEN NEW.outcome = 'applied' AND NEW.op <> 'NOOP'
+BEGIN
+    INSERT OR IGNORE INTO banks (name) VALUES (NEW.bank);
+    UPDATE versions_rtree SET seq_hi = NEW.seq, t_hi = {_EPOCH.format("NEW.valid_at")}
+     WHERE id IN (SELECT event_seq FROM versions
+                  WHERE bank = NEW.bank AND memory_id = NEW.memory_id AND end_seq IS NULL);
+    UPDATE versions SET end_seq = NEW.seq, end_valid = NEW.valid_at
+     WHERE bank = NEW.bank AND memory_id = NEW.memory_id AND end_seq IS NULL;
+    INSERT INTO versions (event_seq, bank, memory_id, start_valid)
+     SELECT NEW.seq, NEW.bank, NEW.memory_id, NEW.valid_at WHERE NEW.op IN {LIVE_OPS};
+    INSERT INTO versions_rtree
+     SELECT NEW.seq, NEW.seq, {_OPEN}, {_EPOCH.format("NEW.valid_at")}, {_OPEN}, b.id, b.id
+       FROM banks b WHERE b.name = NEW.bank AND NEW.op IN {LIVE_OPS};
+END;
+
+CREATE TRIGGER IF NOT EXISTS versions_forget_erased AFTER UPDATE OF erased ON events
+WHEN NEW.erased = 1
+BEGIN
+    DELETE FROM versions WHERE event_seq = NEW.seq;
+    DELETE FROM versions_rtree WHERE id = NEW.seq;
+END;
 
 CREATE TABLE IF NOT EXISTS inputs (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -1,0 +1,105 @@
+"""Append throughput and as-of replay latency of the event log, next to a naive Python fold of
+the whole log, in one run. A bank of ~10^4 live memories grows to 10^4, 10^5, 10^6 events
+(mostly updates, some delete+re-add), with valid_at increasing along the log.
+
+    python bench/bench_store.py [--sizes 10000,100000,1000000] [--db bench/out/store.db]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from memstore import MemoryStore
+from memstore.clock import STAMP_FORMAT
+
+LIVE = 10_000
+BATCH = 1_000
+T0 = datetime(2023, 1, 1, tzinfo=timezone.utc)
+
+
+def stamp(i: int) -> str:
+    return (T0 + timedelta(seconds=30 * i)).strftime(STAMP_FORMAT)
+
+
+def naive_fold(store: MemoryStore, time_cutoff: str) -> dict:
+    """What you would write without the projection: read the whole log and fold it."""
+    state = {}
+    for mid, op, text, valid_at, outcome in store.conn.execute(
+            "SELECT memory_id, op, text, valid_at, outcome FROM events WHERE bank = ? ORDER BY seq", (store.bank,)):
+        if outcome != "applied" or op == "NOOP" or valid_at > time_cutoff:
+            continue
+        state[mid] = (op, text)
+    return {m: t for m, (op, t) in state.items() if op in ("ADD", "UPDATE", "RESTORE")}
+
+
+def timed(fn, repeat: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--db", default="bench/out/store.db")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    path = Path(args.db)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for p in path.parent.glob(path.name + "*"):
+        p.unlink()
+    store = MemoryStore(path, "bench")
+    rng = random.Random(0)
+    live: list[str] = []
+    n = 0
+    rows = []
+    console = Console()
+    with Progress(console=console) as progress:
+        task = progress.add_task("appending", total=sizes[-1])
+        for size in sizes:
+            t = time.perf_counter()
+            start = n
+            while n < size:
+                with store.transaction():
+                    for _ in range(min(BATCH, size - n)):
+                        if len(live) < LIVE:
+                            live.append(store.add(f"memory {n}: the user mentioned fact #{n}", at=stamp(n)).memory_id)
+                        elif rng.random() < 0.05:
+                            victim = live.pop(rng.randrange(len(live)))
+                            store.delete(victim, at=stamp(n), reason="superseded")
+                        else:
+                            store.update(rng.choice(live), f"memory revised at {n}", at=stamp(n))
+                        n += 1
+                progress.update(task, completed=n)
+            append_rate = (n - start) / (time.perf_counter() - t)
+            end, mid = stamp(n), stamp(n // 2)
+            rep_end, bank = timed(lambda: store.replay(end), 5)
+            rep_mid, _ = timed(lambda: store.replay(mid), 5)
+            rep_seq, _ = timed(lambda: store.replay(f"@{n // 2}"), 5)
+            fold, folded = timed(lambda: naive_fold(store, end), 1 if size >= 10**6 else 3)
+            assert {m.id: m.text for m in bank} == folded, "projection and fold disagree"
+            rows.append((size, len(bank), append_rate, rep_end, rep_mid, rep_seq, fold))
+    table = Table(title=f"event log: as-of replay vs naive fold ({path}, one run)")
+    for col in ("events", "live", "append ev/s", "replay as-of end", "as-of mid", "as-of @seq",
+                "naive fold", "fold / replay"):
+        table.add_column(col, justify="right")
+    for size, nlive, rate, r_end, r_mid, r_seq, fold in rows:
+        table.add_row(f"{size:,}", f"{nlive:,}", f"{rate:,.0f}", f"{r_end * 1e3:.1f} ms", f"{r_mid * 1e3:.1f} ms",
+                      f"{r_seq * 1e3:.1f} ms", f"{fold * 1e3:.0f} ms", f"{fold / r_end:.1f}x")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
