@@ -47,6 +47,8 @@ def connect(path: str | Path, *, create: bool, timeout: float) -> sqlite_utils.D
         conn.row_factory = sqlite3.Row
         db = sqlite_utils.Database(conn)
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        conn.execute("PRAGMA mmap_size = 1073741824")  # replay reads scattered rows: map, don't copy
+        conn.execute("PRAGMA cache_size = -65536")
         conn.execute("PRAGMA secure_delete = ON")  # erased text is overwritten, not left in free pages
         tables = set(db.table_names())
         if "events" not in tables:

@@ -13,7 +13,6 @@ EVENT_CONTENT = ("text", "prev_text", "reason", "cause")
 INPUT_CONTENT = ("speaker", "text", "meta")
 
 _EPOCH = "((julianday({}) - 2440587.5) * 86400.0)"  # seconds; the R*Tree stores float32, rounded outward
-_OPEN = "1e18"
 
 DDL = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,11 +41,8 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_bank_seq ON events (bank, seq);
 -- history of one memory, NOOPs and refusals included
 CREATE INDEX IF NOT EXISTS events_memory ON events (bank, memory_id, seq);
--- state-changing events only: current state and as-of-position projection
+-- state-changing events only: a memory's current state is one seek
 CREATE INDEX IF NOT EXISTS events_state_seq ON events (bank, memory_id, seq)
-    WHERE outcome = 'applied' AND op <> 'NOOP';
--- as-of-time projection: per memory, the last state event with valid_at <= T is one seek
-CREATE INDEX IF NOT EXISTS events_state_time ON events (bank, memory_id, valid_at, seq)
     WHERE outcome = 'applied' AND op <> 'NOOP';
 
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
@@ -78,25 +74,28 @@ CREATE TABLE IF NOT EXISTS versions (
     memory_id   TEXT NOT NULL,
     start_valid TEXT NOT NULL,
     end_valid   TEXT,
-    end_seq     INTEGER
+    end_seq     INTEGER,
+    -- copied from the event so that a replay reads only this table (erase deletes the row)
+    op TEXT NOT NULL, text TEXT, actor TEXT NOT NULL, reason TEXT
 );
 CREATE INDEX IF NOT EXISTS versions_open ON versions (bank, memory_id) WHERE end_seq IS NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS versions_rtree USING rtree(id, seq_lo, seq_hi, t_lo, t_hi, bank_lo, bank_hi);
 
+-- Open versions (end_seq NULL) stay out of the R*Tree: a box reaching to infinity overlaps
+-- everything and spoils the tree. A version enters the tree once, when it closes.
 CREATE TRIGGER IF NOT EXISTS versions_follow_log AFTER INSERT ON events
 WHEN NEW.outcome = 'applied' AND NEW.op <> 'NOOP'
 BEGIN
     INSERT OR IGNORE INTO banks (name) VALUES (NEW.bank);
-    UPDATE versions_rtree SET seq_hi = NEW.seq, t_hi = {_EPOCH.format("NEW.valid_at")}
-     WHERE id IN (SELECT event_seq FROM versions
-                  WHERE bank = NEW.bank AND memory_id = NEW.memory_id AND end_seq IS NULL);
+    INSERT INTO versions_rtree
+     SELECT v.event_seq, v.event_seq, NEW.seq, {_EPOCH.format("v.start_valid")}, {_EPOCH.format("NEW.valid_at")}, b.id, b.id
+       FROM versions v JOIN banks b ON b.name = NEW.bank
+      WHERE v.bank = NEW.bank AND v.memory_id = NEW.memory_id AND v.end_seq IS NULL;
     UPDATE versions SET end_seq = NEW.seq, end_valid = NEW.valid_at
      WHERE bank = NEW.bank AND memory_id = NEW.memory_id AND end_seq IS NULL;
-    INSERT INTO versions (event_seq, bank, memory_id, start_valid)
-     SELECT NEW.seq, NEW.bank, NEW.memory_id, NEW.valid_at WHERE NEW.op IN {LIVE_OPS};
-    INSERT INTO versions_rtree
-     SELECT NEW.seq, NEW.seq, {_OPEN}, {_EPOCH.format("NEW.valid_at")}, {_OPEN}, b.id, b.id
-       FROM banks b WHERE b.name = NEW.bank AND NEW.op IN {LIVE_OPS};
+    INSERT INTO versions (event_seq, bank, memory_id, start_valid, op, text, actor, reason)
+     SELECT NEW.seq, NEW.bank, NEW.memory_id, NEW.valid_at, NEW.op, NEW.text, NEW.actor, NEW.reason
+      WHERE NEW.op IN {LIVE_OPS};
 END;
 
 CREATE TRIGGER IF NOT EXISTS versions_forget_erased AFTER UPDATE OF erased ON events
