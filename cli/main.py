@@ -15,7 +15,7 @@ from memstore import MemoryStore
 from memstore.clock import to_stamp
 from memstore.errors import MemstoreError
 
-from .render import console, emit_json, short_time, table
+from .render import console, emit_json, progress_bar, short_time, table
 
 app = typer.Typer(help="Event-sourced memory store for LLM agents.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -180,6 +180,36 @@ def export(parquet: Path = typer.Option(..., "--parquet", help="Folder for event
     else:
         for name, info in out.items():
             console.print(f"{name}: {info['rows']} rows -> {info['path']}")
+
+
+@app.command()
+def search(query: str, as_of: Optional[str] = typer.Option(None, "--as-of", help="ISO date/datetime, or @SEQ."),
+           k: int = typer.Option(10, "-k", "--k", min=1, max=1000, help="How many results."),
+           as_json: bool = JsonOpt) -> None:
+    """Memories most similar to QUERY among those alive at --as-of (default now)."""
+    store = open_store()
+    with progress_bar("embedding new memory versions", quiet=as_json) as tick:
+        store.vector_view(progress=tick)
+    hits = store.search(query, k=k, as_of=as_of)
+    store.close()
+    if as_json:
+        emit_json([h.to_dict() for h in hits])
+        return
+    table(f"{query!r} in bank {State.bank!r} as of {as_of or 'now'}", ["score", "id", "text", "valid_at"],
+          [(f"{h.score:.3f}", h.id, h.text, short_time(h.valid_at)) for h in hits])
+
+
+@app.command()
+def reindex(as_json: bool = JsonOpt) -> None:
+    """Rebuild the bank's vector index from the log (embeddings come from the cache when known)."""
+    store = open_store()
+    with progress_bar("reindexing", quiet=as_json) as tick:
+        count = store.reindex(progress=tick)
+    store.close()
+    if as_json:
+        emit_json({"bank": State.bank, "versions": count})
+    else:
+        console.print(f"indexed {count} memory versions of bank {State.bank!r}")
 
 
 def run() -> None:

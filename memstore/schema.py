@@ -105,6 +105,11 @@ BEGIN
     DELETE FROM versions_rtree WHERE id = NEW.seq;
 END;
 
+-- Derived: embedding cache by text hash (see embed.py); erase drops the vectors of erased texts.
+CREATE TABLE IF NOT EXISTS embeddings (
+    model TEXT NOT NULL, text_hash TEXT NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY (model, text_hash)) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS inputs (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
     input_id       TEXT NOT NULL,

@@ -18,8 +18,11 @@ from . import audit, projection
 from .chain import GENESIS, content_digest, event_hash
 from .clock import Cutoff, now_stamp, parse_cutoff, to_stamp
 from .db import connect, sqlite_errors
+from .embed import text_hash
 from .errors import BadInput, InvalidOperation, NotFound
 from .records import Event, Input, Memory
+from .embed import Embedder, default_embedder
+from .vector_view import Hit, VectorView
 from .schema import EVENT_CONTENT, INPUT_CONTENT, LIVE_OPS
 
 BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -47,7 +50,8 @@ class MemoryStore:
     """
 
     def __init__(self, path: str | Path = "memstore.db", bank: str = "default", *,
-                 create: bool = True, actor: str = "user", timeout: float = 10.0):
+                 create: bool = True, actor: str = "user", timeout: float = 10.0,
+                 embedder: "Embedder | None" = None):
         self.path = Path(path)
         self.bank = check_bank(bank)
         self.actor = actor
@@ -58,9 +62,13 @@ class MemoryStore:
         self._tail: str | None = None
         self._pending: list[Event] = []
         self._listeners: list = []
+        self._embedder = embedder
+        self._view: VectorView | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
+        if self._view is not None:
+            self._view.save()
         self.conn.close()
 
     def __enter__(self) -> "MemoryStore":
@@ -246,6 +254,11 @@ class MemoryStore:
                 for s in json.loads(src)})
             count = self.conn.execute("SELECT COUNT(*) FROM events WHERE bank = ? AND memory_id = ?",
                                       (self.bank, memory_id)).fetchone()[0]
+            texts = {t for row in self.conn.execute(
+                "SELECT text, prev_text FROM events WHERE bank = ? AND memory_id = ?", (self.bank, memory_id))
+                for t in row if t}
+            # an embedding can leak what the text said: drop the cached vectors too
+            self.conn.executemany("DELETE FROM embeddings WHERE text_hash = ?", [(text_hash(t),) for t in texts])
             tomb = self._append(op="ERASE", memory_id=memory_id, valid_at=max(now_stamp(), cur["valid_at"]),
                                 actor=actor, reason=reason.strip(),
                                 source=sources if with_sources else (),
@@ -359,6 +372,27 @@ class MemoryStore:
 
     def verify(self, all_banks: bool = False) -> dict:
         return audit.verify(self, all_banks=all_banks)
+
+    # ---- similarity search (the hnswlib view) -------------------------------------------
+    def vector_view(self, progress=None) -> VectorView:
+        """The bank's hnswlib view, opened (and caught up with the log) on first use."""
+        if self._view is None:
+            self._view = VectorView(self.conn, self.path, self.bank, self._embedder or default_embedder(),
+                                    progress=progress)
+        return self._view
+
+    def search(self, query: str, k: int = 10, as_of: Any = None) -> list[Hit]:
+        """The k memories most similar to `query` among those alive at `as_of` (default now)."""
+        if not isinstance(query, str) or not query.strip():
+            raise BadInput("search needs a non-empty query")
+        return self.vector_view().search(query, k=k, as_of=as_of)
+
+    def reindex(self, progress=None) -> int:
+        """Rebuild the vector view from nothing; returns the number of versions indexed."""
+        view = self.vector_view(progress=progress)
+        view.rebuild()
+        view.save()
+        return view.index.get_current_count()
 
     def stats(self) -> dict:
         from . import analytics

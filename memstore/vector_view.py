@@ -1,0 +1,201 @@
+"""The hnswlib view of a bank: a projection of the log like `replay`, searchable at any time.
+
+One vector per memory version (label = the version's event seq), with the interval in which the
+version is alive in both clocks, read from the trigger-kept `versions` table. `search(as_of=T)`
+keeps only versions alive at T, without rebuilding anything:
+- when few versions are alive at T (under `exact_below`), it scores them all exactly (numpy);
+- otherwise it asks HNSW with a filter on the alive set, widening `ef` as the alive share drops.
+The index is saved next to the database with the log position it covers; on open (and before
+every search) it catches up from the log, so it never answers from a stale state. An erasure
+since the saved position forces a rebuild, so erased vectors do not survive in the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import hnswlib
+import numpy as np
+
+from .clock import Cutoff, parse_cutoff
+from .embed import CachedEmbedder, Embedder
+
+_FAR = np.iinfo(np.int64).max
+
+
+def _us(stamp_col: str) -> str:
+    """SQL: a stored stamp as integer microseconds since the epoch (exact, monotone)."""
+    return f"CAST(ROUND((julianday({stamp_col}) - 2440587.5) * 86400000000.0) AS INTEGER)"
+
+
+@dataclass
+class Hit:
+    id: str
+    text: str
+    score: float
+    valid_at: str
+    seq: int
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "text": self.text, "score": self.score, "valid_at": self.valid_at, "seq": self.seq}
+
+
+class VectorView:
+    def __init__(self, conn: sqlite3.Connection, db_path: Path, bank: str, embedder: Embedder, *,
+                 exact_below: int = 20_000, M: int = 16, ef_construction: int = 200,
+                 progress: Callable[[int, int], None] | None = None):
+        self.conn, self.bank = conn, bank
+        self.embedder = CachedEmbedder(conn, embedder)
+        self.exact_below, self.M, self.ef_construction = exact_below, M, ef_construction
+        self.progress = progress
+        self.unsaved = 0          # versions added since the last save
+        stem = f"{db_path.name}.{bank}.{embedder.name}"
+        self.index_path = db_path.with_name(stem + ".hnsw")
+        self.meta_path = db_path.with_name(stem + ".hnsw.json")
+        self.covered = 0          # log position the index reflects
+        self.erasures = 0
+        self.index: hnswlib.Index | None = None
+        self._load_or_rebuild()
+
+    # ---- state -------------------------------------------------------------------------
+    def _new_index(self, capacity: int) -> hnswlib.Index:
+        index = hnswlib.Index(space="cosine", dim=self.embedder.dim)
+        index.init_index(max_elements=max(capacity, 1024), ef_construction=self.ef_construction, M=self.M,
+                         random_seed=0)
+        return index
+
+    def _log_position(self) -> tuple[int, int]:
+        seq, erasures = self.conn.execute(
+            "SELECT COALESCE(MAX(seq), 0), COALESCE(SUM(op = 'ERASE'), 0) FROM events WHERE bank = ?",
+            (self.bank,)).fetchone()
+        return seq, erasures
+
+    def _load_or_rebuild(self) -> None:
+        meta = None
+        if self.meta_path.exists() and self.index_path.exists():
+            try:
+                meta = json.loads(self.meta_path.read_text())
+            except ValueError:
+                meta = None
+        ok = (meta and meta.get("model") == self.embedder.name and meta.get("bank") == self.bank
+              and meta.get("index_bytes") == self.index_path.stat().st_size)
+        if ok:
+            self.index = hnswlib.Index(space="cosine", dim=self.embedder.dim)
+            self.index.load_index(str(self.index_path), max_elements=meta["capacity"])
+            self.covered, self.erasures = meta["covered_seq"], meta["erasures"]
+            self._load_intervals()
+        else:
+            self.rebuild(save=False)
+        self.refresh()
+
+    def rebuild(self, save: bool = True) -> None:
+        """Drop the index and embed every version again from the log (cached vectors reused)."""
+        self.index = self._new_index(1024)
+        self.covered, self.erasures = 0, 0
+        self._load_intervals()
+        if save:
+            self.refresh()
+
+    def _load_intervals(self) -> None:
+        rows = self.conn.execute(
+            f"SELECT event_seq, COALESCE(end_seq, ?), {_us('start_valid')}, "
+            f"COALESCE({_us('end_valid')}, ?) FROM versions WHERE bank = ? ORDER BY event_seq",
+            (_FAR, _FAR, self.bank)).fetchall()
+        arr = np.array(rows, dtype=np.int64).reshape(-1, 4)
+        self.labels, self.seq_end, self.t_start, self.t_end = (arr[:, i].copy() for i in range(4))
+
+    SAVE_EVERY = 1000
+
+    def refresh(self) -> int:
+        """Catch up with the log; returns how many versions were added. Cheap when current.
+        Saves once enough has changed (and on `save()`/close), not after every small step: the
+        saved position only decides how much the next open has to catch up."""
+        position, erasures = self._log_position()
+        purge = erasures != self.erasures
+        if purge:  # rebuild without the erased versions, and overwrite the saved file at once
+            self.index = self._new_index(1024)
+            self.covered = 0
+        if position == self.covered and erasures == self.erasures:
+            return 0
+        new = self.conn.execute(
+            "SELECT event_seq, text FROM versions WHERE bank = ? AND event_seq > ? ORDER BY event_seq",
+            (self.bank, self.covered)).fetchall()
+        added = 0
+        for start in range(0, len(new), 256):
+            chunk = new[start:start + 256]
+            vectors = self.embedder.embed([t for _, t in chunk])
+            need = self.index.get_current_count() + len(chunk)
+            if need > self.index.get_max_elements():
+                self.index.resize_index(max(need, 2 * self.index.get_max_elements()))
+            self.index.add_items(vectors, np.array([s for s, _ in chunk], dtype=np.int64))
+            added += len(chunk)
+            if self.progress:
+                self.progress(added, len(new))
+        self.covered, self.erasures = position, erasures
+        self._load_intervals()
+        self.unsaved += added
+        if purge or self.unsaved >= self.SAVE_EVERY:
+            self.save()
+        return added
+
+    def save(self) -> None:
+        """Index first, then metadata naming its size: a crash between the two is seen on open."""
+        if self.unsaved == 0 and self.meta_path.exists():
+            return
+        tmp = self.index_path.with_suffix(".hnsw.tmp")
+        self.index.save_index(str(tmp))
+        os.replace(tmp, self.index_path)
+        meta = {"model": self.embedder.name, "bank": self.bank, "covered_seq": self.covered,
+                "erasures": self.erasures, "count": self.index.get_current_count(),
+                "capacity": self.index.get_max_elements(), "index_bytes": self.index_path.stat().st_size}
+        tmp = self.meta_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, self.meta_path)
+        self.unsaved = 0
+
+    # ---- search ------------------------------------------------------------------------
+    def alive(self, cutoff: Cutoff) -> np.ndarray:
+        """Labels of the versions alive at the cutoff (same rule as `replay`)."""
+        if cutoff.time is not None:
+            t = self.conn.execute(f"SELECT {_us('?')}", (cutoff.time,)).fetchone()[0]
+            mask = (self.t_start <= t) & (self.t_end > t)
+        elif cutoff.seq is not None:
+            mask = (self.labels <= cutoff.seq) & (self.seq_end > cutoff.seq)
+        else:
+            mask = self.seq_end == _FAR
+        return self.labels[mask]
+
+    def search(self, query: str, k: int = 10, as_of=None) -> list[Hit]:
+        self.refresh()
+        cutoff = parse_cutoff(as_of)
+        alive = self.alive(cutoff)
+        if len(alive) == 0 or k <= 0:
+            return []
+        q = self.embedder.inner.embed([query])[0]  # queries are not cached: they are not memories
+        k = min(k, len(alive))
+        if len(alive) < self.exact_below:
+            vectors = self.index.get_items(alive, return_type="numpy")
+            scores = vectors @ q
+            top = np.argsort(-scores, kind="stable")[:k]
+            found = [(int(alive[i]), float(scores[i])) for i in top]
+        else:
+            allowed = set(alive.tolist())
+            share = len(alive) / max(len(self.labels), 1)
+            self.index.set_ef(int(min(4000, max(64, 4 * k) / max(share, 0.02) ** 0.5)))
+            labels, distances = self.index.knn_query(q, k=k, filter=allowed.__contains__)
+            found = [(int(l), 1.0 - float(d)) for l, d in zip(labels[0], distances[0])]
+        return self._hits(found)
+
+    def _hits(self, found: list[tuple[int, float]]) -> list[Hit]:
+        if not found:
+            return []
+        rows = {r[0]: r for r in self.conn.execute(
+            f"SELECT event_seq, memory_id, text, start_valid FROM versions WHERE event_seq IN ({','.join('?' * len(found))})",
+            [s for s, _ in found])}
+        return [Hit(id=rows[s][1], text=rows[s][2], score=round(score, 6), valid_at=rows[s][3], seq=s)
+                for s, score in found if s in rows]

@@ -1,0 +1,155 @@
+"""The hnswlib view: as-of search equals exact search over the as-of bank, survives a crash
+mid-catch-up, never crosses banks, and never embeds the same text twice. Real MiniLM embeddings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from memstore import MemoryStore
+from memstore.clock import to_stamp
+from memstore.embed import default_embedder
+
+WORDS = ["dog", "cat", "Boston", "Denver", "tea", "coffee", "guitar", "painting", "sister", "vegan",
+         "marathon", "job", "school", "camping", "book", "piano", "garden", "beach", "cooking", "yoga"]
+SUBJECTS = ["Caroline", "Melanie", "Jon", "Gina"]
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return default_embedder()
+
+
+def sentence(draw_ints) -> str:
+    s, a, b = draw_ints
+    return f"{SUBJECTS[s]} talked about {WORDS[a]} and {WORDS[b]}"
+
+
+def exact(store: MemoryStore, embedder, query: str, k: int, as_of):
+    bank = store.replay(as_of)
+    if not bank:
+        return []
+    vectors = embedder.embed([m.text for m in bank])
+    q = embedder.embed([query])[0]
+    scores = vectors @ q
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [(bank[i].id, float(scores[i])) for i in order]
+
+
+def same_ranking(got, want):
+    assert len(got) == len(want)
+    assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-4)
+    # ids must match wherever the score is not tied with a neighbour
+    for (gid, gs), (wid, ws) in zip(got, want):
+        ties = sum(abs(ws - s) < 1e-4 for _, s in want)
+        if ties == 1:
+            assert gid == wid
+
+
+OPS = st.lists(st.tuples(st.sampled_from(["add", "add", "update", "delete"]),
+                         st.tuples(st.integers(0, 3), st.integers(0, 19), st.integers(0, 19)),
+                         st.integers(0, 30), st.integers(0, 10_000)), min_size=1, max_size=25)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS, query=st.tuples(st.integers(0, 3), st.integers(0, 19), st.integers(0, 19)),
+       cut=st.integers(0, 32), k=st.integers(1, 6), hnsw=st.booleans())
+def test_as_of_search_equals_exact_search(tmp_path_factory, embedder, ops, query, cut, k, hnsw):
+    path = tmp_path_factory.mktemp("s") / "s.db"
+    store = MemoryStore(path, "a", embedder=embedder)
+    base = datetime(2023, 1, 1)
+    live: list[str] = []
+    last = {}
+    for op, words, day, pick in ops:
+        at = base + timedelta(days=day)
+        if op == "add" or not live:
+            live.append(store.add(sentence(words), at=at).memory_id)
+            last[live[-1]] = at
+            continue
+        mid = live[pick % len(live)]
+        at = max(at, last[mid])
+        last[mid] = at
+        if op == "update":
+            store.update(mid, sentence(words), at=at)
+        else:
+            store.delete(mid, at=at)
+            live.remove(mid)
+    view = store.vector_view()
+    view.exact_below = 0 if hnsw else 10**9  # exercise both search paths
+    q = sentence(query)
+    for as_of in [None, to_stamp(base + timedelta(days=cut)), f"@{cut}"]:
+        got = [(h.id, h.score) for h in store.search(q, k=k, as_of=as_of)]
+        same_ranking(got, exact(store, embedder, q, k, as_of))
+    store.close()
+
+
+def test_banks_never_leak(tmp_path, embedder):
+    a = MemoryStore(tmp_path / "b.db", "alice", embedder=embedder)
+    b = MemoryStore(tmp_path / "b.db", "bob", embedder=embedder)
+    a_ids = {a.add(f"Alice likes {w}", at="2023-01-01").memory_id for w in WORDS[:10]}
+    b_ids = {b.add(f"Alice likes {w}", at="2023-01-01").memory_id for w in WORDS[:10]}
+    for store, own in ((a, a_ids), (b, b_ids)):
+        store.vector_view().exact_below = 0
+        hits = store.search("Alice likes dogs", k=20)
+        assert hits and {h.id for h in hits} <= own
+
+
+def test_unchanged_text_is_never_embedded_twice(tmp_path, embedder):
+    store = MemoryStore(tmp_path / "c.db", "a", embedder=embedder)
+    m = store.add("Jon runs a dance studio", at="2023-01-01")
+    store.add("Gina lost her job", at="2023-01-02")
+    view = store.vector_view()
+    assert view.embedder.computed == 2
+    store.update(m.memory_id, "Jon runs a dance studio", at="2023-01-03")  # same text, new version
+    store.search("dance", k=1)
+    assert view.embedder.computed == 2
+    store.reindex()
+    store.close()
+    again = MemoryStore(tmp_path / "c.db", "a", embedder=embedder)
+    again.reindex()
+    assert again.vector_view().embedder.computed == 0
+
+
+CRASHER = textwrap.dedent("""
+    import os, signal, sys
+    from memstore import MemoryStore
+    store = MemoryStore(sys.argv[1], "a")
+    def tick(done, total):
+        if done >= 256:           # first chunk embedded and added, nothing saved yet
+            os.kill(os.getpid(), signal.SIGKILL)
+    store.vector_view(progress=tick)
+""")
+
+
+def test_crash_mid_catch_up_then_reopen_equals_rebuild(tmp_path, embedder):
+    path = tmp_path / "crash.db"
+    store = MemoryStore(path, "a", embedder=embedder)
+    ids = [store.add(f"{SUBJECTS[i % 4]} mentioned {WORDS[i % 20]} on day {i}", at=f"2023-01-{1 + i % 28:02d}").memory_id
+           for i in range(300)]
+    store.search("dog", k=3)
+    store.close()  # index saved, covering these 300
+    store = MemoryStore(path, "a", embedder=embedder)
+    for i in range(600):
+        if i % 3 == 0:
+            store.update(ids[i % 300], f"{SUBJECTS[i % 4]} changed their mind about {WORDS[(i * 7) % 20]} ({i})",
+                         at="2023-02-01")
+        else:
+            store.add(f"{SUBJECTS[i % 4]} said something about {WORDS[(i * 3) % 20]} #{i}", at="2023-02-02")
+    store.conn.close()  # no save: the index file still covers the first 300 only
+    proc = subprocess.run([sys.executable, "-c", CRASHER, str(path)])
+    assert proc.returncode == -9
+    reopened = MemoryStore(path, "a", embedder=embedder)
+    rebuilt = MemoryStore(path, "a", embedder=embedder)
+    rebuilt.vector_view().rebuild()
+    assert sorted(reopened.vector_view().index.get_ids_list()) == sorted(rebuilt.vector_view().index.get_ids_list())
+    for q in ("Caroline and her dog", "coffee", "who changed their mind"):
+        for as_of in (None, "2023-01-15", "@450"):
+            assert [(h.id, h.text) for h in reopened.search(q, k=10, as_of=as_of)] == \
+                   [(h.id, h.text) for h in rebuilt.search(q, k=10, as_of=as_of)]
