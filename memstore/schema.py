@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS events (
 );
 -- chain walk and tail lookup per bank
 CREATE INDEX IF NOT EXISTS events_bank_seq ON events (bank, seq);
+-- erasures per bank, counted by the vector view before every search
+CREATE INDEX IF NOT EXISTS events_erase ON events (bank, seq) WHERE op = 'ERASE';
 -- history of one memory, NOOPs and refusals included
 CREATE INDEX IF NOT EXISTS events_memory ON events (bank, memory_id, seq);
 -- state-changing events only: a memory's current state is one seek

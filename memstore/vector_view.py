@@ -4,6 +4,7 @@ One vector per memory version (label = the version's event seq), with the interv
 version is alive in both clocks, read from the trigger-kept `versions` table. `search(as_of=T)`
 keeps only versions alive at T, without rebuilding anything:
 - when few versions are alive at T (under `exact_below`), it scores them all exactly (numpy);
+  (bench/bench_search.py measured where exact scoring stops beating the filtered HNSW query)
 - otherwise it asks HNSW with a filter on the alive set, widening `ef` as the alive share drops.
 The index is saved next to the database with the log position it covers; on open (and before
 every search) it catches up from the log, so it never answers from a stale state. An erasure
@@ -28,9 +29,11 @@ from .embed import CachedEmbedder, Embedder
 _FAR = np.iinfo(np.int64).max
 
 
-def _us(stamp_col: str) -> str:
-    """SQL: a stored stamp as integer microseconds since the epoch (exact, monotone)."""
-    return f"CAST(ROUND((julianday({stamp_col}) - 2440587.5) * 86400000000.0) AS INTEGER)"
+def _to_us(stamps) -> np.ndarray:
+    """Fixed-format UTC stamps -> exact int64 microseconds since the epoch (None -> far future)."""
+    arr = np.array([x[:-1] if x else "NaT" for x in stamps], dtype="datetime64[us]").astype(np.int64)
+    arr[arr == np.iinfo(np.int64).min] = _FAR
+    return arr
 
 
 @dataclass
@@ -47,7 +50,7 @@ class Hit:
 
 class VectorView:
     def __init__(self, conn: sqlite3.Connection, db_path: Path, bank: str, embedder: Embedder, *,
-                 exact_below: int = 20_000, M: int = 16, ef_construction: int = 200,
+                 exact_below: int = 5_000, M: int = 16, ef_construction: int = 200,
                  progress: Callable[[int, int], None] | None = None):
         self.conn, self.bank = conn, bank
         self.embedder = CachedEmbedder(conn, embedder)
@@ -58,6 +61,7 @@ class VectorView:
         self.index_path = db_path.with_name(stem + ".hnsw")
         self.meta_path = db_path.with_name(stem + ".hnsw.json")
         self.covered = 0          # log position the index reflects
+        self._matrix = np.zeros((0, embedder.dim), dtype=np.float32)  # rows aligned with self.labels
         self.erasures = 0
         self.index: hnswlib.Index | None = None
         self._load_or_rebuild()
@@ -70,9 +74,9 @@ class VectorView:
         return index
 
     def _log_position(self) -> tuple[int, int]:
-        seq, erasures = self.conn.execute(
-            "SELECT COALESCE(MAX(seq), 0), COALESCE(SUM(op = 'ERASE'), 0) FROM events WHERE bank = ?",
-            (self.bank,)).fetchone()
+        seq = self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events WHERE bank = ?", (self.bank,)).fetchone()[0]
+        erasures = self.conn.execute("SELECT COUNT(*) FROM events WHERE bank = ? AND op = 'ERASE'",
+                                     (self.bank,)).fetchone()[0]  # both are index seeks
         return seq, erasures
 
     def _load_or_rebuild(self) -> None:
@@ -89,6 +93,8 @@ class VectorView:
             self.index.load_index(str(self.index_path), max_elements=meta["capacity"])
             self.covered, self.erasures = meta["covered_seq"], meta["erasures"]
             self._load_intervals()
+            indexed = self.labels[self.labels <= self.covered]  # the rest comes with the catch-up below
+            self._append_rows(self.index.get_items(indexed, return_type="numpy"))
         else:
             self.rebuild(save=False)
         self.refresh()
@@ -97,17 +103,19 @@ class VectorView:
         """Drop the index and embed every version again from the log (cached vectors reused)."""
         self.index = self._new_index(1024)
         self.covered, self.erasures = 0, 0
+        self._matrix = self._matrix[:0]
         self._load_intervals()
         if save:
             self.refresh()
 
     def _load_intervals(self) -> None:
         rows = self.conn.execute(
-            f"SELECT event_seq, COALESCE(end_seq, ?), {_us('start_valid')}, "
-            f"COALESCE({_us('end_valid')}, ?) FROM versions WHERE bank = ? ORDER BY event_seq",
-            (_FAR, _FAR, self.bank)).fetchall()
-        arr = np.array(rows, dtype=np.int64).reshape(-1, 4)
-        self.labels, self.seq_end, self.t_start, self.t_end = (arr[:, i].copy() for i in range(4))
+            "SELECT event_seq, COALESCE(end_seq, ?), start_valid, end_valid FROM versions "
+            "WHERE bank = ? ORDER BY event_seq", (_FAR, self.bank)).fetchall()
+        self.labels = np.array([r[0] for r in rows], dtype=np.int64)
+        self.seq_end = np.array([r[1] for r in rows], dtype=np.int64)
+        self.t_start = _to_us([r[2] for r in rows])
+        self.t_end = _to_us([r[3] for r in rows])
 
     SAVE_EVERY = 1000
 
@@ -120,6 +128,7 @@ class VectorView:
         if purge:  # rebuild without the erased versions, and overwrite the saved file at once
             self.index = self._new_index(1024)
             self.covered = 0
+            self._matrix = self._matrix[:0]
         if position == self.covered and erasures == self.erasures:
             return 0
         new = self.conn.execute(
@@ -133,6 +142,7 @@ class VectorView:
             if need > self.index.get_max_elements():
                 self.index.resize_index(max(need, 2 * self.index.get_max_elements()))
             self.index.add_items(vectors, np.array([s for s, _ in chunk], dtype=np.int64))
+            self._append_rows(vectors)
             added += len(chunk)
             if self.progress:
                 self.progress(added, len(new))
@@ -142,6 +152,17 @@ class VectorView:
         if purge or self.unsaved >= self.SAVE_EVERY:
             self.save()
         return added
+
+    def _append_rows(self, vectors: np.ndarray) -> None:
+        """Keep a float32 copy of the vectors in label order (new labels always come last, as
+        event seqs only grow): exact scoring reads it without copying out of hnswlib."""
+        n = len(self._matrix)
+        if not hasattr(self, "_buffer") or n + len(vectors) > len(self._buffer) or self._matrix.base is not self._buffer:
+            buffer = np.zeros((max(1024, 2 * (n + len(vectors))), self.embedder.dim), dtype=np.float32)
+            buffer[:n] = self._matrix
+            self._buffer = buffer
+        self._buffer[n:n + len(vectors)] = vectors
+        self._matrix = self._buffer[:n + len(vectors)]
 
     def save(self) -> None:
         """Index first, then metadata naming its size: a crash between the two is seen on open."""
@@ -162,7 +183,7 @@ class VectorView:
     def alive(self, cutoff: Cutoff) -> np.ndarray:
         """Labels of the versions alive at the cutoff (same rule as `replay`)."""
         if cutoff.time is not None:
-            t = self.conn.execute(f"SELECT {_us('?')}", (cutoff.time,)).fetchone()[0]
+            t = _to_us([cutoff.time])[0]
             mask = (self.t_start <= t) & (self.t_end > t)
         elif cutoff.seq is not None:
             mask = (self.labels <= cutoff.seq) & (self.seq_end > cutoff.seq)
@@ -179,8 +200,8 @@ class VectorView:
         q = self.embedder.inner.embed([query])[0]  # queries are not cached: they are not memories
         k = min(k, len(alive))
         if len(alive) < self.exact_below:
-            vectors = self.index.get_items(alive, return_type="numpy")
-            scores = vectors @ q
+            rows = np.searchsorted(self.labels, alive)
+            scores = self._matrix[rows] @ q
             top = np.argsort(-scores, kind="stable")[:k]
             found = [(int(alive[i]), float(scores[i])) for i in top]
         else:
