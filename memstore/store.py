@@ -60,8 +60,6 @@ class MemoryStore:
         self._depth = 0
         self._next_seq: int | None = None
         self._tail: str | None = None
-        self._pending: list[Event] = []
-        self._listeners: list = []
         self._embedder = embedder
         self._view: VectorView | None = None
 
@@ -93,7 +91,6 @@ class MemoryStore:
             with sqlite_errors(self.path):
                 self.conn.execute("BEGIN IMMEDIATE")
             self._next_seq = self._tail = None
-            self._pending = []
         self._depth += 1
         try:
             yield self
@@ -102,19 +99,11 @@ class MemoryStore:
             if self._depth == 0:
                 self.conn.execute("ROLLBACK")
                 self._next_seq = self._tail = None
-                self._pending = []
             raise
         self._depth -= 1
         if self._depth == 0:
             with sqlite_errors(self.path):
                 self.conn.execute("COMMIT")
-            events, self._pending = self._pending, []
-            for listener in self._listeners:
-                listener(events)
-
-    def on_commit(self, listener) -> None:
-        """Call `listener(events)` after each committed transaction (used by derived views)."""
-        self._listeners.append(listener)
 
     # ---- appending -------------------------------------------------------------------------
     def _append(self, *, op: str, memory_id: str, valid_at: str, text: str | None = None,
@@ -141,9 +130,7 @@ class MemoryStore:
         self.conn.execute(f"INSERT INTO events ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
         self._next_seq += 1
         self._tail = row["hash"]
-        event = Event.from_row(row)
-        self._pending.append(event)
-        return event
+        return Event.from_row(row)
 
     def _current(self, memory_id: str) -> sqlite3.Row | None:
         """The memory's last state-changing event, or None if the bank has no such memory."""
