@@ -227,5 +227,7 @@ def run() -> None:
         sys.exit(130)
 
 
+from . import agent_cmds  # noqa: E402,F401  (registers ingest, ask, demo)
+
 if __name__ == "__main__":
     run()

@@ -112,6 +112,12 @@ CREATE TABLE IF NOT EXISTS embeddings (
     model TEXT NOT NULL, text_hash TEXT NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (model, text_hash)) WITHOUT ROWID;
 
+-- Derived: facts a model extracted from an input, keyed by (input content+time, model, prompt
+-- version), so replaying another manager over the same history does not extract again.
+CREATE TABLE IF NOT EXISTS fact_cache (
+    input_key TEXT NOT NULL, model TEXT NOT NULL, prompt_version TEXT NOT NULL, facts TEXT NOT NULL,
+    PRIMARY KEY (input_key, model, prompt_version)) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS inputs (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
     input_id       TEXT NOT NULL,

@@ -35,6 +35,11 @@ def check_bank(bank: str) -> str:
     return bank
 
 
+def input_key(content_digest: str, time: str) -> str:
+    """Cache key of an input for derived data (extracted facts): its content and time."""
+    return text_hash(f"{content_digest}|{time}")
+
+
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
@@ -99,6 +104,7 @@ class MemoryStore:
             if self._depth == 0:
                 self.conn.execute("ROLLBACK")
                 self._next_seq = self._tail = None
+                self._view = None  # it may have indexed rolled-back versions; reload from disk
             raise
         self._depth -= 1
         if self._depth == 0:
@@ -255,6 +261,10 @@ class MemoryStore:
                 "WHERE bank = ? AND memory_id = ? AND op <> 'ERASE' AND erased = 0", (self.bank, memory_id))
             if with_sources and sources:
                 marks = ",".join("?" * len(sources))
+                keys = [input_key(r["content_digest"], r["time"]) for r in self.conn.execute(
+                    f"SELECT content_digest, time FROM inputs WHERE bank = ? AND input_id IN ({marks})",
+                    (self.bank, *sources))]
+                self.conn.executemany("DELETE FROM fact_cache WHERE input_key = ?", [(k,) for k in keys])
                 self.conn.execute(
                     f"UPDATE inputs SET speaker = NULL, text = NULL, meta = NULL, erased = 1 "
                     f"WHERE bank = ? AND erased = 0 AND input_id IN ({marks})", (self.bank, *sources))

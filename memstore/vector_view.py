@@ -166,8 +166,8 @@ class VectorView:
 
     def save(self) -> None:
         """Index first, then metadata naming its size: a crash between the two is seen on open."""
-        if self.unsaved == 0 and self.meta_path.exists():
-            return
+        if (self.unsaved == 0 and self.meta_path.exists()) or self.conn.in_transaction:
+            return  # never persist what a transaction might still roll back
         tmp = self.index_path.with_suffix(".hnsw.tmp")
         self.index.save_index(str(tmp))
         os.replace(tmp, self.index_path)

@@ -1,0 +1,51 @@
+"""Ingest a dialogue into a bank through a manager policy, resumably.
+
+Each turn lands in one transaction: its raw input and every decision made on it. So a turn is
+either wholly applied or not at all; on a rerun, turns whose input is already recorded are
+skipped, and a Ctrl-C or kill loses at most the turn in flight. Facts are extracted (LLM) before
+the transaction opens, so the write lock is held only while deciding."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from memstore import MemoryStore
+
+from .manager import ManagerPolicy
+from .turns import Turn
+
+
+@dataclass
+class IngestReport:
+    turns: int = 0
+    applied: int = 0
+    skipped: int = 0
+    ops: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    turn_seconds: list = field(default_factory=list)
+
+
+def ingest(store: MemoryStore, policy: ManagerPolicy, turns: list[Turn],
+           progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
+    report = IngestReport(turns=len(turns))
+    done = {i.input_id for i in store.inputs()}
+    t0 = time.perf_counter()
+    for n, turn in enumerate(turns, 1):
+        if turn.input_id in done:
+            report.skipped += 1
+        else:
+            t = time.perf_counter()
+            facts = policy.facts(store, turn)
+            with store.transaction():
+                store.record_input(turn.speaker, turn.text, turn.time, input_id=turn.input_id, session=turn.session)
+                for ev in policy.apply_turn(store, turn, facts):
+                    key = ev.op if ev.outcome == "applied" else f"{ev.op} (refused)"
+                    report.ops[key] = report.ops.get(key, 0) + 1
+            report.applied += 1
+            report.turn_seconds.append(time.perf_counter() - t)
+        if progress:
+            progress(n, len(turns), turn.input_id)
+    report.seconds = time.perf_counter() - t0
+    return report

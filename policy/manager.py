@@ -1,0 +1,150 @@
+"""Memory Manager policies: each turn -> facts -> one op per fact on the bank as of that turn.
+
+All policies share the backbone: the same LLM extracts facts (cached by input, model and prompt
+version), the same vector view retrieves related memories as of the turn's time, and every
+decision is appended as an event with the policy's actor, the fact as cause, and the turn as
+source. They differ only in `decide`:
+- `append`    every fact is ADDed (plain RAG);
+- `heuristic` near-duplicates are skipped, a close memory about the same subject is superseded;
+- `llm`       the model picks ADD/UPDATE/DELETE/NOOP, UPDATE/DELETE only among the candidates
+              (the Mem0-style pipeline, untrained);
+- `learned`   the same with a trained LoRA adapter, served by llama.cpp."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from memstore import MemoryStore
+from memstore.records import Event
+from memstore.store import input_key
+from memstore.chain import content_digest
+from memstore.vector_view import Hit
+
+from . import prompts
+from .runtime import LLM, LLMError
+from .turns import Turn
+
+
+_FIRST_PERSON = [(re.compile(p, re.I), r) for p, r in [
+    (r"\bI'm\b|\bI am\b", "{s} is"), (r"\bI have\b|\bI've\b", "{s} has"), (r"\bI was\b", "{s} was"),
+    (r"\b(my|our)\b", "{s}'s"), (r"\b(i|we)\b", "{s}"), (r"\b(me|us)\b", "{s}")]]
+
+
+def third_person(fact: str, speaker: str) -> str:
+    """Small models often keep the speaker's "I"; a memory must name who it is about."""
+    for pattern, repl in _FIRST_PERSON:
+        fact = pattern.sub(repl.format(s=speaker), fact)
+    return fact
+
+
+@dataclass(frozen=True)
+class Decision:
+    op: str
+    target: Hit | None = None
+    text: str | None = None
+    why: str = ""
+
+
+class ManagerPolicy:
+    name = "base"
+    k = 5            # related memories retrieved per fact
+    min_score = 0.35  # below this cosine similarity a memory is not "related" and is not shown:
+                      # a 0.5B model otherwise UPDATEs whatever candidate 1 happens to be
+
+    def __init__(self, llm: LLM):
+        self.llm = llm
+        self.actor = f"policy:{self.name}/{llm.identity}/prompt:{prompts.PROMPT_VERSION}"
+        self.extracted_fresh = 0  # extraction calls actually made (the rest came from the cache)
+
+    # ---- facts ---------------------------------------------------------------------------
+    def facts(self, store: MemoryStore, turn: Turn) -> list[str]:
+        digest = content_digest([turn.speaker, turn.text, None])  # as stored for the input (meta None)
+        key = (input_key(digest, turn.time), self.llm.identity, prompts.PROMPT_VERSION)
+        row = store.conn.execute("SELECT facts FROM fact_cache WHERE input_key = ? AND model = ? AND prompt_version = ?",
+                                 key).fetchone()
+        if row is not None:
+            return json.loads(row[0])
+        try:
+            out = self.llm.json(prompts.EXTRACT_SYSTEM, prompts.extract_user(turn.speaker, turn.text, turn.time[:10]),
+                                prompts.extract_schema(), max_tokens=160)
+            facts = [third_person(f.strip(), turn.speaker) for f in out.get("facts", [])
+                     if isinstance(f, str) and f.strip()]
+        except LLMError:
+            facts = []  # a cut-off extraction counts as "nothing durable"; not cached, so it is retried
+            return facts
+        self.extracted_fresh += 1
+        store.conn.execute("INSERT OR IGNORE INTO fact_cache VALUES (?, ?, ?, ?)", (*key, json.dumps(facts)))
+        return facts
+
+    # ---- decisions -----------------------------------------------------------------------
+    def decide(self, fact: str, candidates: list[Hit], turn: Turn) -> Decision:
+        raise NotImplementedError
+
+    def apply_turn(self, store: MemoryStore, turn: Turn, facts: list[str]) -> list[Event]:
+        """Decide and append, fact by fact, inside the caller's transaction: a later fact of the
+        turn sees what an earlier one changed."""
+        base = dict(at=turn.time, actor=self.actor, source=[turn.input_id])
+        if not facts:
+            return [store.noop(reason=f"{self.name}: no durable facts in this turn", **base)]
+        events = []
+        for fact in facts:
+            candidates = [h for h in store.search(fact, k=self.k, as_of=turn.time) if h.score >= self.min_score] \
+                if store.last_seq() else []
+            d = self.decide(fact, candidates, turn)
+            events.append(store.apply(d.op, d.target.id if d.target else "", d.text, reason=f"{self.name}: {d.why}",
+                                      cause={"fact": fact, "input_id": turn.input_id}, **base))
+        return events
+
+
+class AppendPolicy(ManagerPolicy):
+    name = "append"
+
+    def decide(self, fact, candidates, turn):
+        return Decision("ADD", text=fact, why="every fact is added")
+
+
+class HeuristicPolicy(ManagerPolicy):
+    """A competent non-learned stack. `same subject` = the same leading name; `same attribute` is
+    approximated by embedding similarity (>= SUPERSEDE) to the closest memory."""
+
+    name = "heuristic"
+    DUPLICATE, SUPERSEDE = 0.92, 0.75
+
+    @staticmethod
+    def subject(text: str) -> str:
+        return text.split(" ", 1)[0].strip(",.'s").lower()
+
+    def decide(self, fact, candidates, turn):
+        top = candidates[0] if candidates else None
+        if top and top.score >= self.DUPLICATE:
+            return Decision("NOOP", target=top, why=f"near-duplicate of {top.id} (similarity {top.score:.2f})")
+        if top and top.score >= self.SUPERSEDE and self.subject(fact) == self.subject(top.text):
+            return Decision("UPDATE", target=top, text=fact,
+                            why=f"supersedes {top.id}: same subject, similarity {top.score:.2f}")
+        return Decision("ADD", text=fact, why="new fact" + (f" (closest similarity {top.score:.2f})" if top else ""))
+
+
+class LLMPolicy(ManagerPolicy):
+    name = "llm"
+
+    def decide(self, fact, candidates, turn):
+        shown = [(h.text, h.valid_at[:10]) for h in candidates]
+        try:
+            out = self.llm.json(prompts.DECIDE_SYSTEM, prompts.decide_user(fact, turn.time[:10], shown),
+                                prompts.decide_schema(len(shown)), max_tokens=120)
+        except LLMError as exc:
+            return Decision("NOOP", why=f"no usable decision from the model ({exc})")
+        op = out.get("op", "NOOP")
+        target = candidates[out["target"] - 1] if out.get("target") and op in ("UPDATE", "DELETE") else None
+        text = (out.get("text") or fact).strip() if op in ("ADD", "UPDATE") else None
+        where = f" candidate {out['target']} ({target.id}, similarity {target.score:.2f})" if target else ""
+        return Decision(op, target=target, text=text, why=f"model chose {op}{where}")
+
+
+class LearnedPolicy(LLMPolicy):
+    name = "learned"
+
+
+POLICIES = {p.name: p for p in (AppendPolicy, HeuristicPolicy, LLMPolicy, LearnedPolicy)}

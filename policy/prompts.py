@@ -1,0 +1,72 @@
+"""Prompts of the Memory Manager and the Answer Agent, versioned: the version goes into every
+event's actor and into the fact-extraction cache key. Static text comes first in every prompt so
+llama.cpp reuses the evaluated prefix (KV cache) from one call to the next."""
+
+PROMPT_VERSION = "v1"
+
+EXTRACT_SYSTEM = """You maintain a long-term memory about the people in a conversation.
+From the message below, extract the durable facts worth remembering: events in the speaker's life,
+plans, preferences, relationships, possessions, places, jobs, hobbies, opinions, and dates.
+Write each fact as one short standalone sentence that names the person (never "I" or "you") and
+keeps concrete details (names, numbers, places, when it happened).
+Skip greetings, small talk, questions, and anything not about the people.
+Reply with JSON: {"facts": [...]} (an empty list when there is nothing worth remembering)."""
+
+DECIDE_SYSTEM = """You manage a memory bank. Given a new fact and the existing memories most related to it,
+choose exactly one operation:
+- ADD: the fact is new information; "text" is the memory to add.
+- UPDATE: the fact refines, extends or changes an existing memory about the same thing; "target" is
+  that memory's number and "text" the merged, up-to-date memory.
+- DELETE: the fact shows an existing memory is no longer true and nothing should replace it;
+  "target" is that memory's number.
+- NOOP: the fact is already known, or not worth keeping.
+Reply with JSON only."""
+
+ANSWER_SYSTEM = """You answer questions about people from your memories of past conversations.
+First list the numbers of the memories relevant to the question, then answer in a few words
+(a name, a date, a place, a short phrase), using the dates of the memories to resolve
+relative times like "last year". If the memories do not say, give your best short guess.
+Reply with JSON: {"relevant": [numbers], "answer": "..."}."""
+
+
+def extract_user(speaker: str, text: str, when: str) -> str:
+    return f"Date: {when}\nSpeaker: {speaker}\nMessage: {text}"
+
+
+def decide_user(fact: str, when: str, candidates: list[tuple[str, str]]) -> str:
+    lines = [f"{i}. [{day}] {text}" for i, (text, day) in enumerate(candidates, 1)] or ["(none)"]
+    return "Existing memories:\n" + "\n".join(lines) + f"\n\nNew fact (observed {when}): {fact}"
+
+
+def answer_user(question: str, when: str, memories: list[tuple[str, str]]) -> str:
+    lines = [f"{i}. [{day}] {text}" for i, (text, day) in enumerate(memories, 1)] or ["(no memories)"]
+    return "Memories:\n" + "\n".join(lines) + f"\n\nQuestion (asked {when}): {question}"
+
+
+def extract_schema(max_facts: int = 4) -> dict:
+    return {"type": "object", "properties": {
+        "facts": {"type": "array", "items": {"type": "string"}, "maxItems": max_facts}},
+        "required": ["facts"]}
+
+
+def decide_schema(n_candidates: int) -> dict:
+    """Only ADD and NOOP without candidates; UPDATE/DELETE may name only candidates 1..n."""
+    options = [
+        {"type": "object", "properties": {"op": {"const": "ADD"}, "text": {"type": "string"}}, "required": ["op", "text"]},
+        {"type": "object", "properties": {"op": {"const": "NOOP"}}, "required": ["op"]},
+    ]
+    if n_candidates:
+        targets = {"enum": list(range(1, n_candidates + 1))}
+        options += [
+            {"type": "object", "properties": {"op": {"const": "UPDATE"}, "target": targets, "text": {"type": "string"}},
+             "required": ["op", "target", "text"]},
+            {"type": "object", "properties": {"op": {"const": "DELETE"}, "target": targets}, "required": ["op", "target"]},
+        ]
+    return {"oneOf": options}
+
+
+def answer_schema(n_memories: int) -> dict:
+    relevant = {"type": "array", "maxItems": 8,
+                "items": {"enum": list(range(1, n_memories + 1))} if n_memories else {"type": "integer"}}
+    return {"type": "object", "properties": {"relevant": relevant, "answer": {"type": "string"}},
+            "required": ["relevant", "answer"]}

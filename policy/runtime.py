@@ -1,0 +1,166 @@
+"""The LLM runtime: llama.cpp (llama-cpp-python) on a local GGUF file, optionally with a LoRA
+adapter in GGUF, or any OpenAI-compatible HTTP endpoint (llama.cpp's own server, vLLM...).
+
+Every call is constrained to a JSON schema (llama.cpp turns it into a GBNF grammar), so output is
+always well-formed. `identity` names the exact model (file sha256 or endpoint + model name) and
+goes into the actor of every event the policy causes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memstore.errors import BadInput, MemstoreError
+
+from .models import ModelFile, resolve, sha256_file
+
+
+class LLMError(MemstoreError):
+    """The model could not produce a usable answer (unreachable endpoint, cut-off output...)."""
+
+
+@dataclass
+class Usage:
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+    def tokens_per_second(self) -> float:
+        return self.completion_tokens / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class LLM:
+    identity: str
+    usage: Usage = field(default_factory=Usage)
+
+    def json(self, system: str, user: str, schema: dict, *, max_tokens: int = 256,
+             temperature: float = 0.0, seed: int | None = 0) -> dict:
+        t = time.perf_counter()
+        text, prompt_tokens, completion_tokens = self._complete(system, user, schema, max_tokens, temperature, seed)
+        self.usage.calls += 1
+        self.usage.prompt_tokens += prompt_tokens
+        self.usage.completion_tokens += completion_tokens
+        self.usage.seconds += time.perf_counter() - t
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            raise LLMError(f"model output was cut off or not JSON after {completion_tokens} tokens: {text[:80]!r}") from None
+
+    def _complete(self, system, user, schema, max_tokens, temperature, seed) -> tuple[str, int, int]:
+        raise NotImplementedError
+
+
+class LlamaCppLLM(LLM):
+    """A GGUF model in-process. llama-cpp-python keeps the last prompt's KV cache and evaluates
+    only the part of the next prompt after the common prefix (`reuse_prefix=False` turns this
+    off, for the bench's 'without cache' column)."""
+
+    def __init__(self, model: ModelFile, adapter: str | Path | None = None, *, n_ctx: int = 4096,
+                 n_threads: int | None = None, reuse_prefix: bool = True):
+        from llama_cpp import Llama, LlamaGrammar
+
+        self._grammar = LlamaGrammar
+        identity = f"llama.cpp:{model.name}@sha256:{(model.sha256 or sha256_file(model.path))[:12]}"
+        kwargs: dict[str, Any] = {}
+        if adapter is not None:
+            adapter = Path(adapter)
+            if not adapter.is_file():
+                raise BadInput(f"adapter {adapter} does not exist")
+            kwargs["lora_path"] = str(adapter)
+            identity += f"+lora@sha256:{sha256_file(adapter)[:12]}"
+        super().__init__(identity=identity)
+        self.model, self.chat, self.reuse_prefix = model, model.chat, reuse_prefix
+        with _quiet_stderr():
+            self.llama = Llama(model_path=str(model.path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(),
+                               verbose=False, seed=0, **kwargs)
+        self._grammars: dict[str, Any] = {}
+
+    def grammar(self, schema: dict):
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            with _quiet_stderr():
+                self._grammars[key] = self._grammar.from_json_schema(key, verbose=False)
+        return self._grammars[key]
+
+    def _complete(self, system, user, schema, max_tokens, temperature, seed):
+        if not self.reuse_prefix:
+            self.llama.reset()
+        if seed is not None:
+            self.llama.set_seed(seed)
+        grammar = self.grammar(schema)
+        if self.chat:
+            out = self.llama.create_chat_completion(
+                [{"role": "system", "content": system}, {"role": "user", "content": user}],
+                grammar=grammar, temperature=temperature, max_tokens=max_tokens)
+            text = out["choices"][0]["message"]["content"]
+        else:  # a base model: plain text prompt, same grammar
+            out = self.llama.create_completion(f"{system}\n\n{user}\n\nJSON:", grammar=grammar,
+                                               temperature=temperature, max_tokens=max_tokens)
+            text = out["choices"][0]["text"]
+        return text, out["usage"]["prompt_tokens"], out["usage"]["completion_tokens"]
+
+
+class EndpointLLM(LLM):
+    """An OpenAI-compatible chat endpoint; the schema goes as `response_format`."""
+
+    def __init__(self, url: str, model: str = "default", api_key: str | None = None, timeout: float = 120):
+        super().__init__(identity=f"endpoint:{url.rstrip('/')}#{model}")
+        self.url = url.rstrip("/")
+        if not self.url.endswith("/chat/completions"):
+            self.url += "/v1/chat/completions" if not self.url.endswith("/v1") else "/chat/completions"
+        self.model, self.timeout = model, timeout
+        self.api_key = api_key or os.environ.get("OPENAI_API_KEY")
+
+    def _complete(self, system, user, schema, max_tokens, temperature, seed):
+        body = {"model": self.model, "temperature": temperature, "max_tokens": max_tokens, "seed": seed,
+                "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+                "response_format": {"type": "json_schema", "json_schema": {"name": "out", "schema": schema}}}
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        req = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                out = json.load(resp)
+        except (urllib.error.URLError, TimeoutError, ValueError) as exc:
+            raise LLMError(f"endpoint {self.url} failed: {exc}") from None
+        usage = out.get("usage") or {}
+        return (out["choices"][0]["message"]["content"], usage.get("prompt_tokens", 0),
+                usage.get("completion_tokens", 0))
+
+
+def load(model: str | None = None, adapter: str | Path | None = None, endpoint: str | None = None,
+         **kwargs) -> LLM:
+    """`--model` (name or GGUF path), `--adapter` (LoRA GGUF), or `--endpoint URL` (model name via
+    `--model`, default 'default')."""
+    if endpoint:
+        if adapter:
+            raise BadInput("--adapter applies to local models, not to --endpoint")
+        return EndpointLLM(endpoint, model or "default")
+    return LlamaCppLLM(resolve(model), adapter, **kwargs)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """llama.cpp prints its loading log on the C stderr even with verbose=False; hide it."""
+    try:
+        fd = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(fd, 2)
+        os.close(fd)

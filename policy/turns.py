@@ -1,0 +1,137 @@
+"""Dialogue inputs: LoCoMo JSON and a simple chat JSONL, parsed and validated whole before
+anything is written (a malformed file changes nothing in the store)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from memstore.clock import to_stamp
+from memstore.errors import BadInput
+
+
+@dataclass(frozen=True)
+class Turn:
+    input_id: str
+    speaker: str
+    text: str
+    time: str          # memstore stamp
+    session: str | None = None
+
+
+@dataclass(frozen=True)
+class QA:
+    question: str
+    answer: str
+    category: int
+    evidence: tuple[str, ...]
+    asked_at: str      # the bank is read as of this time
+
+
+LOCOMO_TIME = "%I:%M %p on %d %B, %Y"
+
+
+def parse_locomo_time(text: str) -> datetime:
+    try:
+        return datetime.strptime(text.strip(), LOCOMO_TIME)
+    except ValueError:
+        raise BadInput(f"bad LoCoMo session time {text!r} (expected like '1:56 pm on 8 May, 2023')") from None
+
+
+def locomo_samples(path: str | Path) -> list[dict]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise BadInput(f"no such file: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path} is not valid JSON ({exc})") from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list) or not all(isinstance(s, dict) and "conversation" in s for s in data):
+        raise BadInput(f"{path} is not in LoCoMo format (a list of samples with 'conversation')")
+    return data
+
+
+def locomo_turns(sample: dict) -> list[Turn]:
+    """Turns in order. All turns of a session share its timestamp in LoCoMo; turn i gets i seconds
+    added so that the as-of clock orders them."""
+    conv = sample["conversation"]
+    sid = sample.get("sample_id", "conv")
+    turns: list[Turn] = []
+    n = 1
+    while f"session_{n}" in conv:
+        when = parse_locomo_time(conv.get(f"session_{n}_date_time", ""))
+        for i, t in enumerate(conv[f"session_{n}"]):
+            if not isinstance(t, dict) or not all(isinstance(t.get(k), str) for k in ("speaker", "dia_id", "text")):
+                raise BadInput(f"{sid} session {n} turn {i}: expected speaker, dia_id and text strings")
+            text = t["text"]
+            if t.get("blip_caption"):
+                text += f" [shares a photo: {t['blip_caption']}]"
+            turns.append(Turn(f"{sid}:{t['dia_id']}", t["speaker"], text, to_stamp(when + timedelta(seconds=i)),
+                              f"{sid}:session_{n}"))
+        n += 1
+    if not turns:
+        raise BadInput(f"{sid}: no sessions found")
+    return turns
+
+
+def locomo_qa(sample: dict, turns: list[Turn]) -> list[QA]:
+    """Questions with a gold answer (category 5, adversarial, has none and is left out), asked as
+    of the end of the conversation."""
+    end = turns[-1].time
+    out = []
+    for q in sample.get("qa", []):
+        if q.get("category") == 5 or "answer" not in q:
+            continue
+        out.append(QA(str(q["question"]), str(q["answer"]), int(q["category"]), tuple(q.get("evidence", [])), end))
+    return out
+
+
+def chat_jsonl_turns(path: str | Path) -> list[Turn]:
+    """One JSON object per line with `speaker`, `text`, `time` (ISO) and optionally `id`."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise BadInput(f"no such file: {path}") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{path} is not UTF-8 text") from None
+    turns = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"{path}:{n}: not JSON ({exc.msg})") from None
+        if not isinstance(obj, dict) or not all(isinstance(obj.get(k), str) for k in ("speaker", "text", "time")):
+            raise BadInput(f"{path}:{n}: expected an object with string fields speaker, text, time")
+        try:
+            stamp = to_stamp(obj["time"])
+        except BadInput as exc:
+            raise BadInput(f"{path}:{n}: {exc}") from None
+        turns.append(Turn(str(obj.get("id") or f"{path.stem}:{n}"), obj["speaker"], obj["text"], stamp,
+                          obj.get("session")))
+    if not turns:
+        raise BadInput(f"{path}: no messages")
+    return turns
+
+
+def load_turns(path: str | Path, conversation: str | None = None) -> tuple[list[Turn], dict | None]:
+    """Turns of a chat JSONL file, or of one LoCoMo sample (returned too, for its QA)."""
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        return chat_jsonl_turns(path), None
+    samples = locomo_samples(path)
+    if conversation is None:
+        if len(samples) > 1:
+            ids = ", ".join(str(s.get("sample_id")) for s in samples)
+            raise BadInput(f"{path} holds {len(samples)} conversations ({ids}): pick one with --conversation")
+        sample = samples[0]
+    else:
+        sample = next((s for s in samples if s.get("sample_id") == conversation), None)
+        if sample is None:
+            raise BadInput(f"no conversation {conversation!r} in {path}")
+    return locomo_turns(sample), sample

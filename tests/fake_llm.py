@@ -1,0 +1,16 @@
+"""A scripted stand-in for the LLM, for unit tests of ingest plumbing only (never for results)."""
+
+from policy.runtime import LLM
+
+
+class ScriptedLLM(LLM):
+    def __init__(self):
+        super().__init__(identity="fake:scripted")
+
+    def _complete(self, system, user, schema, max_tokens, temperature, seed):
+        if "Message:" in user:  # extraction: one fact per message, the message itself
+            msg = user.split("Message:", 1)[1].strip()
+            return f'{{"facts": ["{msg}"]}}', 10, 10
+        if "New fact" in user:
+            return '{"op": "ADD", "text": "%s"}' % user.rsplit(": ", 1)[1], 10, 10
+        return '{"relevant": [1], "answer": "scripted"}', 10, 10
