@@ -138,7 +138,7 @@ class LLMPolicy(ManagerPolicy):
             return Decision("NOOP", why=f"no usable decision from the model ({exc})")
         op = out.get("op", "NOOP")
         target = candidates[out["target"] - 1] if out.get("target") and op in ("UPDATE", "DELETE") else None
-        text = (out.get("text") or fact).strip() if op in ("ADD", "UPDATE") else None
+        text = fact if op == "ADD" else (out.get("text") or fact).strip() if op == "UPDATE" else None
         where = f" candidate {out['target']} ({target.id}, similarity {target.score:.2f})" if target else ""
         return Decision(op, target=target, text=text, why=f"model chose {op}{where}")
 

@@ -2,7 +2,7 @@
 event's actor and into the fact-extraction cache key. Static text comes first in every prompt so
 llama.cpp reuses the evaluated prefix (KV cache) from one call to the next."""
 
-PROMPT_VERSION = "v1"
+PROMPT_VERSION = "v2"
 
 EXTRACT_SYSTEM = """You maintain a long-term memory about the people in a conversation.
 From the message below, extract the durable facts worth remembering: events in the speaker's life,
@@ -14,13 +14,37 @@ Reply with JSON: {"facts": [...]} (an empty list when there is nothing worth rem
 
 DECIDE_SYSTEM = """You manage a memory bank. Given a new fact and the existing memories most related to it,
 choose exactly one operation:
-- ADD: the fact is new information; "text" is the memory to add.
-- UPDATE: the fact refines, extends or changes an existing memory about the same thing; "target" is
-  that memory's number and "text" the merged, up-to-date memory.
-- DELETE: the fact shows an existing memory is no longer true and nothing should replace it;
+- ADD: the fact is new information (a different topic from every memory shown).
+- UPDATE: the fact changes or adds detail to a memory about the SAME topic (same person AND same
+  thing: where they live, the same pet, their diet, the same job...); "target" is that memory's
+  number and "text" one sentence with the up-to-date information.
+- DELETE: the fact says a memory is no longer true and there is nothing to replace it with;
   "target" is that memory's number.
-- NOOP: the fact is already known, or not worth keeping.
-Reply with JSON only."""
+- NOOP: the fact is already stated by a memory.
+Memories about a different topic of the same person must be left alone: ADD instead.
+
+Examples:
+Existing memories:
+1. [2023-01-02] John lives in Paris
+New fact: John has a cat named Tom
+{"op": "ADD"}
+
+Existing memories:
+1. [2023-01-02] John lives in Paris
+2. [2023-01-05] John has a cat named Tom
+New fact: John moved to Berlin
+{"op": "UPDATE", "target": 1, "text": "John lives in Berlin (moved from Paris)"}
+
+Existing memories:
+1. [2023-01-05] John has a cat named Tom
+New fact: John's cat Tom died
+{"op": "DELETE", "target": 1}
+
+Existing memories:
+1. [2023-01-02] John lives in Berlin
+New fact: John lives in Berlin
+{"op": "NOOP"}
+"""
 
 ANSWER_SYSTEM = """You answer questions about people from your memories of past conversations.
 First list the numbers of the memories relevant to the question, then answer in a few words
@@ -52,7 +76,7 @@ def extract_schema(max_facts: int = 4) -> dict:
 def decide_schema(n_candidates: int) -> dict:
     """Only ADD and NOOP without candidates; UPDATE/DELETE may name only candidates 1..n."""
     options = [
-        {"type": "object", "properties": {"op": {"const": "ADD"}, "text": {"type": "string"}}, "required": ["op", "text"]},
+        {"type": "object", "properties": {"op": {"const": "ADD"}}, "required": ["op"]},  # the fact itself is added
         {"type": "object", "properties": {"op": {"const": "NOOP"}}, "required": ["op"]},
     ]
     if n_candidates:

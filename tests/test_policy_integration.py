@@ -1,0 +1,92 @@
+"""The real default model (Qwen2.5-Coder-0.5B Q4_K_M through llama.cpp) managing a tiny dialogue.
+Marked `integration`; CI runs them. Decoding is greedy and grammar-constrained, so the run is
+deterministic on a given machine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import memstore_cli
+from memstore import MemoryStore
+from memstore.clock import to_stamp
+from policy.agent import make_policy
+from policy.answer import AnswerAgent
+from policy.ingest import ingest
+from policy.runtime import load
+from policy.turns import Turn
+
+pytestmark = pytest.mark.integration
+
+DIALOGUE = [("Gina", "I have a goldfish named Bubbles.", "2023-01-01T10:00"),
+            ("Gina", "I work as a banker at Chase.", "2023-01-01T10:01"),
+            ("Gina", "Sad news: my goldfish Bubbles died yesterday.", "2023-02-01T10:00"),
+            ("Gina", "I lost my job at the bank, I'm not a banker anymore.", "2023-03-01T10:00")]
+
+
+@pytest.fixture(scope="module")
+def llm():
+    return load()
+
+
+@pytest.fixture(scope="module")
+def managed(tmp_path_factory, llm):
+    store = MemoryStore(tmp_path_factory.mktemp("llm") / "g.db", "gina")
+    policy = make_policy("llm", llm)
+    turns = [Turn(f"t{i}", s, t, to_stamp(w)) for i, (s, t, w) in enumerate(DIALOGUE, 1)]
+    report = ingest(store, policy, turns)
+    return store, policy, report
+
+
+def test_ops_land_as_events_with_causes(managed):
+    store, policy, report = managed
+    assert report.applied == 4
+    events = store.events()
+    assert events and all(e.op in ("ADD", "UPDATE", "DELETE", "NOOP") for e in events)
+    assert all(e.actor == policy.actor for e in events)
+    assert "sha256:1d9614638d18" in policy.actor and "prompt:" in policy.actor
+    for e in events:
+        assert e.source and e.source[0] in {"t1", "t2", "t3", "t4"}
+        if e.op != "NOOP" or e.cause:
+            assert e.cause["fact"] and e.cause["input_id"] == e.source[0]
+    assert store.verify()["ok"]
+
+
+def test_why_explains_a_deletion_made_by_the_model(managed):
+    store, policy, _ = managed
+    deletions = [e for e in store.events() if e.op == "DELETE" and e.outcome == "applied"]
+    assert deletions, "the model deleted nothing: " + json.dumps([e.to_dict() for e in store.events()], default=str)
+    why = store.why(deletions[0].memory_id)
+    assert why["status"] == "deleted" and why["event"]["actor"] == policy.actor
+    assert why["event"]["cause"]["fact"] and "triggered by the fact" in why["summary"]
+    assert why["chain"][0]["sources"][0]["text"] in {t for _, t, _ in DIALOGUE}
+    assert why["previous"]["text"]  # the version that was deleted
+
+
+def test_ask_answers_from_memory_as_of_a_time(managed, llm):
+    store, _, _ = managed
+    answer = AnswerAgent(llm).answer(store, "What pet does Gina have?", as_of="2023-01-15")
+    assert answer.kept and all(h.valid_at <= to_stamp("2023-01-15", end_of_day=True) for h in answer.kept)
+    assert "goldfish" in answer.answer.lower() or "bubbles" in answer.answer.lower(), answer
+
+
+def test_cli_ingest_and_ask_with_the_default_model(tmp_path):
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text("\n".join(json.dumps({"speaker": s, "text": t, "time": w}) for s, t, w in DIALOGUE[:2]) + "\n")
+    db = tmp_path / "cli.db"
+    out = json.loads(memstore_cli("ingest", str(chat), "--json", db=db, timeout=900).stdout)
+    assert out["applied"] == 2 and out["ops"]
+    again = json.loads(memstore_cli("ingest", str(chat), "--json", db=db, timeout=900).stdout)
+    assert again["applied"] == 0 and again["skipped"] == 2
+    proc = memstore_cli("ask", "Where does Gina work?", "--json", db=db, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert {"answer", "memories"} <= set(answer) and answer["memories"]
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    proc = memstore_cli("demo", "--demo-db", str(tmp_path / "demo.db"), timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "the bank as of 2023-06-01" in proc.stdout and "ask 'Where does Caroline live now?'" in proc.stdout
+    assert "why" in proc.stdout
