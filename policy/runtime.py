@@ -60,13 +60,16 @@ class LLM:
 
 
 class LlamaCppLLM(LLM):
-    """A GGUF model in-process. llama-cpp-python keeps the last prompt's KV cache and evaluates
-    only the part of the next prompt after the common prefix (`reuse_prefix=False` turns this
-    off, for the bench's 'without cache' column)."""
+    """A GGUF model in-process. With `reuse_prefix` (default) each prompt family (system prompt)
+    gets its own llama.cpp context, and llama-cpp-python evaluates only the part of a prompt after
+    the prefix it shares with that context's previous call - the static instructions, since the
+    manager alternates extraction and decision prompts. The weights are mmapped and shared by the
+    OS; an extra context costs its KV cache. `reuse_prefix=False` evaluates every prompt from
+    scratch (the bench's 'no caches' row)."""
 
     def __init__(self, model: ModelFile, adapter: str | Path | None = None, *, n_ctx: int = 4096,
                  n_threads: int | None = None, reuse_prefix: bool = True):
-        from llama_cpp import Llama, LlamaGrammar
+        from llama_cpp import LlamaGrammar
 
         self._grammar = LlamaGrammar
         identity = f"llama.cpp:{model.name}@sha256:{(model.sha256 or sha256_file(model.path))[:12]}"
@@ -79,10 +82,19 @@ class LlamaCppLLM(LLM):
             identity += f"+lora@sha256:{sha256_file(adapter)[:12]}"
         super().__init__(identity=identity)
         self.model, self.chat, self.reuse_prefix = model, model.chat, reuse_prefix
-        with _quiet_stderr():
-            self.llama = Llama(model_path=str(model.path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(),
-                               verbose=False, seed=0, **kwargs)
+        self._kwargs = dict(model_path=str(model.path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(),
+                            verbose=False, seed=0, **kwargs)
+        self._contexts: dict[str, Any] = {}
         self._grammars: dict[str, Any] = {}
+        self._context("")  # load now: a bad model file fails here, not in the middle of an ingest
+
+    def _context(self, system: str):
+        key = system if self.reuse_prefix else ""
+        if key not in self._contexts:
+            from llama_cpp import Llama
+            with _quiet_stderr():
+                self._contexts[key] = Llama(**self._kwargs)
+        return self._contexts[key]
 
     def grammar(self, schema: dict):
         key = json.dumps(schema, sort_keys=True)
@@ -92,19 +104,20 @@ class LlamaCppLLM(LLM):
         return self._grammars[key]
 
     def _complete(self, system, user, schema, max_tokens, temperature, seed):
+        llama = self._context(system)
         if not self.reuse_prefix:
-            self.llama.reset()
+            llama.reset()
         if seed is not None:
-            self.llama.set_seed(seed)
+            llama.set_seed(seed)
         grammar = self.grammar(schema)
         if self.chat:
-            out = self.llama.create_chat_completion(
+            out = llama.create_chat_completion(
                 [{"role": "system", "content": system}, {"role": "user", "content": user}],
                 grammar=grammar, temperature=temperature, max_tokens=max_tokens)
             text = out["choices"][0]["message"]["content"]
         else:  # a base model: plain text prompt, same grammar
-            out = self.llama.create_completion(f"{system}\n\n{user}\n\nJSON:", grammar=grammar,
-                                               temperature=temperature, max_tokens=max_tokens)
+            out = llama.create_completion(f"{system}\n\n{user}\n\nJSON:", grammar=grammar,
+                                          temperature=temperature, max_tokens=max_tokens)
             text = out["choices"][0]["text"]
         return text, out["usage"]["prompt_tokens"], out["usage"]["completion_tokens"]
 
