@@ -227,7 +227,7 @@ def run() -> None:
         sys.exit(130)
 
 
-from . import agent_cmds  # noqa: E402,F401  (registers ingest, ask, demo)
+from . import agent_cmds, bench_cmds  # noqa: E402,F401  (register ingest, ask, demo, bench)
 
 if __name__ == "__main__":
     run()

@@ -135,3 +135,45 @@ def load_turns(path: str | Path, conversation: str | None = None) -> tuple[list[
         if sample is None:
             raise BadInput(f"no conversation {conversation!r} in {path}")
     return locomo_turns(sample), sample
+
+
+LME_TIME = "%Y/%m/%d (%a) %H:%M"
+
+
+def parse_lme_time(text: str) -> datetime:
+    try:
+        return datetime.strptime(str(text).strip(), LME_TIME)
+    except ValueError:
+        raise BadInput(f"bad LongMemEval date {text!r} (expected like '2023/05/20 (Sat) 02:21')") from None
+
+
+def longmemeval_records(path: str | Path) -> list[tuple[str, list[Turn], QA]]:
+    """LongMemEval JSON: records with question, answer, question_type, question_date,
+    haystack_sessions (lists of {role, content}) and haystack_dates. Each record is its own
+    bank; its question is answered as of question_date."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise BadInput(f"no such file: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path} is not valid JSON ({exc})") from None
+    need = ("question", "answer", "question_type", "question_date", "haystack_sessions", "haystack_dates")
+    if not isinstance(data, list) or not all(isinstance(r, dict) and all(k in r for k in need) for r in data):
+        raise BadInput(f"{path} is not in LongMemEval format (records with {', '.join(need)})")
+    out = []
+    for n, rec in enumerate(data):
+        rid = str(rec.get("question_id", n))
+        if len(rec["haystack_sessions"]) != len(rec["haystack_dates"]):
+            raise BadInput(f"record {rid}: haystack_sessions and haystack_dates differ in length")
+        turns = []
+        for s, (session, date) in enumerate(zip(rec["haystack_sessions"], rec["haystack_dates"])):
+            when = parse_lme_time(date)
+            for i, msg in enumerate(session):
+                if not isinstance(msg, dict) or not isinstance(msg.get("content"), str):
+                    raise BadInput(f"record {rid} session {s} message {i}: expected role and content")
+                turns.append(Turn(f"lme-{rid}:s{s}:{i}", str(msg.get("role", "user")), msg["content"],
+                                  to_stamp(when + timedelta(seconds=i)), f"lme-{rid}:s{s}"))
+        qa = QA(str(rec["question"]), str(rec["answer"]), rec["question_type"], (),
+                to_stamp(parse_lme_time(rec["question_date"])))
+        out.append((f"lme-{rid}", turns, qa))
+    return out

@@ -1,0 +1,128 @@
+"""`memstore bench locomo|longmemeval|compare`: policies side by side on the same backbone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from memstore.errors import BadInput
+
+from .main import app
+from .render import console, table
+
+bench_app = typer.Typer(help="Evaluate manager policies on LoCoMo or LongMemEval data.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+POLICIES = typer.Option("append,heuristic,llm", "--policy", help="Comma-separated policies.")
+MODEL = typer.Option(None, "--model", help="Backbone: qwen (default) | smollm2 | PATH.gguf")
+ADAPTER = typer.Option(None, "--adapter", help="LoRA adapter (GGUF) for the learned policy")
+JUDGE = typer.Option(None, "--judge", help="Judge model: a name/GGUF path, or an http(s) URL of an OpenAI-compatible endpoint; default: the backbone")
+OUT = typer.Option(..., "--out", help="Output folder (resumable).")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console)
+
+
+def _llms(model, adapter, judge):
+    from policy.runtime import load
+    llm = load(model, adapter)
+    if judge is None:
+        return llm, llm
+    if judge.startswith(("http://", "https://")):
+        return llm, load(endpoint=judge)
+    return llm, load(judge)
+
+
+def _run(tasks, policies: list[str], model, adapter, judge, out: Path, meta: dict) -> None:
+    from policy.evaluate import plot, results, run_task
+    out.mkdir(parents=True, exist_ok=True)
+    llm, judge_llm = _llms(model, adapter, judge)
+    meta = {**meta, "model": llm.identity, "judge": judge_llm.identity, "policies": policies}
+    with _progress() as progress:
+        for task in tasks:
+            for policy in policies:
+                bar = progress.add_task(f"{task.name} {policy}", total=None)
+                run_task(task, policy, llm, judge_llm, out,
+                         progress=lambda phase, n, total: progress.update(
+                             bar, completed=n, total=total, description=f"{task.name} {policy} {phase}"))
+                results(out, [t.name for t in tasks], policies, meta)
+    show(results(out, [t.name for t in tasks], policies, meta))
+    for path in plot(json.loads((out / "results.json").read_text()), out):
+        console.print(f"chart: {path}")
+
+
+def show(res: dict, title: str | None = None) -> None:
+    rows = []
+    for policy, r in res["policies"].items():
+        cats = [k for k, v in r.items() if isinstance(v, dict) and k != "overall"]
+        rows.append((policy, "overall", r["overall"]["n"], f"{r['overall']['f1']:.1f}", f"{r['overall']['f1_set']:.1f}",
+                     f"{r['overall']['bleu1']:.1f}", f"{r['overall']['judge']:.1f}", f"{r['ingest_s'] / 60:.1f}",
+                     f"{r['answer_s'] / 60:.1f}", f"{r['peak_rss_mb']:.0f}"))
+        rows += [(policy, c, r[c]["n"], f"{r[c]['f1']:.1f}", f"{r[c]['f1_set']:.1f}", f"{r[c]['bleu1']:.1f}",
+                  f"{r[c]['judge']:.1f}", "", "", "") for c in cats]
+    table(title or f"{res['meta'].get('data', '')} {res['meta'].get('conversations', '')} - {res['meta'].get('model', '')}",
+          ["policy", "category", "n", "F1", "F1 set", "BLEU-1", "judge %", "ingest min", "answer min", "peak RSS MB"], rows)
+
+
+@bench_app.command()
+def locomo(data: Path = typer.Option(..., "--data", help="LoCoMo JSON"), policy: str = POLICIES,
+           conversations: Optional[str] = typer.Option(None, "--conversations", help="e.g. conv-30,conv-41 (default: all)"),
+           limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions per conversation."),
+           model: Optional[str] = MODEL, adapter: Optional[str] = ADAPTER, judge: Optional[str] = JUDGE,
+           out: Path = OUT) -> None:
+    """LoCoMo: each conversation's turns through each policy, then its QA (category 5 excluded)
+    answered as of the end of the conversation; F1 (official and set), BLEU-1, judge, per category."""
+    from policy.evaluate import Task
+    from policy.turns import locomo_qa, locomo_samples, locomo_turns
+
+    samples = locomo_samples(data)
+    wanted = conversations.split(",") if conversations else [s.get("sample_id") for s in samples]
+    by_id = {s.get("sample_id"): s for s in samples}
+    missing = [c for c in wanted if c not in by_id]
+    if missing:
+        raise BadInput(f"no conversation {', '.join(missing)} in {data} (has {', '.join(map(str, by_id))})")
+    tasks = []
+    for cid in wanted:
+        turns = locomo_turns(by_id[cid])
+        tasks.append(Task(cid, turns, locomo_qa(by_id[cid], turns)[:limit]))
+    _run(tasks, _policies(policy), model, adapter, judge, out,
+         {"data": str(data), "conversations": wanted, "limit": limit})
+
+
+@bench_app.command()
+def longmemeval(data: Path = typer.Option(..., "--data", help="LongMemEval JSON"), policy: str = POLICIES,
+                limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N records."),
+                model: Optional[str] = MODEL, adapter: Optional[str] = ADAPTER, judge: Optional[str] = JUDGE,
+                out: Path = OUT) -> None:
+    """LongMemEval format: each record's haystack into its own bank, its question answered as of
+    its question_date."""
+    from policy.evaluate import Task
+    from policy.turns import longmemeval_records
+
+    tasks = [Task(name, turns, [qa]) for name, turns, qa in longmemeval_records(data)[:limit]]
+    _run(tasks, _policies(policy), model, adapter, judge, out, {"data": str(data), "records": len(tasks)})
+
+
+@bench_app.command()
+def compare(dirs: list[Path]) -> None:
+    """Tabulate several runs' results.json side by side."""
+    for d in dirs:
+        path = d / "results.json"
+        if not path.exists():
+            raise BadInput(f"no results.json in {d}")
+        show(json.loads(path.read_text()), title=str(d))
+
+
+def _policies(spec: str) -> list[str]:
+    from policy.manager import POLICIES as KNOWN
+    names = [p.strip() for p in spec.split(",") if p.strip()]
+    bad = [p for p in names if p not in KNOWN]
+    if bad or not names:
+        raise BadInput(f"unknown policy {', '.join(bad) or spec!r}: choose from {', '.join(KNOWN)}")
+    return names

@@ -1,0 +1,156 @@
+"""The LoCoMo (and LongMemEval-format) evaluation harness behind `memstore bench`.
+
+One run evaluates several manager policies on the same backbone, side by side. Each
+conversation gets one SQLite file under the output folder, with one bank per policy (so the
+fact-extraction cache is shared: facts are extracted once per turn, whatever the policy).
+Everything is resumable: ingest skips applied turns, and answers/verdicts are appended to
+`answers/CONV.POLICY.jsonl` as they come, so an interrupted run continues where it stopped."""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from memstore import MemoryStore
+
+from .agent import make_policy
+from .answer import AnswerAgent
+from .ingest import ingest
+from .judge import judge
+from .runtime import LLM
+from .turns import QA, Turn
+from trainer.metrics import bleu1, f1_set, score_official
+
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
+
+
+@dataclass
+class Task:
+    """One bank to build and question: a LoCoMo conversation or a LongMemEval record."""
+    name: str
+    turns: list[Turn]
+    questions: list[QA]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a line cut by a kill: drop it, it is answered again
+    return rows
+
+
+def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
+             progress: Callable[[str, int, int], None] | None = None) -> list[dict]:
+    """Ingest the task's turns into bank `policy_name`, then answer and grade its questions."""
+    store = MemoryStore(out / f"{task.name}.db", policy_name)
+    policy = make_policy(policy_name, llm)
+    timing_path = out / "answers" / f"{task.name}.{policy_name}.timing.json"
+    timing = json.loads(timing_path.read_text()) if timing_path.exists() else {"ingest_s": 0.0, "answer_s": 0.0}
+    t = time.perf_counter()
+    ingest(store, policy, task.turns, progress=(lambda n, total, _i: progress("ingest", n, total)) if progress else None)
+    timing["ingest_s"] += time.perf_counter() - t
+    timing_path.parent.mkdir(parents=True, exist_ok=True)
+    timing_path.write_text(json.dumps(timing))
+
+    answers_path = out / "answers" / f"{task.name}.{policy_name}.jsonl"
+    done = _read_jsonl(answers_path)
+    answerer = AnswerAgent(llm, recency_weight=0.05 if policy_name == "heuristic" else 0.0)
+    with open(answers_path, "w") as f:  # rewrite the whole lines kept, then append
+        for row in done:
+            f.write(json.dumps(row) + "\n")
+        for i, qa in enumerate(task.questions):
+            if i < len(done):
+                continue
+            t = time.perf_counter()
+            answer = answerer.answer(store, qa.question, as_of=qa.asked_at, asked_at=qa.asked_at)
+            elapsed = time.perf_counter() - t
+            verdict = judge(judge_llm, qa.question, qa.answer, answer.answer)
+            row = {"task": task.name, "policy": policy_name, "question": qa.question, "gold": qa.answer,
+                   "category": qa.category, "answer": answer.answer, "kept": [h.id for h in answer.kept],
+                   "f1": score_official(answer.answer, qa.answer, qa.category),
+                   "f1_set": f1_set(answer.answer, qa.answer), "bleu1": bleu1(answer.answer, qa.answer),
+                   "judge": verdict.correct, "judge_reason": verdict.reason, "answer_s": elapsed}
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            done.append(row)
+            timing["answer_s"] += elapsed
+            timing_path.write_text(json.dumps(timing))
+            if progress:
+                progress("answer", i + 1, len(task.questions))
+    store.close()
+    timing["peak_rss_mb"] = peak_rss_mb()
+    timing_path.write_text(json.dumps(timing))
+    return done
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Overall and per-category means (in %): LoCoMo categories by name, LongMemEval by type."""
+    def agg(rs):
+        n = len(rs)
+        return {"n": n, **{m: 100 * sum(float(r[m]) for r in rs) / n if n else 0.0
+                           for m in ("f1", "f1_set", "bleu1", "judge")}}
+    out = {"overall": agg(rows)}
+    for cat in sorted({r["category"] for r in rows}, key=str):
+        out[CATEGORIES.get(cat, str(cat))] = agg([r for r in rows if r["category"] == cat])
+    return out
+
+
+def results(out: Path, tasks: list[str], policies: list[str], meta: dict) -> dict:
+    table = {"meta": meta, "policies": {}}
+    for policy in policies:
+        rows, ingest_s, answer_s, rss = [], 0.0, 0.0, 0.0
+        for task in tasks:
+            rows += _read_jsonl(out / "answers" / f"{task}.{policy}.jsonl")
+            tp = out / "answers" / f"{task}.{policy}.timing.json"
+            if tp.exists():
+                t = json.loads(tp.read_text())
+                ingest_s += t["ingest_s"]
+                answer_s += t["answer_s"]
+                rss = max(rss, t.get("peak_rss_mb", 0.0))
+        table["policies"][policy] = {**summarize(rows), "ingest_s": ingest_s, "answer_s": answer_s,
+                                     "peak_rss_mb": rss}
+    (out / "results.json").write_text(json.dumps(table, indent=2))
+    return table
+
+
+def plot(table: dict, out: Path) -> list[Path]:
+    """One PNG bar chart per metric: policies side by side, per category and overall."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    policies = list(table["policies"])
+    groups = list(dict.fromkeys(g for p in policies for g in table["policies"][p]
+                                if isinstance(table["policies"][p][g], dict)))
+    paths = []
+    for metric, label in (("f1", "F1 (official LoCoMo)"), ("f1_set", "F1 (set-based, mem0)"),
+                          ("bleu1", "BLEU-1"), ("judge", "LLM judge accuracy")):
+        fig, ax = plt.subplots(figsize=(8, 4))
+        width = 0.8 / max(len(policies), 1)
+        for i, p in enumerate(policies):
+            vals = [table["policies"][p].get(g, {}).get(metric, 0.0) for g in groups]
+            ax.bar([x + i * width for x in range(len(groups))], vals, width, label=p)
+        ax.set_xticks([x + width * (len(policies) - 1) / 2 for x in range(len(groups))])
+        ax.set_xticklabels(groups)
+        ax.set_ylabel(label + " (%)")
+        ax.set_title(f"{label} - {table['meta'].get('model', '')}")
+        ax.legend()
+        fig.tight_layout()
+        path = out / f"{metric}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
