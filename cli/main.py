@@ -13,7 +13,8 @@ import typer
 
 from memstore import MemoryStore
 from memstore.clock import to_stamp
-from memstore.errors import MemstoreError
+from memstore.clock import parse_cutoff
+from memstore.errors import BadInput, MemstoreError
 
 from .render import console, emit_json, progress_bar, short_time, table
 
@@ -187,6 +188,9 @@ def search(query: str, as_of: Optional[str] = typer.Option(None, "--as-of", help
            k: int = typer.Option(10, "-k", "--k", min=1, max=1000, help="How many results."),
            as_json: bool = JsonOpt) -> None:
     """Memories most similar to QUERY among those alive at --as-of (default now)."""
+    if not query.strip():
+        raise BadInput("search needs a non-empty query")
+    parse_cutoff(as_of)  # a bad --as-of fails before the embedding model loads
     store = open_store()
     with progress_bar("embedding new memory versions", quiet=as_json) as tick:
         store.vector_view(progress=tick)

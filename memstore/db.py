@@ -64,6 +64,10 @@ def connect(path: str | Path, *, create: bool, timeout: float) -> sqlite_utils.D
                 f"BEGIN IMMEDIATE; {DDL}\n"
                 f"INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
             )
+        missing = {"versions", "versions_rtree", "embeddings", "fact_cache", "inputs"} - set(db.table_names())
+        if missing:
+            raise StoreUnavailable(f"{path} was made by an older memstore (no {', '.join(sorted(missing))}); "
+                                   "export it and start a new file")
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if version is None or int(version[0]) != SCHEMA_VERSION:
             raise StoreUnavailable(f"{path} has memstore schema {version and version[0]}, expected {SCHEMA_VERSION}")
