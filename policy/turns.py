@@ -40,13 +40,17 @@ def parse_locomo_time(text: str) -> datetime:
         raise BadInput(f"bad LoCoMo session time {text!r} (expected like '1:56 pm on 8 May, 2023')") from None
 
 
-def locomo_samples(path: str | Path) -> list[dict]:
+def read_json(path: str | Path):
     try:
-        data = json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise BadInput(f"no such file: {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path} is not valid JSON ({exc})") from None
+
+
+def locomo_samples(path: str | Path) -> list[dict]:
+    data = read_json(path)
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list) or not all(isinstance(s, dict) and "conversation" in s for s in data):
@@ -151,12 +155,7 @@ def longmemeval_records(path: str | Path) -> list[tuple[str, list[Turn], QA]]:
     """LongMemEval JSON: records with question, answer, question_type, question_date,
     haystack_sessions (lists of {role, content}) and haystack_dates. Each record is its own
     bank; its question is answered as of question_date."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise BadInput(f"no such file: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path} is not valid JSON ({exc})") from None
+    data = read_json(path)
     need = ("question", "answer", "question_type", "question_date", "haystack_sessions", "haystack_dates")
     if not isinstance(data, list) or not all(isinstance(r, dict) and all(k in r for k in need) for r in data):
         raise BadInput(f"{path} is not in LongMemEval format (records with {', '.join(need)})")
