@@ -53,7 +53,7 @@ def locomo_samples(path: str | Path) -> list[dict]:
     data = read_json(path)
     if isinstance(data, dict):
         data = [data]
-    if not isinstance(data, list) or not all(isinstance(s, dict) and "conversation" in s for s in data):
+    if not isinstance(data, list) or not data or not all(isinstance(s, dict) and "conversation" in s for s in data):
         raise BadInput(f"{path} is not in LoCoMo format (a list of samples with 'conversation')")
     return data
 
@@ -157,7 +157,7 @@ def longmemeval_records(path: str | Path) -> list[tuple[str, list[Turn], QA]]:
     bank; its question is answered as of question_date."""
     data = read_json(path)
     need = ("question", "answer", "question_type", "question_date", "haystack_sessions", "haystack_dates")
-    if not isinstance(data, list) or not all(isinstance(r, dict) and all(k in r for k in need) for r in data):
+    if not isinstance(data, list) or not data or not all(isinstance(r, dict) and all(k in r for k in need) for r in data):
         raise BadInput(f"{path} is not in LongMemEval format (records with {', '.join(need)})")
     out = []
     for n, rec in enumerate(data):

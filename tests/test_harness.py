@@ -74,5 +74,10 @@ def test_bad_harness_input_is_one_line(tmp_path):
     bad.write_text("[]")
     proc = memstore_cli("bench", "longmemeval", "--data", str(bad), "--out", str(tmp_path / "o"))
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
-    proc = memstore_cli("bench", "locomo", "--data", str(bad), "--conversations", "conv-99", "--out", str(tmp_path / "o"))
-    assert proc.returncode == 1 and "conv-99" in proc.stderr
+    proc = memstore_cli("bench", "locomo", "--data", str(bad), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 1 and "LoCoMo format" in proc.stderr
+    good = tmp_path / "tiny.json"
+    good.write_text(json.dumps(LOCOMO))
+    proc = memstore_cli("bench", "locomo", "--data", str(good), "--conversations", "conv-99", "--out", str(tmp_path / "o"))
+    assert proc.returncode == 1 and "conv-99" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o" / "results.json").exists()
