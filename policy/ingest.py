@@ -30,7 +30,7 @@ class IngestReport:
 def ingest(store: MemoryStore, policy: ManagerPolicy, turns: list[Turn],
            progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
     report = IngestReport(turns=len(turns))
-    done = {i.input_id for i in store.inputs()}
+    done = {r[0] for r in store.conn.execute("SELECT input_id FROM inputs WHERE bank = ?", (store.bank,))}
     t0 = time.perf_counter()
     for n, turn in enumerate(turns, 1):
         if turn.input_id in done:
