@@ -10,7 +10,6 @@ Without --data it uses the demo dialogue that `memstore demo` writes, and questi
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import tempfile
 import time
@@ -23,6 +22,7 @@ from memstore import MemoryStore
 from memstore.clock import to_stamp
 from policy.agent import make_policy
 from policy.answer import AnswerAgent
+from policy.evaluate import peak_rss_mb
 from policy.ingest import ingest
 from policy.runtime import LlamaCppLLM
 from policy.models import resolve
@@ -30,10 +30,6 @@ from policy.turns import Turn, load_turns, locomo_qa
 
 DEMO_QUESTIONS = ["Where does Caroline live?", "What are the names of Caroline's dogs?", "What does Melanie paint?",
                   "Is Caroline vegetarian?", "What did Melanie sell?", "What breed is Max?"]
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:

@@ -13,9 +13,6 @@ from .schema import EVENT_CONTENT, INPUT_CONTENT
 if TYPE_CHECKING:
     from .store import MemoryStore
 
-_STATE = "outcome = 'applied' AND op <> 'NOOP'"
-
-
 def history(store: "MemoryStore", memory_id: str) -> list[Event]:
     """Every event naming the memory, in log order: versions, NOOPs and refused decisions."""
     rows = store.conn.execute("SELECT * FROM events WHERE bank = ? AND memory_id = ? ORDER BY seq",
