@@ -19,7 +19,8 @@ app.add_typer(bench_app, name="bench")
 
 POLICIES = typer.Option("append,heuristic,llm", "--policy", help="Comma-separated policies.")
 MODEL = typer.Option(None, "--model", help="Backbone: qwen (default) | smollm2 | PATH.gguf")
-ADAPTER = typer.Option(None, "--adapter", help="LoRA adapter (GGUF) for the learned policy")
+ADAPTER = typer.Option(None, "--adapter", help="Manager LoRA adapter (GGUF) for the learned policy (default: shipped)")
+ANSWER_ADAPTER = typer.Option(None, "--answer-adapter", help="Answer Agent LoRA adapter (GGUF) for the learned policy (default: shipped)")
 JUDGE = typer.Option(None, "--judge", help="Judge model: a name/GGUF path, or an http(s) URL of an OpenAI-compatible endpoint; default: the backbone")
 OUT = typer.Option(..., "--out", help="Output folder (resumable).")
 
@@ -29,9 +30,9 @@ def _progress() -> Progress:
                     TimeRemainingColumn(), console=console)
 
 
-def _llms(model, adapter, judge):
+def _llms(model, judge):
     from policy.runtime import load
-    llm = load(model, adapter)
+    llm = load(model)
     if judge is None:
         return llm, llm
     if judge.startswith(("http://", "https://")):
@@ -39,16 +40,20 @@ def _llms(model, adapter, judge):
     return llm, load(judge)
 
 
-def _run(tasks, policies: list[str], model, adapter, judge, out: Path, meta: dict) -> None:
+def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: dict) -> None:
     from policy.evaluate import plot, results, run_task
     out.mkdir(parents=True, exist_ok=True)
-    llm, judge_llm = _llms(model, adapter, judge)
-    meta = {**meta, "model": llm.identity, "judge": judge_llm.identity, "policies": policies}
+    if any(adapters) and "learned" not in policies:
+        raise BadInput("--adapter/--answer-adapter apply to the learned policy: add it to --policy")
+    llm, judge_llm = _llms(model, judge)
+    from policy.prompts import ANSWER_PROMPT_VERSION, PROMPT_VERSION
+    meta = {**meta, "model": llm.identity, "judge": judge_llm.identity, "policies": policies,
+            "prompts": {"manager": PROMPT_VERSION, "answer": ANSWER_PROMPT_VERSION}}
     with _progress() as progress:
         for task in tasks:
             for policy in policies:
                 bar = progress.add_task(f"{task.name} {policy}", total=None)
-                run_task(task, policy, llm, judge_llm, out,
+                run_task(task, policy, llm, judge_llm, out, adapters=adapters,
                          progress=lambda phase, n, total: progress.update(
                              bar, completed=n, total=total, description=f"{task.name} {policy} {phase}"))
                 results(out, [t.name for t in tasks], policies, meta)
@@ -74,8 +79,8 @@ def show(res: dict, title: str | None = None) -> None:
 def locomo(data: Path = typer.Option(..., "--data", help="LoCoMo JSON"), policy: str = POLICIES,
            conversations: Optional[str] = typer.Option(None, "--conversations", help="e.g. conv-30,conv-41 (default: all)"),
            limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions per conversation."),
-           model: Optional[str] = MODEL, adapter: Optional[str] = ADAPTER, judge: Optional[str] = JUDGE,
-           out: Path = OUT) -> None:
+           model: Optional[str] = MODEL, adapter: Optional[str] = ADAPTER,
+           answer_adapter: Optional[str] = ANSWER_ADAPTER, judge: Optional[str] = JUDGE, out: Path = OUT) -> None:
     """LoCoMo: each conversation's turns through each policy, then its QA (category 5 excluded)
     answered as of the end of the conversation; F1 (official and set), BLEU-1, judge, per category."""
     from policy.evaluate import Task
@@ -91,22 +96,22 @@ def locomo(data: Path = typer.Option(..., "--data", help="LoCoMo JSON"), policy:
     for cid in wanted:
         turns = locomo_turns(by_id[cid])
         tasks.append(Task(cid, turns, locomo_qa(by_id[cid], turns)[:limit]))
-    _run(tasks, _policies(policy), model, adapter, judge, out,
+    _run(tasks, _policies(policy), model, (adapter, answer_adapter), judge, out,
          {"data": str(data), "conversations": wanted, "limit": limit})
 
 
 @bench_app.command()
 def longmemeval(data: Path = typer.Option(..., "--data", help="LongMemEval JSON"), policy: str = POLICIES,
                 limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N records."),
-                model: Optional[str] = MODEL, adapter: Optional[str] = ADAPTER, judge: Optional[str] = JUDGE,
-                out: Path = OUT) -> None:
+                model: Optional[str] = MODEL, adapter: Optional[str] = ADAPTER,
+                answer_adapter: Optional[str] = ANSWER_ADAPTER, judge: Optional[str] = JUDGE, out: Path = OUT) -> None:
     """LongMemEval format: each record's haystack into its own bank, its question answered as of
     its question_date."""
     from policy.evaluate import Task
     from policy.turns import longmemeval_records
 
     tasks = [Task(name, turns, [qa]) for name, turns, qa in longmemeval_records(data)[:limit]]
-    _run(tasks, _policies(policy), model, adapter, judge, out, {"data": str(data), "records": len(tasks)})
+    _run(tasks, _policies(policy), model, (adapter, answer_adapter), judge, out, {"data": str(data), "records": len(tasks)})
 
 
 @bench_app.command()

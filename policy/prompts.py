@@ -2,7 +2,10 @@
 event's actor and into the fact-extraction cache key. Static text comes first in every prompt so
 llama.cpp reuses the evaluated prefix (KV cache) from one call to the next."""
 
-PROMPT_VERSION = "v2"
+from datetime import date
+
+PROMPT_VERSION = "v2"         # extraction + decision prompts (part of the fact-cache key)
+ANSWER_PROMPT_VERSION = "a2"  # answer prompt: dates written the way people (and LoCoMo's gold) write them
 
 EXTRACT_SYSTEM = """You maintain a long-term memory about the people in a conversation.
 From the message below, extract the durable facts worth remembering: events in the speaker's life,
@@ -49,7 +52,8 @@ New fact: John lives in Berlin
 ANSWER_SYSTEM = """You answer questions about people from your memories of past conversations.
 First list the numbers of the memories relevant to the question, then answer in a few words
 (a name, a date, a place, a short phrase), using the dates of the memories to resolve
-relative times like "last year". If the memories do not say, give your best short guess.
+relative times like "last year". Write dates like "19 January, 2023" or "May, 2023".
+If the memories do not say, give your best short guess.
 Reply with JSON: {"relevant": [numbers], "answer": "..."}."""
 
 
@@ -62,9 +66,18 @@ def decide_user(fact: str, when: str, candidates: list[tuple[str, str]]) -> str:
     return "Existing memories:\n" + "\n".join(lines) + f"\n\nNew fact (observed {when}): {fact}"
 
 
+def spoken_date(day: str) -> str:
+    """'2023-01-19' -> '19 January, 2023': a small model copies the format of the dates it is shown."""
+    try:
+        d = date.fromisoformat(day[:10])
+    except ValueError:
+        return day
+    return f"{d.day} {d.strftime('%B')}, {d.year}"
+
+
 def answer_user(question: str, when: str, memories: list[tuple[str, str]]) -> str:
-    lines = [f"{i}. [{day}] {text}" for i, (text, day) in enumerate(memories, 1)] or ["(no memories)"]
-    return "Memories:\n" + "\n".join(lines) + f"\n\nQuestion (asked {when}): {question}"
+    lines = [f"{i}. [{spoken_date(day)}] {text}" for i, (text, day) in enumerate(memories, 1)] or ["(no memories)"]
+    return "Memories:\n" + "\n".join(lines) + f"\n\nQuestion (asked {spoken_date(when)}): {question}"
 
 
 def extract_schema(max_facts: int = 4) -> dict:

@@ -22,6 +22,12 @@ from memstore.errors import BadInput, MemstoreError
 from .models import ModelFile, resolve, sha256_file
 
 
+def threads() -> int:
+    """CPU threads for llama.cpp and torch: MEMSTORE_THREADS, else every core. Two jobs sharing
+    a small machine should split the cores: oversubscribed threads spin and run 3x slower."""
+    return int(os.environ.get("MEMSTORE_THREADS") or 0) or os.cpu_count() or 1
+
+
 class LLMError(MemstoreError):
     """The model could not produce a usable answer (unreachable endpoint, cut-off output...)."""
 
@@ -82,7 +88,8 @@ class LlamaCppLLM(LLM):
             identity += f"+lora@sha256:{sha256_file(adapter)[:12]}"
         super().__init__(identity=identity)
         self.model, self.chat, self.reuse_prefix = model, model.chat, reuse_prefix
-        self._kwargs = dict(model_path=str(model.path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(),
+        self._kwargs = dict(model_path=str(model.path), n_ctx=n_ctx,
+                            n_threads=n_threads or threads(),
                             verbose=False, seed=0, **kwargs)
         self._contexts: dict[str, Any] = {}
         self._grammars: dict[str, Any] = {}
