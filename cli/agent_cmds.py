@@ -14,13 +14,15 @@ from .render import console, emit_json, progress_bar, short_time, table
 
 PolicyOpt = typer.Option("llm", "--policy", help="append | heuristic | llm | learned")
 ModelOpt = typer.Option(None, "--model", help="qwen (default) | smollm2 | gemma3-270m | PATH.gguf | endpoint model name")
-AdapterOpt = typer.Option(None, "--adapter", help="LoRA adapter in GGUF (for --policy learned)")
+AdapterOpt = typer.Option(None, "--adapter", help="Manager LoRA adapter in GGUF for --policy learned (default: the shipped one)")
+AnswerAdapterOpt = typer.Option(None, "--answer-adapter", help="Answer Agent LoRA adapter in GGUF for --policy learned (default: the shipped one)")
 EndpointOpt = typer.Option(None, "--endpoint", help="OpenAI-compatible URL instead of a local model")
 
 
-def _agent(policy: str, model, adapter, endpoint, store=None):
+def _agent(policy: str, model, adapter, endpoint, store=None, answer_adapter=None):
     from policy.agent import MemoryAgent
-    return MemoryAgent(policy=policy, model=model, adapter=adapter, endpoint=endpoint, store=store or open_store(create=True))
+    return MemoryAgent(policy=policy, model=model, adapter=adapter, answer_adapter=answer_adapter, endpoint=endpoint,
+                       store=store or open_store(create=True))
 
 
 @app.command()
@@ -54,12 +56,13 @@ def ingest(file: Path, policy: str = PolicyOpt, model: Optional[str] = ModelOpt,
 def ask(question: str, as_of: Optional[str] = typer.Option(None, "--as-of", help="ISO date/datetime, or @SEQ."),
         explain: bool = typer.Option(False, "--explain", help="Show the memories the agent kept."),
         policy: str = PolicyOpt, model: Optional[str] = ModelOpt, adapter: Optional[str] = AdapterOpt,
-        endpoint: Optional[str] = EndpointOpt, as_json: bool = JsonOpt) -> None:
+        answer_adapter: Optional[str] = AnswerAdapterOpt, endpoint: Optional[str] = EndpointOpt,
+        as_json: bool = JsonOpt) -> None:
     """Answer from memory: retrieve up to 60 memories as of --as-of, keep the relevant ones, answer."""
     from memstore.errors import BadInput
     if not question.strip():
         raise BadInput("ask needs a question")
-    agent = _agent(policy, model, adapter, endpoint, store=open_store())
+    agent = _agent(policy, model, adapter, endpoint, store=open_store(), answer_adapter=answer_adapter)
     answer = agent.ask(question, as_of=as_of)
     agent.close()
     if as_json:

@@ -231,7 +231,7 @@ def run() -> None:
         sys.exit(130)
 
 
-from . import agent_cmds, bench_cmds  # noqa: E402,F401  (register ingest, ask, demo, bench)
+from . import agent_cmds, bench_cmds, train_cmds  # noqa: E402,F401  (register ingest, ask, demo, bench, train, export)
 
 if __name__ == "__main__":
     run()

@@ -9,35 +9,70 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from memstore import MemoryStore
 
 from .answer import Answer, AnswerAgent
 from .ingest import ingest
 from .manager import POLICIES
-from .runtime import LLM, load
+from .runtime import LLM, LlamaCppLLM, load
 from .turns import Turn
 
 from memstore.clock import to_stamp
 from memstore.errors import BadInput
 
 
-def make_policy(name: str, llm: LLM):
+ADAPTERS = Path(__file__).parent / "adapters"  # the project's own trained adapters (see adapters/README.md)
+_served: dict[tuple, LlamaCppLLM] = {}
+
+
+def shipped_adapter(kind: str) -> Path:
+    return ADAPTERS / f"{kind}.gguf"
+
+
+def with_adapter(llm: LLM, adapter: str | Path | None, kind: str) -> LLM:
+    """The backbone with a LoRA adapter (default: the shipped one for `kind`), served by llama.cpp."""
+    if not isinstance(llm, LlamaCppLLM):
+        raise BadInput("policy 'learned' serves its LoRA adapters through llama.cpp: it needs a local model, not --endpoint")
+    path = Path(adapter) if adapter else shipped_adapter(kind)
+    if not path.is_file():
+        raise BadInput(f"no trained {kind} adapter at {path}: pass one (memstore train {kind} ... && memstore export)")
+    key = (str(llm.model.path), str(path.resolve()))
+    if key not in _served:
+        _served[key] = LlamaCppLLM(llm.model, path, reuse_prefix=llm.reuse_prefix)
+    return _served[key]
+
+
+def make_policy(name: str, llm: LLM, adapter: str | Path | None = None):
+    """A manager policy on the backbone `llm`; `learned` decides with a LoRA adapter (`adapter`,
+    default the shipped one) and extracts facts with the plain backbone."""
     if name not in POLICIES:
         raise BadInput(f"unknown policy {name!r}: choose from {', '.join(POLICIES)}")
-    if name == "learned" and "+lora@" not in llm.identity:
-        raise BadInput("policy 'learned' needs a trained adapter: pass --adapter PATH (trained adapters come with issue 6)")
-    return POLICIES[name](llm)
+    if name != "learned":
+        if adapter:
+            raise BadInput("--adapter applies to --policy learned only")
+        return POLICIES[name](llm)
+    return POLICIES[name](llm, decider=with_adapter(llm, adapter, "manager"))
+
+
+def make_answerer(name: str, llm: LLM, adapter: str | Path | None = None) -> AnswerAgent:
+    """The Answer Agent that goes with a policy: `learned` answers with its trained adapter."""
+    if name == "learned":
+        llm = with_adapter(llm, adapter, "answer")
+    elif adapter:
+        raise BadInput("--answer-adapter applies to --policy learned only")
+    return AnswerAgent(llm, recency_weight=0.05 if name == "heuristic" else 0.0)
 
 
 class MemoryAgent:
     def __init__(self, path="memstore.db", bank: str = "default", *, policy: str = "llm", model: str | None = None,
-                 adapter: str | None = None, endpoint: str | None = None, llm: LLM | None = None,
-                 store: MemoryStore | None = None):
+                 adapter: str | None = None, answer_adapter: str | None = None, endpoint: str | None = None,
+                 llm: LLM | None = None, store: MemoryStore | None = None):
         self.store = store or MemoryStore(path, bank)
-        self.llm = llm or load(model, adapter, endpoint)
-        self.policy = make_policy(policy, self.llm)
-        self.answerer = AnswerAgent(self.llm, recency_weight=0.05 if policy == "heuristic" else 0.0)
+        self.llm = llm or load(model, endpoint=endpoint)
+        self.policy = make_policy(policy, self.llm, adapter)
+        self.answerer = make_answerer(policy, self.llm, answer_adapter)
 
     def observe(self, speaker: str, text: str, time=None, *, message_id: str | None = None):
         """Record one message and let the manager turn it into memory ops; returns the events."""

@@ -17,8 +17,7 @@ from typing import Callable
 
 from memstore import MemoryStore
 
-from .agent import make_policy
-from .answer import AnswerAgent
+from .agent import make_answerer, make_policy
 from .ingest import ingest
 from .judge import judge
 from .runtime import LLM
@@ -53,10 +52,13 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
-             progress: Callable[[str, int, int], None] | None = None) -> list[dict]:
-    """Ingest the task's turns into bank `policy_name`, then answer and grade its questions."""
+             progress: Callable[[str, int, int], None] | None = None,
+             adapters: tuple[str | None, str | None] = (None, None)) -> list[dict]:
+    """Ingest the task's turns into bank `policy_name`, then answer and grade its questions.
+    `adapters` (manager, answer) apply to the learned policy (default: the shipped ones)."""
     store = MemoryStore(out / f"{task.name}.db", policy_name)
-    policy = make_policy(policy_name, llm)
+    learned = policy_name == "learned"
+    policy = make_policy(policy_name, llm, adapters[0] if learned else None)
     timing_path = out / "answers" / f"{task.name}.{policy_name}.timing.json"
     timing = json.loads(timing_path.read_text()) if timing_path.exists() else {"ingest_s": 0.0, "answer_s": 0.0}
     t = time.perf_counter()
@@ -67,7 +69,7 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
 
     answers_path = out / "answers" / f"{task.name}.{policy_name}.jsonl"
     done = _read_jsonl(answers_path)
-    answerer = AnswerAgent(llm, recency_weight=0.05 if policy_name == "heuristic" else 0.0)
+    answerer = make_answerer(policy_name, llm, adapters[1] if learned else None)
     with open(answers_path, "w") as f:  # rewrite the whole lines kept, then append
         for row in done:
             f.write(json.dumps(row) + "\n")

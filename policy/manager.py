@@ -53,9 +53,12 @@ class ManagerPolicy:
     min_score = 0.35  # below this cosine similarity a memory is not "related" and is not shown:
                       # a 0.5B model otherwise UPDATEs whatever candidate 1 happens to be
 
-    def __init__(self, llm: LLM):
-        self.llm = llm
-        self.actor = f"policy:{self.name}/{llm.identity}/prompt:{prompts.PROMPT_VERSION}"
+    def __init__(self, llm: LLM, decider: LLM | None = None):
+        """`llm` extracts facts (the cache is keyed by its identity); `decider` (default: the same
+        model) makes the decisions: the learned policy decides with its LoRA adapter but shares the
+        base model's extracted facts."""
+        self.llm, self.decider = llm, decider or llm
+        self.actor = f"policy:{self.name}/{self.decider.identity}/prompt:{prompts.PROMPT_VERSION}"
         self.extracted_fresh = 0  # extraction calls actually made (the rest came from the cache)
 
     # ---- facts ---------------------------------------------------------------------------
@@ -132,7 +135,7 @@ class LLMPolicy(ManagerPolicy):
     def decide(self, fact, candidates, turn):
         shown = [(h.text, h.valid_at[:10]) for h in candidates]
         try:
-            out = self.llm.json(prompts.DECIDE_SYSTEM, prompts.decide_user(fact, turn.time[:10], shown),
+            out = self.decider.json(prompts.DECIDE_SYSTEM, prompts.decide_user(fact, turn.time[:10], shown),
                                 prompts.decide_schema(len(shown)), max_tokens=120)
         except LLMError as exc:
             return Decision("NOOP", why=f"no usable decision from the model ({exc})")

@@ -1,0 +1,96 @@
+"""Training with the real default model on CPU (integration; CI runs it): a 2-step GRPO run of
+the Answer Agent on a tiny LoCoMo-format file the test writes, exported to GGUF, loaded by
+llama.cpp, and changing its outputs; and the manager reward with the real frozen answerer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import memstore_cli
+
+pytestmark = pytest.mark.integration
+
+TINY = [{
+    "sample_id": "train-1",
+    "conversation": {
+        "speaker_a": "Alice", "speaker_b": "Bob",
+        "session_1_date_time": "10:00 am on 2 January, 2023",
+        "session_1": [{"speaker": "Alice", "dia_id": "D1:1", "text": "We adopted a dog named Bella last week!"},
+                      {"speaker": "Bob", "dia_id": "D1:2", "text": "I love hiking and painting on weekends."}],
+        "session_2_date_time": "4:00 pm on 5 March, 2023",
+        "session_2": [{"speaker": "Alice", "dia_id": "D2:1", "text": "I moved to Denver for a new job as a nurse."}],
+    },
+    "qa": [{"question": "What are Bob's hobbies?", "answer": "hiking, painting", "evidence": ["D1:2"], "category": 1},
+           {"question": "What is the name of Alice's dog?", "answer": "Bella", "evidence": ["D1:1"], "category": 4},
+           {"question": "Which city did Alice move to?", "answer": "Denver", "evidence": ["D2:1"], "category": 4}],
+}]
+
+
+def logprobs(model_path: str, **kw) -> list[float]:
+    from llama_cpp import Llama
+    llm = Llama(model_path=model_path, logits_all=True, verbose=False, seed=0, **kw)
+    out = llm.create_completion("Question: What is the name of Alice's dog?\nAnswer:", max_tokens=6,
+                                temperature=0, logprobs=1)
+    return [float(x) for x in out["choices"][0]["logprobs"]["token_logprobs"]]
+
+
+def test_two_step_grpo_exports_an_adapter_llama_cpp_serves(tmp_path):
+    data = tmp_path / "tiny.json"
+    data.write_text(json.dumps(TINY))
+    out = tmp_path / "run"
+    proc = memstore_cli("train", "answer", "--algo", "grpo", "--data", str(data), "--conversations", "train-1",
+                        "--val", "train-1", "--val-examples", "2", "--max-steps", "2", "--generations", "4",
+                        "--lr", "2e-3", "--out", str(out), timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    config = json.loads((out / "config.json").read_text())
+    assert len(config["data_sha256"]) == 64 and len(config["base_sha256"]) == 64 and config["examples"] == 3
+    result = json.loads((out / "result.json").read_text())
+    assert [p["step"] for p in result["curve"]] == [1, 2]
+    assert all(0.0 <= p["reward"] <= 1.0 for p in result["curve"])
+    assert result["validation"]["n"] == 2
+    assert (out / "reward_curve.png").stat().st_size > 1000
+    assert (out / "adapter" / "adapter_model.safetensors").exists()
+
+    gguf = tmp_path / "answer.gguf"
+    proc = memstore_cli("export", str(out), "--gguf", str(gguf), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from policy.models import qwen
+    base = logprobs(str(qwen().path))
+    tuned = logprobs(str(qwen().path), lora_path=str(gguf))
+    assert max(abs(a - b) for a, b in zip(base, tuned)) > 1e-3, (base, tuned)
+
+    # the learned policy serves it through llama.cpp, next to a manager adapter
+    from policy.agent import make_answerer
+    from policy.runtime import load
+    agent = make_answerer("learned", load(), gguf)
+    assert "+lora@sha256:" in agent.llm.identity
+
+
+def test_export_refuses_a_folder_without_adapter(tmp_path):
+    proc = memstore_cli("export", str(tmp_path), "--gguf", str(tmp_path / "x.gguf"))
+    assert proc.returncode != 0 and "no trained adapter" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_ppo_is_refused_with_a_reason(tmp_path):
+    proc = memstore_cli("train", "manager", "--algo", "ppo", "--data", str(tmp_path / "x.json"), "--out", str(tmp_path))
+    assert proc.returncode != 0 and "PPOTrainer" in proc.stderr
+
+
+def test_real_answerer_scores_a_deletion_of_the_needed_fact_lower():
+    from memstore.embed import default_embedder
+    from policy.runtime import load
+    from trainer.rewards import FrozenAnswerer, manager_reward
+
+    bank = {"m1": ("Jon lost his job as a banker on 19 January, 2023", "2023-01-19"),
+            "m2": ("Gina opened an online clothing store", "2023-03-16"),
+            "m3": ("Jon is starting a dance studio", "2023-01-20")}
+    questions = [["When did Jon lose his job as a banker?", "19 January, 2023", 2, "2023-08-01T00:00:00.000000Z"]]
+    answerer = FrozenAnswerer(load(), default_embedder().embed, k=3)
+    common = dict(fact="Jon is looking for a studio space", day="2023-01-25", bank=bank,
+                  candidate_ids=["m1", "m3"], questions=questions, answerer=answerer)
+    keep = manager_reward([{"content": '{"op": "ADD"}'}], **common)
+    delete = manager_reward([{"content": '{"op": "DELETE", "target": 1}'}], **common)
+    assert keep > delete, (keep, delete)

@@ -1,0 +1,57 @@
+"""Replayed histories: the training conversations ingested once into a store of their own, so
+that every rollout can read the bank as it stood at any turn (the "temporal memory bank").
+
+The history is built by a non-learned manager (`heuristic` by default: fast once facts are
+extracted) and kept under the cache folder, keyed by the data file's sha256 and the conversation,
+so the manager and answer trainings share it and a rerun reuses it (ingest is resumable)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from memstore import MemoryStore
+from memstore.errors import BadInput
+from policy.agent import make_policy
+from policy.ingest import ingest
+from policy.models import cache_dir
+from policy.runtime import LLM
+from policy.turns import QA, Turn, locomo_qa, locomo_samples, locomo_turns
+
+
+@dataclass
+class History:
+    conversation: str
+    store: MemoryStore
+    turns: list[Turn]
+    questions: list[QA]
+
+    def turn_of(self, dia_id: str) -> Turn | None:
+        return self._by_id.get(f"{self.conversation}:{dia_id}")
+
+    def __post_init__(self):
+        self._by_id = {t.input_id: t for t in self.turns}
+
+
+def data_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def conversation(data: str | Path, name: str) -> tuple[list[Turn], list[QA]]:
+    by_id = {s.get("sample_id"): s for s in locomo_samples(data)}
+    if name not in by_id:
+        raise BadInput(f"no conversation {name} in {data} (has {', '.join(map(str, by_id))})")
+    turns = locomo_turns(by_id[name])
+    return turns, locomo_qa(by_id[name], turns)
+
+
+def build(data: str | Path, name: str, llm: LLM, *, bank_policy: str = "heuristic", root: Path | None = None,
+          progress: Callable[[int, int, str], None] | None = None) -> History:
+    turns, questions = conversation(data, name)
+    root = root or cache_dir().parent / "histories"
+    root.mkdir(parents=True, exist_ok=True)
+    store = MemoryStore(root / f"{name}-{data_sha256(data)[:12]}.db", bank_policy)
+    ingest(store, make_policy(bank_policy, llm), turns, progress=progress)
+    return History(name, store, turns, questions)

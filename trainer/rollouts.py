@@ -1,0 +1,77 @@
+"""Training examples built from a replayed history, in the serving prompt format (same system
+prompt, same user message, same JSON output) so that what is trained is what llama.cpp serves.
+
+- Answer Agent: one example per QA pair: the question + the memories retrieved from the bank
+  replayed as of the question's time.
+- Memory Manager: one example per (evidence turn, extracted fact) of the QA pairs: the fact + the
+  related memories retrieved from the bank as of just *before* that turn (the temporal memory
+  bank), with what the reward needs to fork that bank and ask the QA pairs that depend on it."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from memstore.clock import STAMP_FORMAT
+from policy import prompts
+from policy.manager import ManagerPolicy
+
+from .history import History
+
+
+def just_before(stamp: str) -> str:
+    return (datetime.strptime(stamp, STAMP_FORMAT) - timedelta(microseconds=1)).strftime(STAMP_FORMAT)
+
+
+def messages(system: str, user: str) -> list[dict]:
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def answer_examples(history: History, k: int) -> list[dict]:
+    out = []
+    for qa in history.questions:
+        hits = history.store.search(qa.question, k=k, as_of=qa.asked_at)
+        shown = [(h.text, h.valid_at[:10]) for h in hits]
+        out.append({"prompt": messages(prompts.ANSWER_SYSTEM, prompts.answer_user(qa.question, qa.asked_at[:10], shown)),
+                    "gold": qa.answer, "category": qa.category, "n_memories": len(shown)})
+    return out
+
+
+def manager_examples(history: History, policy: ManagerPolicy, max_questions: int = 2) -> list[dict]:
+    """`policy` supplies fact extraction (cached in the history's store) and the retrieval rule
+    (k, similarity floor) the serving manager uses."""
+    store = history.store
+    source_turn = {}  # memory id -> the turn it came from, for "this op removes a needed memory"
+    for ev in store.events():
+        if ev.source and ev.memory_id:
+            source_turn.setdefault(ev.memory_id, ev.source[0])
+    needs: dict[str, list[int]] = {}  # turn id -> QA pairs whose evidence is that turn
+    for i, qa in enumerate(history.questions):
+        for dia in qa.evidence:
+            needs.setdefault(f"{history.conversation}:{dia}", []).append(i)
+    out, seen = [], set()
+    for turn in history.turns:
+        if turn.input_id not in needs:
+            continue
+        before = just_before(turn.time)
+        for fact in policy.facts(store, turn):
+            if (turn.input_id, fact) in seen:
+                continue
+            seen.add((turn.input_id, fact))
+            hits = [h for h in store.search(fact, k=policy.k, as_of=before) if h.score >= policy.min_score]
+            qas = list(needs[turn.input_id])
+            for h in hits:  # the QA pairs a candidate memory answers: an op on it must keep them right
+                qas += needs.get(source_turn.get(h.id, ""), [])
+            qas = list(dict.fromkeys(qas))[:max_questions]
+            shown = [(h.text, h.valid_at[:10]) for h in hits]
+            out.append({"prompt": messages(prompts.DECIDE_SYSTEM, prompts.decide_user(fact, turn.time[:10], shown)),
+                        "fact": fact, "turn_time": before, "day": turn.time[:10],
+                        "candidate_ids": json.dumps([h.id for h in hits]),
+                        "questions": json.dumps([[history.questions[i].question, history.questions[i].answer,
+                                                  history.questions[i].category, history.questions[i].asked_at]
+                                                 for i in qas])})
+    return out
+
+
+def bank_as_of(history: History, stamp: str) -> dict[str, tuple[str, str]]:
+    return {m.id: (m.text, m.valid_at[:10]) for m in history.store.replay(as_of=stamp)}

@@ -1,0 +1,302 @@
+"""`memstore train manager|answer --algo grpo|sft`: LoRA (peft) on the serving GGUF loaded into
+transformers, rewarded by answer correctness only, against replayed histories.
+
+- grpo: TRL's GRPOTrainer; the rewards are `trainer.rewards`.
+- sft:  the baseline: sample several outputs per prompt from the frozen model (llama.cpp, with
+        the serving grammar), score them with the same reward, and clone the best one (TRL's
+        SFTTrainer) where it beats the others.
+- ppo:  TRL 1.16 no longer ships PPOTrainer; refused with a clear message.
+
+Everything a run needs to be judged goes to OUT: config.json (arguments, data sha256, base model
+sha256, library versions), rewards.json + reward_curve.png, validation.json (base vs trained on
+the validation conversation), adapter/ (peft), checkpoints/ (resumable). On GPUs the same code
+runs under `accelerate launch -m cli.main train ...` (see README)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from memstore.errors import BadInput
+from policy.manager import LLMPolicy
+from policy.models import resolve
+from policy.runtime import LlamaCppLLM
+from policy.turns import Turn
+
+from . import base_model, history as histories, rewards, rollouts
+
+KINDS = ("manager", "answer")
+ALGOS = ("grpo", "sft", "ppo")
+
+
+@dataclass
+class TrainConfig:
+    kind: str
+    algo: str
+    data: str
+    conversations: list[str]
+    val: str | None = None
+    max_steps: int = 20
+    out: str = "runs/train"
+    model: str | None = None
+    generations: int = 4          # completions per prompt (GRPO group, SFT candidates)
+    memories: int = 8             # memories shown to the Answer Agent while training (serving: 60)
+    max_completion: int = 40
+    learning_rate: float = 5e-5
+    lora_r: int = 16
+    lora_layers: int = 8          # LoRA on the top N transformer blocks: backward stops there (CPU)
+    val_examples: int = 12
+    seed: int = 0
+    bank_policy: str = "heuristic"  # the manager that built the replayed histories
+    extra: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        if self.kind not in KINDS:
+            raise BadInput(f"unknown policy to train {self.kind!r}: choose manager or answer")
+        if self.algo == "ppo":
+            raise BadInput("--algo ppo: TRL 1.16 (the version pinned here) no longer ships PPOTrainer; "
+                           "use --algo grpo (the clipped PPO objective with group baselines) or sft")
+        if self.algo not in ALGOS:
+            raise BadInput(f"unknown --algo {self.algo!r}: choose grpo or sft")
+        if self.max_steps < 1 or self.generations < 2:
+            raise BadInput("--max-steps must be >= 1 and --generations >= 2")
+
+
+# ---- data ------------------------------------------------------------------------------------
+
+class Task:
+    """Examples + the reward of one policy over some conversations' replayed histories."""
+
+    def __init__(self, cfg: TrainConfig, conversations: list[str], llm: LlamaCppLLM, progress=None):
+        self.cfg, self.llm = cfg, llm
+        self.histories = [histories.build(cfg.data, c, llm, bank_policy=cfg.bank_policy, progress=progress)
+                          for c in conversations]
+        self._banks: dict[tuple[int, str], dict] = {}
+        self.examples: list[dict] = []
+        for i, h in enumerate(self.histories):
+            rows = (rollouts.answer_examples(h, cfg.memories) if cfg.kind == "answer"
+                    else rollouts.manager_examples(h, LLMPolicy(llm)))
+            self.examples += [{**r, "history": i} for r in rows]
+        if not self.examples:
+            raise BadInput(f"no training examples in {', '.join(conversations)}")
+        if cfg.kind == "manager":
+            from memstore.embed import default_embedder
+            self.answerer = rewards.FrozenAnswerer(llm, default_embedder().embed, k=cfg.memories)
+
+    def bank(self, i: int, stamp: str) -> dict:
+        if (i, stamp) not in self._banks:
+            self._banks[(i, stamp)] = rollouts.bank_as_of(self.histories[i], stamp)
+        return self._banks[(i, stamp)]
+
+    def score(self, completion, row: dict) -> float:
+        if self.cfg.kind == "answer":
+            return rewards.answer_reward(completion, row["gold"], row["category"])
+        return rewards.manager_reward(
+            completion, fact=row["fact"], day=row["day"], bank=self.bank(row["history"], row["turn_time"]),
+            candidate_ids=json.loads(row["candidate_ids"]), questions=json.loads(row["questions"]),
+            answerer=self.answerer)
+
+    def reward_func(self):
+        def reward(prompts, completions, **columns):
+            rows = [{k: v[j] for k, v in columns.items() if isinstance(v, list)} for j in range(len(completions))]
+            return [self.score(c, r) for c, r in zip(completions, rows)]
+        reward.__name__ = f"{self.cfg.kind}_reward"
+        return reward
+
+
+# ---- training --------------------------------------------------------------------------------
+
+def lora(net, cfg: TrainConfig):
+    from peft import LoraConfig
+    n = net.config.num_hidden_layers
+    return LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, lora_dropout=0.0, task_type="CAUSAL_LM",
+                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                      layers_to_transform=list(range(max(n - cfg.lora_layers, 0), n)))
+
+
+def _callback(out: Path, on_step: Callable[[int, dict], None] | None):
+    from transformers import TrainerCallback
+
+    class Log(TrainerCallback):
+        """Every logged step into OUT/log.jsonl (appended: a resumed run continues the curve)."""
+        def on_log(self, args, state, control, logs=None, **kw):
+            row = {"step": state.global_step, "time": time.time(), **(logs or {})}
+            with open(out / "log.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+            if on_step:
+                on_step(state.global_step, row)
+    return Log()
+
+
+def _common_args(cfg: TrainConfig, out: Path) -> dict:
+    import torch
+    return dict(output_dir=str(out / "checkpoints"), max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
+                logging_steps=1, save_steps=max(1, min(10, cfg.max_steps)), save_total_limit=2, report_to="none",
+                seed=cfg.seed, use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available(),
+                per_device_train_batch_size=cfg.generations, gradient_accumulation_steps=1,
+                dataloader_num_workers=0, lr_scheduler_type="constant")
+
+
+def _dataset(examples: list[dict]):
+    from datasets import Dataset
+    return Dataset.from_list(examples)
+
+
+def sft_examples(task: Task, llm: LlamaCppLLM, n: int, progress=None) -> list[dict]:
+    """Behaviour cloning of the best-scoring sampled output, where it beats the other samples."""
+    from policy import prompts
+    out = []
+    for j, row in enumerate(task.examples):
+        if len(out) >= n:
+            break
+        system, user = row["prompt"][0]["content"], row["prompt"][1]["content"]
+        schema = (prompts.answer_schema(row["n_memories"]) if task.cfg.kind == "answer"
+                  else prompts.decide_schema(len(json.loads(row["candidate_ids"]))))
+        scored = []
+        for s in range(task.cfg.generations):
+            try:
+                text = json.dumps(llm.json(system, user, schema, max_tokens=task.cfg.max_completion,
+                                           temperature=1.0, seed=task.cfg.seed * 1000 + s))
+            except Exception:  # a cut-off sample is just not a candidate
+                continue
+            scored.append((task.score(text, row), text))
+        if progress:
+            progress(j + 1, len(task.examples))
+        if scored and max(scored)[0] > min(scored)[0]:
+            out.append({"prompt": row["prompt"], "completion": [{"role": "assistant", "content": max(scored)[1]}]})
+    return out
+
+
+def validate(net, tokenizer, task: Task, n: int, max_new_tokens: int) -> list[float]:
+    """Greedy outputs of `net` on the first n examples, scored by the task's reward."""
+    import torch
+    scores = []
+    for row in task.examples[:n]:
+        ids = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, return_tensors="pt",
+                                            return_dict=True)
+        ids = {k: v.to(net.device) for k, v in ids.items()}
+        with torch.no_grad():
+            gen = net.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
+                               pad_token_id=tokenizer.pad_token_id)
+        text = tokenizer.decode(gen[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        scores.append(task.score(text, row))
+    return scores
+
+
+def run(cfg: TrainConfig, progress: Callable[[str, int, int | None], None] | None = None) -> dict:
+    """Train, save the adapter and the curves; resumable from OUT/checkpoints."""
+    import peft
+    import transformers
+    import trl
+    from transformers.trainer_utils import get_last_checkpoint
+
+    import torch
+    from policy.runtime import threads
+
+    cfg.check()
+    torch.set_num_threads(threads())
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model_file = resolve(cfg.model)
+    if model_file.sha256 is None:
+        from policy.models import sha256_file
+        model_file = type(model_file)(model_file.name, model_file.path, model_file.chat, sha256_file(model_file.path))
+    say = progress or (lambda *a: None)
+    llm = LlamaCppLLM(model_file)
+    task = Task(cfg, cfg.conversations, llm, progress=lambda n, t, _i: say("history", n, t))
+    val = Task(cfg, [cfg.val], llm, progress=lambda n, t, _i: say("val history", n, t)) if cfg.val else None
+    config = {**asdict(cfg), "data_sha256": histories.data_sha256(cfg.data), "base_model": model_file.name,
+              "base_sha256": model_file.sha256, "examples": len(task.examples),
+              "versions": {"trl": trl.__version__, "peft": peft.__version__, "transformers": transformers.__version__}}
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+
+    say("loading base model", 0, None)
+    net, tokenizer = base_model.load(model_file)
+    base_model.config_dir(model_file, net, tokenizer)
+    common = _common_args(cfg, out)
+    callback = _callback(out, lambda step, row: say("train", step, cfg.max_steps))
+    t0 = time.time()
+    if cfg.algo == "grpo":
+        args = trl.GRPOConfig(**common, num_generations=cfg.generations, max_completion_length=cfg.max_completion,
+                              temperature=1.0, beta=0.0, log_completions=False)
+        trainer = trl.GRPOTrainer(model=net, reward_funcs=task.reward_func(), args=args,
+                                  train_dataset=_dataset(task.examples), processing_class=tokenizer,
+                                  peft_config=lora(net, cfg), callbacks=[callback])
+    else:  # sft
+        n = cfg.max_steps * cfg.generations
+        chosen_path = out / "sft_data.jsonl"
+        if chosen_path.exists():
+            chosen = [json.loads(line) for line in chosen_path.read_text().splitlines()]
+        else:
+            chosen = sft_examples(task, llm, n, progress=lambda i, t: say("sampling", i, t))
+            chosen_path.write_text("".join(json.dumps(r) + "\n" for r in chosen))
+        if not chosen:
+            raise BadInput("no sampled output beat the others: nothing to clone")
+        args = trl.SFTConfig(**common)
+        trainer = trl.SFTTrainer(model=net, args=args, train_dataset=_dataset(chosen), processing_class=tokenizer,
+                                 peft_config=lora(net, cfg), callbacks=[callback])
+    last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").exists() else None
+    trainer.train(resume_from_checkpoint=last)
+    train_s = time.time() - t0
+    trainer.model.save_pretrained(out / "adapter")
+
+    result = {"train_s": train_s, "steps": cfg.max_steps, "curve": curve(out)}
+    if val is not None:
+        model = trainer.model
+        model.eval()
+        say("validation (trained)", 0, None)
+        trained = validate(model, tokenizer, val, cfg.val_examples, cfg.max_completion)
+        say("validation (base)", 0, None)
+        with model.disable_adapter():
+            base = validate(model, tokenizer, val, cfg.val_examples, cfg.max_completion)
+        result["validation"] = {"conversation": cfg.val, "n": len(trained), "base": _mean(base),
+                                "trained": _mean(trained), "base_scores": base, "trained_scores": trained}
+    (out / "result.json").write_text(json.dumps(result, indent=2))
+    plot(out, result)
+    return result
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+def curve(out: Path) -> list[dict]:
+    """Per step: mean reward (GRPO) or loss (SFT), from OUT/log.jsonl; the last entry for a step wins."""
+    rows = {}
+    path = out / "log.jsonl"
+    for line in path.read_text().splitlines() if path.exists() else []:
+        r = json.loads(line)
+        if "reward" in r or "loss" in r:
+            rows[r["step"]] = {k: r[k] for k in ("step", "reward", "reward_std", "loss") if k in r}
+    return [rows[k] for k in sorted(rows)]
+
+
+def plot(out: Path, result: dict) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = result["curve"]
+    key = "reward" if any("reward" in p for p in pts) else "loss"
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    xs = [p["step"] for p in pts if key in p]
+    ys = [p[key] for p in pts if key in p]
+    ax.plot(xs, ys, marker="o", label=f"train {key}")
+    if len(ys) >= 4:
+        w = max(2, len(ys) // 5)
+        ax.plot(xs[w - 1:], [sum(ys[i - w + 1:i + 1]) / w for i in range(w - 1, len(ys))], label=f"moving mean ({w})")
+    v = result.get("validation")
+    if v:
+        ax.axhline(v["base"], color="gray", ls="--", label=f"val base {v['base']:.3f}")
+        ax.axhline(v["trained"], color="green", ls="--", label=f"val trained {v['trained']:.3f}")
+    ax.set_xlabel("step")
+    ax.set_ylabel(key)
+    ax.legend()
+    fig.tight_layout()
+    path = out / "reward_curve.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
