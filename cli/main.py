@@ -172,9 +172,25 @@ def stats(as_json: bool = JsonOpt) -> None:
 
 
 @app.command()
-def export(parquet: Path = typer.Option(..., "--parquet", help="Folder for events/inputs/bank .parquet"),
+def export(run_dir: Optional[Path] = typer.Argument(None, help="With --gguf: a `memstore train` run folder."),
+           parquet: Optional[Path] = typer.Option(None, "--parquet", help="Folder for events/inputs/bank .parquet"),
+           gguf: Optional[Path] = typer.Option(None, "--gguf", help="Convert RUN_DIR's LoRA adapter to this GGUF file."),
+           outtype: str = typer.Option("f16", "--outtype", help="GGUF tensor type with --gguf: f32 | f16 | bf16 | q8_0"),
            as_json: bool = JsonOpt) -> None:
-    """Export this bank to Parquet through DuckDB."""
+    """Export this bank to Parquet through DuckDB (--parquet DIR), or a trained adapter to GGUF
+    for llama.cpp (RUN_DIR --gguf PATH)."""
+    if (parquet is None) == (gguf is None):
+        raise BadInput("export needs exactly one of --parquet DIR or RUN_DIR --gguf PATH")
+    if gguf is not None:
+        if run_dir is None:
+            raise BadInput("export --gguf needs the training run folder: memstore export RUN_DIR --gguf PATH")
+        from trainer.export import export as convert
+        path = convert(run_dir, gguf, outtype)
+        if as_json:
+            emit_json({"gguf": str(path), "bytes": path.stat().st_size})
+        else:
+            console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return
     out = open_store().export_parquet(parquet)
     if as_json:
         emit_json(out)

@@ -1,4 +1,4 @@
-"""`memstore train manager|answer` and `memstore export`: the training side of Memory-R1."""
+"""`memstore train manager|answer`: the training side of Memory-R1 (`memstore export RUN --gguf` converts)."""
 
 from __future__ import annotations
 
@@ -56,18 +56,3 @@ def train(policy: str = typer.Argument(..., help="manager | answer"),
     if v:
         console.print(f"validation on {v['conversation']} ({v['n']} examples): base {v['base']:.3f} -> trained {v['trained']:.3f}")
     console.print(f"adapter: {out / 'adapter'}   curve: {out / 'reward_curve.png'}   export: memstore export {out} --gguf PATH")
-
-
-@app.command()
-def export(run_dir: Path = typer.Argument(..., help="A `memstore train` run folder (or a peft adapter folder)."),
-           gguf: Path = typer.Option(..., "--gguf", help="Where to write the GGUF LoRA."),
-           outtype: str = typer.Option("f16", "--outtype", help="f32 | f16 | bf16 | q8_0"),
-           as_json: bool = typer.Option(False, "--json")) -> None:
-    """Convert a trained LoRA adapter to GGUF for llama.cpp (`--policy learned --adapter PATH`)."""
-    from trainer.export import export as convert
-
-    path = convert(run_dir, gguf, outtype)
-    if as_json:
-        emit_json({"gguf": str(path), "bytes": path.stat().st_size})
-    else:
-        console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

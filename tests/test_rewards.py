@@ -26,6 +26,9 @@ def test_answer_reward_hand_worked():
     # not the serving JSON: no reward, whatever the text says
     assert answer_reward(msg("Rome"), "Rome", 4) == 0.0
     assert answer_reward(msg('{"relevant": [1], "answer": 3}'), "3", 4) == 0.0
+    # broken JSON elsewhere (a date among the numbers) still counts by its answer string
+    assert answer_reward('{"relevant": [28, 9 June, 2023], "answer": "Rome"}', "Rome", 4) == 1.0
+    assert answer_reward('{"relevant": [1], "answer": "Ro', "Rome", 4) == 0.0  # cut off: no answer
     # a plain string completion (non-chat prompts) is read the same way
     assert answer_reward('{"relevant": [2], "answer": "Rome"}', "Rome", 4) == 1.0
 

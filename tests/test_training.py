@@ -94,3 +94,16 @@ def test_real_answerer_scores_a_deletion_of_the_needed_fact_lower():
     keep = manager_reward([{"content": '{"op": "ADD"}'}], **common)
     delete = manager_reward([{"content": '{"op": "DELETE", "target": 1}'}], **common)
     assert keep > delete, (keep, delete)
+
+
+def test_sft_baseline_clones_best_samples(tmp_path):
+    data = tmp_path / "tiny.json"
+    data.write_text(json.dumps(TINY))
+    out = tmp_path / "sft"
+    proc = memstore_cli("train", "answer", "--algo", "sft", "--data", str(data), "--conversations", "train-1",
+                        "--max-steps", "1", "--generations", "4", "--out", str(out), timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = [json.loads(line) for line in (out / "sft_data.jsonl").read_text().splitlines()]
+    assert rows and all(r["prompt"].endswith('{"relevant": [') for r in rows)
+    assert (out / "adapter" / "adapter_model.safetensors").exists()
+    assert json.loads((out / "result.json").read_text())["curve"][0]["loss"] >= 0

@@ -70,4 +70,19 @@ def export(run_dir: str | Path, gguf: str | Path, outtype: str = "f16") -> Path:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise BadInput(f"GGUF conversion failed: {last}")
     tmp.replace(gguf)
+    provenance(run_dir, gguf)
     return gguf
+
+
+def provenance(run_dir: Path, gguf: Path) -> Path:
+    """PATH.json next to the GGUF: how it was trained and what it scored, so a shipped adapter
+    explains itself."""
+    from policy.models import sha256_file
+
+    info: dict = {"gguf_sha256": sha256_file(gguf)}
+    for name in ("config.json", "result.json"):
+        if (run_dir / name).exists():
+            info[name.removesuffix(".json")] = json.loads((run_dir / name).read_text())
+    out = gguf.with_name(gguf.name + ".json")
+    out.write_text(json.dumps(info, indent=2))
+    return out

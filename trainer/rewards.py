@@ -22,6 +22,7 @@ from policy.runtime import LLM, LLMError
 from trainer.metrics import score_official
 
 _JSON = re.compile(r"\{.*\}", re.S)
+_ANSWER = re.compile(r'"answer"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
 def parse_json(completion) -> dict | None:
@@ -38,10 +39,22 @@ def parse_json(completion) -> dict | None:
 
 
 def answer_reward(completion, gold: str, category: int) -> float:
+    """F1 of the "answer" field. A JSON object that is broken elsewhere (say a date among the
+    "relevant" numbers) still counts by its answer string: serving's grammar would have forced
+    that part into shape, and the answer is what is rewarded."""
     out = parse_json(completion)
-    if out is None or not isinstance(out.get("answer"), str):
+    if out is not None:
+        answer = out.get("answer")
+    else:
+        text = completion[0]["content"] if isinstance(completion, list) else str(completion)
+        m = _ANSWER.search(text)
+        try:
+            answer = json.loads(f'"{m.group(1)}"') if m else None
+        except json.JSONDecodeError:
+            answer = None
+    if not isinstance(answer, str):
         return 0.0
-    return score_official(out["answer"], gold, category)
+    return score_official(answer, gold, category)
 
 
 # ---- the manager: ops on a forked bank -----------------------------------------------------

@@ -4,7 +4,7 @@ transformers, rewarded by answer correctness only, against replayed histories.
 - grpo: TRL's GRPOTrainer; the rewards are `trainer.rewards`.
 - sft:  the baseline: sample several outputs per prompt from the frozen model (llama.cpp, with
         the serving grammar), score them with the same reward, and clone the best one (TRL's
-        SFTTrainer) where it beats the others.
+        SFTTrainer) where it scores above 0.
 - ppo:  TRL 1.16 no longer ships PPOTrainer; refused with a clear message.
 
 Everything a run needs to be judged goes to OUT: config.json (arguments, data sha256, base model
@@ -99,10 +99,16 @@ class Task:
             candidate_ids=json.loads(row["candidate_ids"]), questions=json.loads(row["questions"]),
             answerer=self.answerer)
 
+    def render(self, tokenizer) -> None:
+        """Each example's prompt as text: the chat template + the JSON opening serving's grammar forces."""
+        for row in self.examples:
+            row["prompt"] = tokenizer.apply_chat_template(row["messages"], tokenize=False,
+                                                          add_generation_prompt=True) + row["prefix"]
+
     def reward_func(self):
         def reward(prompts, completions, **columns):
             rows = [{k: v[j] for k, v in columns.items() if isinstance(v, list)} for j in range(len(completions))]
-            return [self.score(c, r) for c, r in zip(completions, rows)]
+            return [self.score(r["prefix"] + c, r) for c, r in zip(completions, rows)]
         reward.__name__ = f"{self.cfg.kind}_reward"
         return reward
 
@@ -137,22 +143,25 @@ def _common_args(cfg: TrainConfig, out: Path) -> dict:
                 logging_steps=1, save_steps=max(1, min(10, cfg.max_steps)), save_total_limit=2, report_to="none",
                 seed=cfg.seed, use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available(),
                 per_device_train_batch_size=cfg.generations, gradient_accumulation_steps=1,
-                dataloader_num_workers=0, lr_scheduler_type="constant")
+                dataloader_num_workers=0, lr_scheduler_type="constant",
+                gradient_checkpointing=torch.cuda.is_available())  # TRL turns it on; on CPU memory is not the limit, time is
 
 
 def _dataset(examples: list[dict]):
+    """Text prompts only: a `messages` column would make TRL apply the chat template again."""
     from datasets import Dataset
-    return Dataset.from_list(examples)
+    return Dataset.from_list([{k: v for k, v in r.items() if k != "messages"} for r in examples])
 
 
 def sft_examples(task: Task, llm: LlamaCppLLM, n: int, progress=None) -> list[dict]:
-    """Behaviour cloning of the best-scoring sampled output, where it beats the other samples."""
+    """Behaviour cloning (best-of-n): the best-scoring sampled output of each prompt, where it
+    scores above 0."""
     from policy import prompts
     out = []
     for j, row in enumerate(task.examples):
         if len(out) >= n:
             break
-        system, user = row["prompt"][0]["content"], row["prompt"][1]["content"]
+        system, user = row["messages"][0]["content"], row["messages"][1]["content"]
         schema = (prompts.answer_schema(row["n_memories"]) if task.cfg.kind == "answer"
                   else prompts.decide_schema(len(json.loads(row["candidate_ids"]))))
         scored = []
@@ -165,8 +174,9 @@ def sft_examples(task: Task, llm: LlamaCppLLM, n: int, progress=None) -> list[di
             scored.append((task.score(text, row), text))
         if progress:
             progress(j + 1, len(task.examples))
-        if scored and max(scored)[0] > min(scored)[0]:
-            out.append({"prompt": row["prompt"], "completion": [{"role": "assistant", "content": max(scored)[1]}]})
+        best = max(scored, default=(0.0, ""))  # ties: the first sample of the best score
+        if best[0] > 0 and best[1].startswith(row["prefix"]):
+            out.append({"prompt": row["prompt"], "completion": best[1][len(row["prefix"]):]})
     return out
 
 
@@ -175,14 +185,12 @@ def validate(net, tokenizer, task: Task, n: int, max_new_tokens: int) -> list[fl
     import torch
     scores = []
     for row in task.examples[:n]:
-        ids = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, return_tensors="pt",
-                                            return_dict=True)
-        ids = {k: v.to(net.device) for k, v in ids.items()}
+        ids = {k: v.to(net.device) for k, v in tokenizer(row["prompt"], return_tensors="pt").items()}
         with torch.no_grad():
             gen = net.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
                                pad_token_id=tokenizer.pad_token_id)
         text = tokenizer.decode(gen[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
-        scores.append(task.score(text, row))
+        scores.append(task.score(row["prefix"] + text, row))
     return scores
 
 
@@ -216,6 +224,9 @@ def run(cfg: TrainConfig, progress: Callable[[str, int, int | None], None] | Non
     say("loading base model", 0, None)
     net, tokenizer = base_model.load(model_file)
     base_model.config_dir(model_file, net, tokenizer)
+    for t in (task, val):
+        if t is not None:
+            t.render(tokenizer)
     common = _common_args(cfg, out)
     callback = _callback(out, lambda step, row: say("train", step, cfg.max_steps))
     t0 = time.time()
@@ -234,7 +245,7 @@ def run(cfg: TrainConfig, progress: Callable[[str, int, int | None], None] | Non
             chosen = sft_examples(task, llm, n, progress=lambda i, t: say("sampling", i, t))
             chosen_path.write_text("".join(json.dumps(r) + "\n" for r in chosen))
         if not chosen:
-            raise BadInput("no sampled output beat the others: nothing to clone")
+            raise BadInput("no sampled output scored above 0: nothing to clone")
         args = trl.SFTConfig(**common)
         trainer = trl.SFTTrainer(model=net, args=args, train_dataset=_dataset(chosen), processing_class=tokenizer,
                                  peft_config=lora(net, cfg), callbacks=[callback])
