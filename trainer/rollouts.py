@@ -23,9 +23,9 @@ def just_before(stamp: str) -> str:
     return (datetime.strptime(stamp, STAMP_FORMAT) - timedelta(microseconds=1)).strftime(STAMP_FORMAT)
 
 
-# Serving decodes under a JSON-schema grammar, which forces these openings; training samples
-# freely, so each prompt ends with the same opening and the policy writes only what the grammar
-# leaves to the model (without it, a 0.5B model at temperature 1 mostly writes prose: reward 0).
+# Serving decodes under a JSON-schema grammar, so its output is always this JSON; training samples
+# freely, so each prompt ends with the opening of that JSON (its first field, in schema order) and
+# the policy writes the rest (without it, a 0.5B model at temperature 1 mostly writes prose: reward 0).
 ANSWER_PREFIX = '{"relevant": ['
 DECIDE_PREFIX = '{"op": "'
 

@@ -153,6 +153,9 @@ def _dataset(examples: list[dict]):
     return Dataset.from_list([{k: v for k, v in r.items() if k != "messages"} for r in examples])
 
 
+_KEY_ORDER = ("relevant", "answer", "op", "target", "text")
+
+
 def sft_examples(task: Task, llm: LlamaCppLLM, n: int, progress=None) -> list[dict]:
     """Behaviour cloning (best-of-n): the best-scoring sampled output of each prompt, where it
     scores above 0."""
@@ -167,8 +170,10 @@ def sft_examples(task: Task, llm: LlamaCppLLM, n: int, progress=None) -> list[di
         scored = []
         for s in range(task.cfg.generations):
             try:
-                text = json.dumps(llm.json(system, user, schema, max_tokens=task.cfg.max_completion,
-                                           temperature=1.0, seed=task.cfg.seed * 1000 + s))
+                sample = llm.json(system, user, schema, max_tokens=task.cfg.max_completion,
+                                  temperature=1.0, seed=task.cfg.seed * 1000 + s)
+                # the grammar allows any key order; clone in the schema's order, after the prompt's opening
+                text = json.dumps({k: sample[k] for k in _KEY_ORDER if k in sample})
             except Exception:  # a cut-off sample is just not a candidate
                 continue
             scored.append((task.score(text, row), text))
