@@ -224,6 +224,7 @@ def run(cfg: TrainConfig, progress: Callable[[str, int, int | None], None] | Non
     config = {**asdict(cfg), "data_sha256": histories.data_sha256(cfg.data), "base_model": model_file.name,
               "base_sha256": model_file.sha256, "examples": len(task.examples),
               "versions": {"trl": trl.__version__, "peft": peft.__version__, "transformers": transformers.__version__}}
+    _check_resumable(out, config)
     (out / "config.json").write_text(json.dumps(config, indent=2))
 
     say("loading base model", 0, None)
@@ -273,6 +274,21 @@ def run(cfg: TrainConfig, progress: Callable[[str, int, int | None], None] | Non
     (out / "result.json").write_text(json.dumps(result, indent=2))
     plot(out, result)
     return result
+
+
+# what a resumed run must share with the checkpoints it continues (--max-steps may grow)
+_SAME_RUN = ("kind", "algo", "conversations", "data_sha256", "base_sha256", "generations", "memories",
+             "max_completion", "learning_rate", "lora_r", "lora_layers", "seed", "bank_policy")
+
+
+def _check_resumable(out: Path, config: dict) -> None:
+    old_path = out / "config.json"
+    if not (old_path.exists() and (out / "checkpoints").exists()):
+        return
+    old = json.loads(old_path.read_text())
+    changed = [k for k in _SAME_RUN if old.get(k) != config.get(k)]
+    if changed:
+        raise BadInput(f"{out} holds a run with other settings ({', '.join(changed)}): use another --out")
 
 
 def _mean(xs: list[float]) -> float:
