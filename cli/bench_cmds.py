@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from memstore.errors import BadInput
 
 from .main import app
-from .render import console, table
+from .render import console, phase_progress, table
 
 bench_app = typer.Typer(help="Evaluate manager policies on LoCoMo or LongMemEval data.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
@@ -23,11 +22,6 @@ ADAPTER = typer.Option(None, "--adapter", help="Manager LoRA adapter (GGUF) for 
 ANSWER_ADAPTER = typer.Option(None, "--answer-adapter", help="Answer Agent LoRA adapter (GGUF) for the learned policy (default: shipped)")
 JUDGE = typer.Option(None, "--judge", help="Judge model: a name/GGUF path, or an http(s) URL of an OpenAI-compatible endpoint; default: the backbone")
 OUT = typer.Option(..., "--out", help="Output folder (resumable).")
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=console)
 
 
 def _llms(model, judge):
@@ -49,7 +43,7 @@ def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: di
     from policy.prompts import ANSWER_PROMPT_VERSION, PROMPT_VERSION
     meta = {**meta, "model": llm.identity, "judge": judge_llm.identity, "policies": policies,
             "prompts": {"manager": PROMPT_VERSION, "answer": ANSWER_PROMPT_VERSION}}
-    with _progress() as progress:
+    with phase_progress() as progress:
         for task in tasks:
             for policy in policies:
                 bar = progress.add_task(f"{task.name} {policy}", total=None)

@@ -8,7 +8,7 @@ import sys
 from typing import Any, Callable, Iterable, Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 console = Console()
@@ -43,3 +43,9 @@ def progress_bar(label: str, quiet: bool = False) -> Iterator[Callable[[int, int
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task(label, total=None)
         yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+def phase_progress(disable: bool = False) -> Progress:
+    """Progress bars for long multi-phase jobs (bench, train): description, bar, n/N, elapsed, ETA."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console, disable=disable)

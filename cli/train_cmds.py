@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .main import app
-from .render import console, emit_json, table
+from .render import console, emit_json, phase_progress, table
 
 
 @app.command()
@@ -36,9 +34,7 @@ def train(policy: str = typer.Argument(..., help="manager | answer"),
                       max_steps=max_steps, out=str(out), model=model, generations=generations, memories=memories,
                       learning_rate=learning_rate, lora_layers=lora_layers, val_examples=val_examples)
     cfg.check()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn())
-    with Progress(*columns, console=console, disable=as_json) as progress:
+    with phase_progress(disable=as_json) as progress:
         bars: dict[str, int] = {}
 
         def tick(phase: str, done: int, total: int | None) -> None:

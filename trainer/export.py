@@ -15,7 +15,7 @@ import tarfile
 from pathlib import Path
 
 from memstore.errors import BadInput
-from policy.models import cache_dir, resolve
+from policy.models import cache_dir, resolve, sha256_file
 
 LLAMA_CPP_PYTHON = "0.3.36"
 _MEMBERS = ("convert_lora_to_gguf.py", "convert_hf_to_gguf.py", "gguf-py/", "conversion/")
@@ -77,8 +77,6 @@ def export(run_dir: str | Path, gguf: str | Path, outtype: str = "f16") -> Path:
 def provenance(run_dir: Path, gguf: Path) -> Path:
     """PATH.json next to the GGUF: how it was trained and what it scored, so a shipped adapter
     explains itself."""
-    from policy.models import sha256_file
-
     info: dict = {"gguf_sha256": sha256_file(gguf)}
     for name in ("config.json", "result.json"):
         if (run_dir / name).exists():

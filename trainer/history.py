@@ -7,7 +7,6 @@ so the manager and answer trainings share it and a rerun reuses it (ingest is re
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,7 +15,7 @@ from memstore import MemoryStore
 from memstore.errors import BadInput
 from policy.agent import make_policy
 from policy.ingest import ingest
-from policy.models import cache_dir
+from policy.models import cache_dir, sha256_file
 from policy.runtime import LLM
 from policy.turns import QA, Turn, locomo_qa, locomo_samples, locomo_turns
 
@@ -35,10 +34,6 @@ class History:
         self._by_id = {t.input_id: t for t in self.turns}
 
 
-def data_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def conversation(data: str | Path, name: str) -> tuple[list[Turn], list[QA]]:
     by_id = {s.get("sample_id"): s for s in locomo_samples(data)}
     if name not in by_id:
@@ -52,6 +47,6 @@ def build(data: str | Path, name: str, llm: LLM, *, bank_policy: str = "heuristi
     turns, questions = conversation(data, name)
     root = root or cache_dir().parent / "histories"
     root.mkdir(parents=True, exist_ok=True)
-    store = MemoryStore(root / f"{name}-{data_sha256(data)[:12]}.db", bank_policy)
+    store = MemoryStore(root / f"{name}-{sha256_file(Path(data))[:12]}.db", bank_policy)
     ingest(store, make_policy(bank_policy, llm), turns, progress=progress)
     return History(name, store, turns, questions)

@@ -8,23 +8,23 @@ transformers, rewarded by answer correctness only, against replayed histories.
 - ppo:  TRL 1.16 no longer ships PPOTrainer; refused with a clear message.
 
 Everything a run needs to be judged goes to OUT: config.json (arguments, data sha256, base model
-sha256, library versions), rewards.json + reward_curve.png, validation.json (base vs trained on
-the validation conversation), adapter/ (peft), checkpoints/ (resumable). On GPUs the same code
+sha256, library versions), log.jsonl (every logged step), result.json (reward curve, validation
+base vs trained on the validation conversation) + reward_curve.png, adapter/ (peft),
+checkpoints/ (resumable). On GPUs the same code
 runs under `accelerate launch -m cli.main train ...` (see README)."""
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 from memstore.errors import BadInput
 from policy.manager import LLMPolicy
-from policy.models import resolve
+from policy.models import resolve, sha256_file
 from policy.runtime import LlamaCppLLM
-from policy.turns import Turn
 
 from . import base_model, history as histories, rewards, rollouts
 
@@ -51,7 +51,6 @@ class TrainConfig:
     val_examples: int = 12
     seed: int = 0
     bank_policy: str = "heuristic"  # the manager that built the replayed histories
-    extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
         if self.kind not in KINDS:
@@ -215,13 +214,12 @@ def run(cfg: TrainConfig, progress: Callable[[str, int, int | None], None] | Non
     out.mkdir(parents=True, exist_ok=True)
     model_file = resolve(cfg.model)
     if model_file.sha256 is None:
-        from policy.models import sha256_file
-        model_file = type(model_file)(model_file.name, model_file.path, model_file.chat, sha256_file(model_file.path))
+        model_file = replace(model_file, sha256=sha256_file(model_file.path))
     say = progress or (lambda *a: None)
     llm = LlamaCppLLM(model_file)
     task = Task(cfg, cfg.conversations, llm, progress=lambda n, t, _i: say("history", n, t))
     val = Task(cfg, [cfg.val], llm, progress=lambda n, t, _i: say("val history", n, t)) if cfg.val else None
-    config = {**asdict(cfg), "data_sha256": histories.data_sha256(cfg.data), "base_model": model_file.name,
+    config = {**asdict(cfg), "data_sha256": sha256_file(Path(cfg.data)), "base_model": model_file.name,
               "base_sha256": model_file.sha256, "examples": len(task.examples),
               "versions": {"trl": trl.__version__, "peft": peft.__version__, "transformers": transformers.__version__}}
     _check_resumable(out, config)
