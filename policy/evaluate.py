@@ -93,7 +93,8 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
             if progress:
                 progress("answer", i + 1, len(task.questions))
     store.close()
-    timing["peak_rss_mb"] = peak_rss_mb()
+    # A resumed run only adds work: keep the highest peak seen by any process that did this task.
+    timing["peak_rss_mb"] = max(timing.get("peak_rss_mb", 0.0), peak_rss_mb())
     timing_path.write_text(json.dumps(timing))
     return done
 

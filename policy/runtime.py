@@ -17,15 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memstore.cpu import threads
 from memstore.errors import BadInput, MemstoreError
 
 from .models import ModelFile, resolve, sha256_file
-
-
-def threads() -> int:
-    """CPU threads for llama.cpp and torch: MEMSTORE_THREADS, else every core. Two jobs sharing
-    a small machine should split the cores: oversubscribed threads spin and run 3x slower."""
-    return int(os.environ.get("MEMSTORE_THREADS") or 0) or os.cpu_count() or 1
 
 
 class LLMError(MemstoreError):
@@ -90,6 +85,7 @@ class LlamaCppLLM(LLM):
         self.model, self.chat, self.reuse_prefix = model, model.chat, reuse_prefix
         self._kwargs = dict(model_path=str(model.path), n_ctx=n_ctx,
                             n_threads=n_threads or threads(),
+                            n_threads_batch=n_threads or threads(),  # prompt eval: else every core
                             verbose=False, seed=0, **kwargs)
         self._contexts: dict[str, Any] = {}
         self._grammars: dict[str, Any] = {}

@@ -206,7 +206,7 @@ def run(cfg: TrainConfig, progress: Callable[[str, int, int | None], None] | Non
     from transformers.trainer_utils import get_last_checkpoint
 
     import torch
-    from policy.runtime import threads
+    from memstore.cpu import threads
 
     cfg.check()
     torch.set_num_threads(threads())
