@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Callable
 
 from memstore import MemoryStore
+from memstore.errors import BadInput
 
 from .agent import make_answerer, make_policy
 from .ingest import ingest
 from .judge import judge
+from .prompts import ANSWER_PROMPT_VERSION
 from .runtime import LLM
 from .turns import QA, Turn
 from trainer.metrics import bleu1, f1_set, score_official
@@ -51,25 +53,54 @@ def _read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
+def _check_same_models(timing: dict, store: MemoryStore, answers_path: Path, **models: str) -> None:
+    """A resumed run must use the models (backbone, adapters, prompts, judge) that made what it
+    resumes: otherwise one bank or one answers file would silently mix two systems. `models`:
+    manager, then those that write the answers file. Records them where they are new."""
+    ingested = store.conn.execute("SELECT 1 FROM inputs WHERE bank = ? LIMIT 1", (store.bank,)).fetchone() is not None
+    answered = bool(_read_jsonl(answers_path))
+    for key, now in models.items():
+        started = ingested if key == "manager" else answered
+        before = timing.get(key)
+        if before and started and before != now:
+            raise BadInput(f"bank {store.bank!r} in {store.path} was built with {key} {before}, "
+                           f"this run would use {now}: use another --out")
+        timing[key] = now
+
+
 def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
              progress: Callable[[str, int, int], None] | None = None,
              adapters: tuple[str | None, str | None] = (None, None)) -> list[dict]:
     """Ingest the task's turns into bank `policy_name`, then answer and grade its questions.
     `adapters` (manager, answer) apply to the learned policy (default: the shipped ones)."""
-    store = MemoryStore(out / f"{task.name}.db", policy_name)
     learned = policy_name == "learned"
     policy = make_policy(policy_name, llm, adapters[0] if learned else None)
+    answerer = make_answerer(policy_name, llm, adapters[1] if learned else None)
+    answers_path = out / "answers" / f"{task.name}.{policy_name}.jsonl"
     timing_path = out / "answers" / f"{task.name}.{policy_name}.timing.json"
     timing = json.loads(timing_path.read_text()) if timing_path.exists() else {"ingest_s": 0.0, "answer_s": 0.0}
-    t = time.perf_counter()
-    ingest(store, policy, task.turns, progress=(lambda n, total, _i: progress("ingest", n, total)) if progress else None)
-    timing["ingest_s"] += time.perf_counter() - t
+    store = MemoryStore(out / f"{task.name}.db", policy_name)
+    try:
+        _check_same_models(timing, store, answers_path, manager=policy.actor,
+                           answerer=f"{answerer.llm.identity}/prompt:{ANSWER_PROMPT_VERSION}", judge=judge_llm.identity)
+    except BadInput:
+        store.close()
+        raise
     timing_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def on_turn(n: int, total: int, _input_id: str) -> None:
+        # written as it goes, so a killed ingest keeps the time it spent
+        timing["ingest_s"] = ingest_before + time.perf_counter() - t
+        if n % 10 == 0 or n == total:
+            timing_path.write_text(json.dumps(timing))
+        if progress:
+            progress("ingest", n, total)
+
+    ingest_before, t = timing["ingest_s"], time.perf_counter()
+    ingest(store, policy, task.turns, progress=on_turn)
     timing_path.write_text(json.dumps(timing))
 
-    answers_path = out / "answers" / f"{task.name}.{policy_name}.jsonl"
     done = _read_jsonl(answers_path)
-    answerer = make_answerer(policy_name, llm, adapters[1] if learned else None)
     with open(answers_path, "w") as f:  # rewrite the whole lines kept, then append
         for row in done:
             f.write(json.dumps(row) + "\n")

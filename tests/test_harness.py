@@ -56,6 +56,12 @@ def test_locomo_harness_end_to_end(tmp_path):
     assert json.loads((out / "results.json").read_text())["policies"]["append"]["overall"] == res["policies"]["append"]["overall"]
     cmp = memstore_cli("bench", "compare", str(out), env={"COLUMNS": "200"})
     assert cmp.returncode == 0 and "append" in cmp.stdout
+    # resuming with another backbone would mix two systems in one bank: refused, nothing written
+    answers = (out / "answers" / "tiny-1.append.jsonl").read_text()
+    other = memstore_cli(*args, "--model", "smollm2", timeout=600)
+    assert other.returncode == 1 and "use another --out" in other.stderr, other.stderr[-2000:]
+    assert len(other.stderr.strip().splitlines()) == 1
+    assert (out / "answers" / "tiny-1.append.jsonl").read_text() == answers
 
 
 def test_longmemeval_format(tmp_path):

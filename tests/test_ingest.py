@@ -116,3 +116,32 @@ def test_malformed_locomo_files(tmp_path):
         load_turns(bad)
     turns, sample = load_turns(bad, "c1")
     assert turns[0].input_id == "c1:D1:1" and turns[0].time.startswith("2023-05-08T13:56:00")
+
+
+def test_bench_task_keeps_a_killed_ingest_time_and_refuses_another_model(tmp_path):
+    """run_task (behind `memstore bench`): a kill mid-ingest keeps the time spent so far, and a
+    resume with another backbone is refused before it touches the bank."""
+    from policy.evaluate import Task, run_task
+
+    turns, _ = load_turns(write_chat(tmp_path / "chat.jsonl", n=12))
+    task = Task("t", turns, [])
+
+    def kill_at_11(phase, n, total):
+        if phase == "ingest" and n == 11:
+            raise KeyboardInterrupt
+
+    llm = ScriptedLLM()
+    with pytest.raises(KeyboardInterrupt):
+        run_task(task, "append", llm, llm, tmp_path, progress=kill_at_11)
+    timing = json.loads((tmp_path / "answers" / "t.append.timing.json").read_text())
+    assert timing["ingest_s"] > 0 and timing["manager"].endswith("fake:scripted/prompt:v2")
+    other = ScriptedLLM()
+    other.identity = "fake:other"
+    with pytest.raises(BadInput, match="use another --out"):
+        run_task(task, "append", other, other, tmp_path)
+    store = MemoryStore(tmp_path / "t.db", "append")
+    assert store.conn.execute("SELECT count(*) FROM inputs").fetchone()[0] == 11
+    store.close()
+    assert run_task(task, "append", llm, llm, tmp_path) == []  # the same model resumes
+    store = MemoryStore(tmp_path / "t.db", "append")
+    assert store.conn.execute("SELECT count(*) FROM inputs").fetchone()[0] == 12
