@@ -61,7 +61,6 @@ def main() -> None:
         t = time.perf_counter()
         report = ingest(store, policy, turns)
         ingest_s = time.perf_counter() - t
-        tok_before, sec_before = llm.usage.completion_tokens, llm.usage.seconds
         agent = AnswerAgent(llm)
         q_times = []
         for q in questions:

@@ -12,7 +12,6 @@ from typing import Optional
 import typer
 
 from memstore import MemoryStore
-from memstore.clock import to_stamp
 from memstore.clock import parse_cutoff
 from memstore.errors import BadInput, MemstoreError
 

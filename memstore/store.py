@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from . import audit, projection
 from .chain import GENESIS, content_digest, event_hash
-from .clock import Cutoff, now_stamp, parse_cutoff, to_stamp
+from .clock import now_stamp, parse_cutoff, to_stamp
 from .db import connect, sqlite_errors
 from .embed import text_hash
 from .errors import BadInput, InvalidOperation, NotFound

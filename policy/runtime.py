@@ -83,9 +83,9 @@ class LlamaCppLLM(LLM):
             identity += f"+lora@sha256:{sha256_file(adapter)[:12]}"
         super().__init__(identity=identity)
         self.model, self.chat, self.reuse_prefix = model, model.chat, reuse_prefix
-        self._kwargs = dict(model_path=str(model.path), n_ctx=n_ctx,
-                            n_threads=n_threads or threads(),
-                            n_threads_batch=n_threads or threads(),  # prompt eval: else every core
+        n_threads = n_threads or threads()
+        self._kwargs = dict(model_path=str(model.path), n_ctx=n_ctx, n_threads=n_threads,
+                            n_threads_batch=n_threads,  # prompt eval too: else it takes every core
                             verbose=False, seed=0, **kwargs)
         self._contexts: dict[str, Any] = {}
         self._grammars: dict[str, Any] = {}
