@@ -97,10 +97,11 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
             progress("ingest", n, total)
 
     ingest_before, t = timing["ingest_s"], time.perf_counter()
-    ingest(store, policy, task.turns, progress=on_turn)
+    report = ingest(store, policy, task.turns, progress=on_turn)
     timing_path.write_text(json.dumps(timing))
 
     done = _read_jsonl(answers_path)
+    answered_before = len(done)
     with open(answers_path, "w") as f:  # rewrite the whole lines kept, then append
         for row in done:
             f.write(json.dumps(row) + "\n")
@@ -124,8 +125,10 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
             if progress:
                 progress("answer", i + 1, len(task.questions))
     store.close()
-    # A resumed run only adds work: keep the highest peak seen by any process that did this task.
-    timing["peak_rss_mb"] = max(timing.get("peak_rss_mb", 0.0), peak_rss_mb())
+    # Keep the highest peak of the processes that did work on this task; a rerun that only reads
+    # the results (its process may hold other policies' models by now) leaves it alone.
+    if report.applied or len(done) > answered_before or "peak_rss_mb" not in timing:
+        timing["peak_rss_mb"] = max(timing.get("peak_rss_mb", 0.0), peak_rss_mb())
     timing_path.write_text(json.dumps(timing))
     return done
 
