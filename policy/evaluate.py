@@ -53,12 +53,11 @@ def _read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def _check_same_models(timing: dict, store: MemoryStore, answers_path: Path, **models: str) -> None:
+def _check_same_models(timing: dict, store: MemoryStore, answered: bool, **models: str) -> None:
     """A resumed run must use the models (backbone, adapters, prompts, judge) that made what it
     resumes: otherwise one bank or one answers file would silently mix two systems. `models`:
     manager, then those that write the answers file. Records them where they are new."""
     ingested = store.conn.execute("SELECT 1 FROM inputs WHERE bank = ? LIMIT 1", (store.bank,)).fetchone() is not None
-    answered = bool(_read_jsonl(answers_path))
     for key, now in models.items():
         started = ingested if key == "manager" else answered
         before = timing.get(key)
@@ -79,9 +78,11 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
     answers_path = out / "answers" / f"{task.name}.{policy_name}.jsonl"
     timing_path = out / "answers" / f"{task.name}.{policy_name}.timing.json"
     timing = json.loads(timing_path.read_text()) if timing_path.exists() else {"ingest_s": 0.0, "answer_s": 0.0}
+    done = _read_jsonl(answers_path)
+    answered_before = len(done)
     store = MemoryStore(out / f"{task.name}.db", policy_name)
     try:
-        _check_same_models(timing, store, answers_path, manager=policy.actor,
+        _check_same_models(timing, store, answered_before > 0, manager=policy.actor,
                            answerer=f"{answerer.llm.identity}/prompt:{ANSWER_PROMPT_VERSION}", judge=judge_llm.identity)
     except BadInput:
         store.close()
@@ -100,8 +101,6 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
     report = ingest(store, policy, task.turns, progress=on_turn)
     timing_path.write_text(json.dumps(timing))
 
-    done = _read_jsonl(answers_path)
-    answered_before = len(done)
     with open(answers_path, "w") as f:  # rewrite the whole lines kept, then append
         for row in done:
             f.write(json.dumps(row) + "\n")
