@@ -23,7 +23,7 @@ from memstore.clock import to_stamp
 from policy.agent import make_policy
 from policy.answer import AnswerAgent
 from policy.evaluate import peak_rss_mb
-from policy.ingest import ingest
+from memstore.ingest import ingest
 from policy.runtime import LlamaCppLLM
 from policy.models import resolve
 from policy.turns import Turn, load_turns, locomo_qa

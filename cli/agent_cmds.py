@@ -32,7 +32,7 @@ def ingest(file: Path, policy: str = PolicyOpt, model: Optional[str] = ModelOpt,
            as_json: bool = JsonOpt) -> None:
     """Feed a dialogue (LoCoMo JSON or chat JSONL: speaker, text, time) through a manager policy.
     Resumable: turns already applied are skipped; an interrupt loses at most the turn in flight."""
-    from policy.ingest import ingest as run_ingest
+    from memstore.ingest import ingest as run_ingest
     from policy.turns import load_turns
 
     turns, _ = load_turns(file, conversation)  # validated whole before anything is written
@@ -90,7 +90,7 @@ def demo(policy: str = PolicyOpt, model: Optional[str] = ModelOpt,
     """A first-run tour: ingest a short three-session dialogue with the local model, show the ops,
     replay the bank at two times, and explain a deletion."""
     from memstore import MemoryStore
-    from policy.ingest import ingest as run_ingest
+    from memstore.ingest import ingest as run_ingest
     from policy.turns import Turn
     from memstore.clock import to_stamp
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from memstore import MemoryStore
 
 from .answer import Answer, AnswerAgent
-from .ingest import ingest
+from memstore.ingest import ingest
 from .manager import POLICIES
 from .runtime import LLM, LlamaCppLLM, load
 from .turns import Turn
@@ -74,11 +74,13 @@ class MemoryAgent:
         self.policy = make_policy(policy, self.llm, adapter)
         self.answerer = make_answerer(policy, self.llm, answer_adapter)
 
-    def observe(self, speaker: str, text: str, time=None, *, message_id: str | None = None):
-        """Record one message and let the manager turn it into memory ops; returns the events."""
+    def observe(self, speaker: str, text: str, time=None, *, message_id: str | None = None,
+                meta: dict | None = None):
+        """Record one message (with optional `meta`, kept on its input) and let the manager turn
+        it into memory ops; returns the events."""
         if not isinstance(text, str) or not text.strip():
             raise BadInput("observe needs a non-empty message")
-        turn = Turn(message_id or uuid.uuid4().hex, speaker, text, to_stamp(time))
+        turn = Turn(message_id or uuid.uuid4().hex, speaker, text, to_stamp(time), meta=meta)
         before = self.store.last_seq()
         ingest(self.store, self.policy, [turn])
         return [e for e in self.store.events(before) if e.source == [turn.input_id]]

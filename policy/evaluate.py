@@ -19,7 +19,7 @@ from memstore import MemoryStore
 from memstore.errors import BadInput
 
 from .agent import make_answerer, make_policy
-from .ingest import ingest
+from memstore.ingest import ingest
 from .judge import judge
 from .prompts import ANSWER_PROMPT_VERSION
 from .runtime import LLM

@@ -19,6 +19,7 @@ class Turn:
     text: str
     time: str          # memstore stamp
     session: str | None = None
+    meta: dict | None = None  # kept with the recorded input (e.g. mem0-style metadata)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from fake_llm import ScriptedLLM
 from memstore import MemoryStore
 from memstore.errors import BadInput
 from policy.agent import make_policy
-from policy.ingest import ingest
+from memstore.ingest import ingest
 from policy.turns import load_turns
 
 
@@ -54,7 +54,7 @@ KILLED = textwrap.dedent("""
     from fake_llm import ScriptedLLM
     from memstore import MemoryStore
     from policy.agent import make_policy
-    from policy.ingest import ingest
+    from memstore.ingest import ingest
     from policy.turns import load_turns
     turns, _ = load_turns(sys.argv[1])
     store = MemoryStore(sys.argv[2], "b")

@@ -13,7 +13,7 @@ from memstore import MemoryStore
 from memstore.clock import to_stamp
 from policy.agent import make_policy
 from policy.answer import AnswerAgent
-from policy.ingest import ingest
+from memstore.ingest import ingest
 from policy.runtime import load
 from policy.turns import Turn
 

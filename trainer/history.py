@@ -14,7 +14,7 @@ from typing import Callable
 from memstore import MemoryStore
 from memstore.errors import BadInput
 from policy.agent import make_policy
-from policy.ingest import ingest
+from memstore.ingest import ingest
 from policy.models import cache_dir, sha256_file
 from policy.runtime import LLM
 from policy.turns import QA, Turn, locomo_qa, locomo_samples, locomo_turns

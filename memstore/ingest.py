@@ -1,5 +1,10 @@
 """Ingest a dialogue into a bank through a manager policy, resumably.
 
+Store mechanics, generic over the policy: any object with `facts(store, turn)` and
+`apply_turn(store, turn, facts)` (policy/manager.py's managers), and any turn with `input_id`,
+`speaker`, `text`, `time`, `session` and `meta` (policy's `Turn`, or a recorded `Input` when a
+bank's inputs are replayed through another policy).
+
 Each turn lands in one transaction: its raw input and every decision made on it. So a turn is
 either wholly applied or not at all; on a rerun, turns whose input is already recorded are
 skipped, and a Ctrl-C or kill loses at most the turn in flight. Facts are extracted (LLM) before
@@ -9,12 +14,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from memstore import MemoryStore
-
-from .manager import ManagerPolicy
-from .turns import Turn
+if TYPE_CHECKING:
+    from .store import MemoryStore
 
 
 @dataclass
@@ -27,7 +30,7 @@ class IngestReport:
     turn_seconds: list = field(default_factory=list)
 
 
-def ingest(store: MemoryStore, policy: ManagerPolicy, turns: list[Turn],
+def ingest(store: "MemoryStore", policy: Any, turns: Sequence[Any],
            progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
     report = IngestReport(turns=len(turns))
     done = {r[0] for r in store.conn.execute("SELECT input_id FROM inputs WHERE bank = ?", (store.bank,))}
@@ -39,7 +42,8 @@ def ingest(store: MemoryStore, policy: ManagerPolicy, turns: list[Turn],
             t = time.perf_counter()
             facts = policy.facts(store, turn)
             with store.transaction():
-                store.record_input(turn.speaker, turn.text, turn.time, input_id=turn.input_id, session=turn.session)
+                store.record_input(turn.speaker, turn.text, turn.time, input_id=turn.input_id, session=turn.session,
+                                   meta=turn.meta)
                 for ev in policy.apply_turn(store, turn, facts):
                     key = ev.op if ev.outcome == "applied" else f"{ev.op} (refused)"
                     report.ops[key] = report.ops.get(key, 0) + 1
