@@ -1,4 +1,5 @@
-"""Errors a user can cause. The CLI prints them as one line and exits non-zero; nothing else is caught."""
+"""Errors a user can cause. The CLI prints them as one line and exits non-zero; nothing else is caught.
+The input errors are ValueErrors too, as mem0's are, so code written against mem0 catches them."""
 
 
 class MemstoreError(Exception):
@@ -7,15 +8,15 @@ class MemstoreError(Exception):
     exit_code = 1
 
 
-class NotFound(MemstoreError):
+class NotFound(MemstoreError, ValueError):
     """Unknown memory id in this bank (ids of other banks are indistinguishable from unknown ones)."""
 
 
-class InvalidOperation(MemstoreError):
+class InvalidOperation(MemstoreError, ValueError):
     """The op does not apply to the memory's current state (e.g. updating a deleted memory)."""
 
 
-class BadInput(MemstoreError):
+class BadInput(MemstoreError, ValueError):
     """Malformed argument: timestamp, bank name, input file."""
 
 

@@ -1,0 +1,396 @@
+"""mem0's Python API on the event-sourced store, so an agent written for mem0 switches by changing
+one import: `from memstore.compat import Memory`.
+
+What it keeps from mem0: the methods (`add / search / get_all / get / update / delete / delete_all
+/ history / reset`), their arguments (mem0 1.x's top-level `user_id=` and 2.x's `filters=` both
+work, `limit=` and `top_k=` both work) and their return shapes (`{"results": [...]}`, items with
+`id`, `memory`, `hash`, `metadata`, `created_at`, `updated_at`, the scope ids, `score` on search).
+Input errors are `ValueError`s, as mem0's are.
+
+What it adds: nothing is ever lost. `update`, `delete`, `delete_all` and `reset` append events to
+the log, so `restore(id)` brings a deleted memory back and `history(id)` shows every version;
+`as_of=` on `search` and `get_all` reads the bank as it was at a time; `why(id)` explains a
+memory; `timestamp=` on `add` says when a message was said (the as-of clock).
+
+Scoping: each (user_id, agent_id, run_id) triple is one bank of the file, named by `scope_bank`:
+`u:alice`, `u:alice.a:planner`, `r:run-7`... (ids of letters, digits, `_` and `-`), or, for other
+ids (e-mails, spaces, long ids), `h:` + a sha256 prefix of the triple. The mapping is one-to-one;
+`bank=` reaches any bank directly. Ids are per bank: an id given with a scope is looked up in that
+bank only (another bank's id reads as unknown); without a scope, the bank holding it is found.
+
+`infer=True` (the default, as in mem0) turns each message into memory ops through a Memory
+Manager policy (`policy="llm"` by default; the local model loads on first use). That is the one
+place this module reaches up into `policy/`, lazily: everything else is the store alone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from typing import Any
+
+from .clock import to_stamp
+from .errors import BadInput, NotFound
+from .store import MemoryStore, check_bank
+
+SCOPE_KEYS = ("user_id", "agent_id", "run_id")
+_PREFIX = {"user_id": "u", "agent_id": "a", "run_id": "r"}
+_PLAIN_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+_ROLES = ("user", "assistant", "system")
+_CHANGES = ("ADD", "UPDATE", "DELETE")
+
+
+def scope_bank(user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None) -> str:
+    """The bank of a mem0 scope (see the module docstring); at least one id is required."""
+    ids = _ids(user_id, agent_id, run_id)
+    if not ids:
+        raise BadInput("one of user_id, agent_id or run_id is required")
+    readable = ".".join(f"{_PREFIX[k]}:{v}" for k, v in ids.items())
+    if all(_PLAIN_ID.match(v) for v in ids.values()) and len(readable) <= 64:
+        return readable
+    digest = hashlib.sha256(json.dumps([user_id, agent_id, run_id]).encode()).hexdigest()
+    return "h:" + digest[:40]
+
+
+def _ids(user_id, agent_id, run_id) -> dict[str, str]:
+    out = {}
+    for key, value in zip(SCOPE_KEYS, (user_id, agent_id, run_id)):
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise BadInput(f"{key} must be a non-empty string")
+        out[key] = value.strip()
+    return out
+
+
+def _messages(messages: Any) -> list[dict]:
+    """mem0's accepted shapes (a string, a message dict, a list of them), validated whole."""
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
+    elif isinstance(messages, dict):
+        messages = [messages]
+    if not isinstance(messages, list) or not messages:
+        raise BadInput("messages must be a string, a message dict or a non-empty list of message dicts")
+    for n, msg in enumerate(messages):
+        if not isinstance(msg, dict):
+            raise BadInput(f"malformed message list: item {n} is not a dict with 'role' and 'content'")
+        if msg.get("role") not in _ROLES:
+            raise BadInput(f"malformed message list: item {n} has role {msg.get('role')!r}, expected user, assistant or system")
+        if not isinstance(msg.get("content"), str) or not msg["content"].strip():
+            raise BadInput(f"malformed message list: item {n} has no text content")
+        if msg.get("name") is not None and (not isinstance(msg["name"], str) or not msg["name"].strip()):
+            raise BadInput(f"malformed message list: item {n} has a bad name")
+    return messages
+
+
+def _metadata(metadata: Any) -> dict | None:
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise BadInput("metadata must be a dict")
+    try:
+        json.dumps(metadata)
+    except (TypeError, ValueError):
+        raise BadInput("metadata must be JSON-serialisable") from None
+    return metadata
+
+
+def _matches(value: Any, cond: Any) -> bool:
+    """mem0's simple metadata filter conditions: a value, '*', or one of eq / ne / in / nin."""
+    if cond == "*":
+        return value is not None
+    if not isinstance(cond, dict):
+        return value == cond
+    ops = {"eq": lambda v, c: v == c, "ne": lambda v, c: v != c,
+           "in": lambda v, c: v in c, "nin": lambda v, c: v not in c}
+    for op, arg in cond.items():
+        if op not in ops:
+            raise BadInput(f"unsupported filter operator {op!r}: use a value, '*', eq, ne, in or nin")
+        if op in ("in", "nin") and not isinstance(arg, list):
+            raise BadInput(f"filter operator {op!r} takes a list")
+        if not ops[op](value, arg):
+            return False
+    return True
+
+
+class Memory:
+    """mem0's `Memory` over one memstore database file (see the module docstring).
+
+    >>> m = Memory("agent.db")
+    >>> m.add("I'm vegetarian and allergic to nuts.", user_id="alice", infer=False)
+    >>> m.search("what can alice eat?", filters={"user_id": "alice"})["results"][0]["memory"]
+    """
+
+    def __init__(self, path: str = "memstore.db", *, policy: str = "llm", model: str | None = None,
+                 endpoint: str | None = None, llm: Any = None, timeout: float = 10.0):
+        self.path, self.policy, self.model, self.endpoint = path, policy, model, endpoint
+        self._llm, self._timeout = llm, timeout
+        self._stores: dict[str, MemoryStore] = {}
+        self._agents: dict[str, Any] = {}
+
+    # ---- plumbing --------------------------------------------------------------------------
+    def _store(self, bank: str) -> MemoryStore:
+        if bank not in self._stores:
+            self._stores[bank] = MemoryStore(self.path, check_bank(bank), timeout=self._timeout)
+        return self._stores[bank]
+
+    def _agent(self, bank: str):
+        """The manager policy for `infer=True`, on one shared model (loaded on first use)."""
+        if bank not in self._agents:
+            from policy.agent import MemoryAgent  # the one upward reach, lazy: see the module docstring
+            from policy.runtime import load
+            if self._llm is None:
+                self._llm = load(self.model, endpoint=self.endpoint)
+            self._agents[bank] = MemoryAgent(store=self._store(bank), llm=self._llm, policy=self.policy)
+        return self._agents[bank]
+
+    def _scope(self, user_id=None, agent_id=None, run_id=None, filters=None, bank=None,
+               required: bool = True) -> tuple[str | None, dict, dict]:
+        """(bank, scope ids, metadata filters) from top-level ids, `filters` or `bank`."""
+        if filters is not None and not isinstance(filters, dict):
+            raise BadInput("filters must be a dict")
+        filters = dict(filters or {})
+        for key in SCOPE_KEYS:
+            if key in filters:
+                top = {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}[key]
+                if top is not None and top != filters[key]:
+                    raise BadInput(f"{key} given twice with different values")
+        user_id = filters.pop("user_id", user_id)
+        agent_id = filters.pop("agent_id", agent_id)
+        run_id = filters.pop("run_id", run_id)
+        ids = _ids(user_id, agent_id, run_id)
+        if bank is not None:
+            if ids:
+                raise BadInput("pass either bank= or user_id/agent_id/run_id, not both")
+            return check_bank(bank), ids, filters
+        if not ids:
+            if required:
+                raise BadInput("one of user_id, agent_id or run_id is required (or bank=)")
+            return None, ids, filters
+        return scope_bank(**ids), ids, filters
+
+    def _locate(self, memory_id: str, **scope) -> MemoryStore:
+        """The store of the bank holding `memory_id`: the scope's bank if one is given, else the
+        one bank of the file that has it."""
+        if not isinstance(memory_id, str) or not memory_id.strip():
+            raise BadInput("memory_id must be a non-empty string")
+        bank, _, _ = self._scope(**scope, required=False)
+        if bank is None:
+            banks = [r[0] for r in self._root().conn.execute(
+                "SELECT DISTINCT bank FROM events WHERE memory_id = ?", (memory_id,))]
+            if len(banks) > 1:
+                raise BadInput(f"memory {memory_id!r} exists in {len(banks)} banks: pass user_id/agent_id/run_id or bank=")
+            if not banks:
+                raise NotFound(f"no memory {memory_id!r}")
+            bank = banks[0]
+        store = self._store(bank)
+        if store._current(memory_id) is None:
+            raise NotFound(f"no memory {memory_id!r} in bank {bank!r}")
+        return store
+
+    def _root(self) -> MemoryStore:
+        return self._store(next(iter(self._stores), "default"))
+
+    def _provenance(self, store: MemoryStore, seq: int) -> tuple[dict | None, dict]:
+        """(metadata, scope ids) of a memory version: from the event written by this API, or from
+        the recorded inputs a policy's decision came from."""
+        row = store.conn.execute("SELECT cause, source FROM events WHERE seq = ?", (seq,)).fetchone()
+        cause = json.loads(row["cause"]) if row and row["cause"] else {}
+        if "metadata" in cause or "scope" in cause:
+            return cause.get("metadata"), cause.get("scope") or {}
+        metadata, scope = None, {}
+        for inp in store.inputs(json.loads(row["source"]) if row else []):
+            meta = inp.meta or {}
+            if meta.get("metadata"):
+                metadata = {**(metadata or {}), **meta["metadata"]}
+            scope = meta.get("scope") or scope
+        return metadata, scope
+
+    def _item(self, store: MemoryStore, memory_id: str, text: str, valid_at: str, seq: int,
+              score: float | None = None) -> dict:
+        metadata, scope = self._provenance(store, seq)
+        created = store.conn.execute(
+            "SELECT MIN(valid_at) FROM events WHERE bank = ? AND memory_id = ? AND outcome = 'applied'",
+            (store.bank, memory_id)).fetchone()[0]
+        item = {"id": memory_id, "memory": text, "hash": hashlib.md5(text.encode()).hexdigest(),
+                "metadata": metadata, "created_at": created, "updated_at": valid_at, "bank": store.bank, **scope}
+        if score is not None:
+            item["score"] = score
+        return item
+
+    def _keep(self, item: dict, filters: dict) -> bool:
+        metadata = item.get("metadata") or {}
+        return all(_matches(metadata.get(key), cond) for key, cond in filters.items())
+
+    @staticmethod
+    def _count(top_k, limit, default: int) -> int:
+        k = top_k if top_k is not None else limit if limit is not None else default
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise BadInput(f"top_k/limit must be a positive integer, not {k!r}")
+        return k
+
+    # ---- mem0's API ------------------------------------------------------------------------
+    def add(self, messages, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+            metadata: dict | None = None, infer: bool = True, timestamp: Any = None, bank: str | None = None,
+            **unsupported) -> dict:
+        """Store what the messages say. `infer=True`: each message goes through the Memory Manager
+        (facts extracted, then ADD/UPDATE/DELETE/NOOP against the bank); `infer=False`: each
+        message's content is added verbatim. System messages are skipped, as mem0 does. Returns
+        the changes made: `{"results": [{"id", "memory", "event", ...}]}`."""
+        if unsupported:
+            raise BadInput(f"add() does not support {', '.join(sorted(unsupported))} here")
+        bank, ids, extra = self._scope(user_id, agent_id, run_id, None, bank)
+        msgs = [m for m in _messages(messages) if m["role"] != "system"]
+        metadata = _metadata(metadata)
+        at = to_stamp(timestamp)
+        store = self._store(bank)
+        prov = {"metadata": metadata, "scope": ids}
+        results = []
+        if not infer:
+            with store.transaction():
+                for msg in msgs:
+                    inp, _ = store.record_input(self._speaker(msg, ids), msg["content"], at, meta={**prov, "role": msg["role"]})
+                    ev = store.add(msg["content"], at=at, reason="added verbatim (infer=False)",
+                                   source=[inp.input_id], cause=prov)
+                    results.append({"id": ev.memory_id, "memory": ev.text, "event": "ADD", "created_at": ev.valid_at,
+                                    "metadata": metadata, **ids})
+            return {"results": results}
+        agent = self._agent(bank)
+        for msg in msgs:
+            for ev in agent.observe(self._speaker(msg, ids), msg["content"], at, message_id=uuid.uuid4().hex,
+                                    meta={**prov, "role": msg["role"]}):
+                if ev.outcome != "applied" or ev.op not in _CHANGES:
+                    continue
+                item = {"id": ev.memory_id, "memory": ev.text if ev.op != "DELETE" else ev.prev_text,
+                        "event": ev.op, "created_at": ev.valid_at, "metadata": metadata, **ids}
+                if ev.op == "UPDATE":
+                    item["previous_memory"] = ev.prev_text
+                results.append(item)
+        return {"results": results}
+
+    @staticmethod
+    def _speaker(msg: dict, ids: dict) -> str:
+        """Who said it, so facts name the person ("Alice is vegetarian", not "I am")."""
+        default = {"user": ids.get("user_id"), "assistant": ids.get("agent_id")}.get(msg["role"])
+        return (msg.get("name") or default or msg["role"]).strip()
+
+    def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+               filters: dict | None = None, top_k: int | None = None, limit: int | None = None,
+               threshold: float | None = None, as_of: Any = None, bank: str | None = None) -> dict:
+        """The memories most similar to `query` alive at `as_of` (default now), best first."""
+        bank, _, meta_filters = self._scope(user_id, agent_id, run_id, filters, bank)
+        k = self._count(top_k, limit, 20)
+        store = self._store(bank)
+        want = max(k, len(store.replay(as_of))) if meta_filters else k  # filter after an exact, full ranking
+        results = []
+        for hit in store.search(query, k=want, as_of=as_of):
+            if threshold is not None and hit.score < threshold:
+                continue
+            item = self._item(store, hit.id, hit.text, hit.valid_at, hit.seq, score=hit.score)
+            if self._keep(item, meta_filters):
+                results.append(item)
+            if len(results) == k:
+                break
+        return {"results": results}
+
+    def get_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+                filters: dict | None = None, top_k: int | None = None, limit: int | None = None,
+                as_of: Any = None, bank: str | None = None) -> dict:
+        """Every memory of the scope alive at `as_of` (default now), oldest first."""
+        bank, _, meta_filters = self._scope(user_id, agent_id, run_id, filters, bank)
+        k = self._count(top_k, limit, 100)
+        store = self._store(bank)
+        items = [self._item(store, m.id, m.text, m.valid_at, m.seq) for m in store.replay(as_of)]
+        return {"results": [i for i in items if self._keep(i, meta_filters)][:k]}
+
+    def get(self, memory_id: str, *, as_of: Any = None, **scope) -> dict | None:
+        """One memory as it is now (or at `as_of`); None when it is unknown or not alive, as mem0."""
+        try:
+            store = self._locate(memory_id, **scope)
+        except NotFound:
+            return None
+        memory = store.get(memory_id, as_of=as_of)
+        return None if memory is None else self._item(store, memory.id, memory.text, memory.valid_at, memory.seq)
+
+    def update(self, memory_id: str, text: str | None = None, metadata: dict | None = None, *,
+               data: str | None = None, at: Any = None, reason: str | None = None, **scope) -> dict:
+        """A new version of the memory (the old one stays in `history`). `metadata` is merged into
+        the memory's metadata; `data` is mem0's older name for `text`."""
+        text = text if text is not None else data
+        metadata = _metadata(metadata)
+        if text is None and metadata is None:
+            raise BadInput("update needs text or metadata")
+        store = self._locate(memory_id, **scope)
+        current = store._live(memory_id, "UPDATE")  # the store's own error for a deleted or erased memory
+        old_meta, ids = self._provenance(store, current["seq"])
+        merged = {**(old_meta or {}), **(metadata or {})} or None
+        ev = store.update(memory_id, text if text is not None else current["text"], at=at,
+                          reason=reason or "updated through the mem0-compatible API",
+                          cause={"metadata": merged, "scope": ids})
+        return {"message": "Memory updated successfully!", "id": memory_id, "event": "UPDATE",
+                "memory": ev.text, "previous_memory": ev.prev_text}
+
+    def delete(self, memory_id: str, *, at: Any = None, reason: str | None = None, **scope) -> dict:
+        """End the memory with a DELETE event; `restore(memory_id)` undoes it."""
+        store = self._locate(memory_id, **scope)
+        store.delete(memory_id, at=at, reason=reason or "deleted through the mem0-compatible API")
+        return {"message": "Memory deleted successfully!", "id": memory_id}
+
+    def delete_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+                   bank: str | None = None, reason: str | None = None) -> dict:
+        """End every live memory of the scope, in one transaction (each one restorable)."""
+        bank, _, _ = self._scope(user_id, agent_id, run_id, None, bank)
+        n = self._end_all(self._store(bank), reason or "delete_all through the mem0-compatible API")
+        return {"message": "Memories deleted successfully!", "deleted": n}
+
+    def reset(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+              bank: str | None = None) -> dict:
+        """mem0's reset: every memory ended. Here it is events, never a file deletion: with a scope,
+        that bank; without, every bank of the file. Each memory can be restored."""
+        scoped, _, _ = self._scope(user_id, agent_id, run_id, None, bank, required=False)
+        banks = [scoped] if scoped else self._root().banks()
+        n = sum(self._end_all(self._store(b), "reset through the mem0-compatible API") for b in banks)
+        return {"message": "Memory reset successfully!", "deleted": n, "banks": banks}
+
+    @staticmethod
+    def _end_all(store: MemoryStore, reason: str) -> int:
+        with store.transaction():
+            alive = store.replay()
+            for memory in alive:
+                store.delete(memory.id, at=max(to_stamp(None), memory.valid_at), reason=reason)
+        return len(alive)
+
+    def history(self, memory_id: str, **scope) -> list[dict]:
+        """Every event of the memory in log order, in mem0's history shape plus the log's own
+        fields (seq, outcome, reason, valid_at)."""
+        store = self._locate(memory_id, **scope)
+        return [{"id": e.event_id, "memory_id": e.memory_id, "old_memory": e.prev_text,
+                 "new_memory": e.text if e.op != "DELETE" else None, "event": e.op, "created_at": e.recorded_at,
+                 "updated_at": e.recorded_at, "is_deleted": e.op in ("DELETE", "ERASE"), "actor_id": e.actor,
+                 "role": None, "seq": e.seq, "outcome": e.outcome, "reason": e.reason, "valid_at": e.valid_at}
+                for e in store.history(memory_id)]
+
+    # ---- what mem0 lacks -------------------------------------------------------------------
+    def restore(self, memory_id: str, *, reason: str | None = None, **scope) -> dict:
+        """Bring a deleted memory back (a RESTORE event pointing at the deletion)."""
+        store = self._locate(memory_id, **scope)
+        ev = store.restore(memory_id, reason=reason)
+        return self._item(store, memory_id, ev.text, ev.valid_at, ev.seq)
+
+    def why(self, memory_id: str, **scope) -> dict:
+        """Why the memory is in its state: the event, its reason and actor, its cause chain and
+        the messages it came from."""
+        return self._locate(memory_id, **scope).why(memory_id)
+
+    def close(self) -> None:
+        for store in self._stores.values():
+            store.close()
+        self._stores.clear()
+        self._agents.clear()
+
+    def __enter__(self) -> "Memory":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
