@@ -246,7 +246,7 @@ def run() -> None:
         sys.exit(130)
 
 
-from . import agent_cmds, bench_cmds, train_cmds  # noqa: E402,F401  (register ingest, ask, demo, bench, train, export)
+from . import agent_cmds, bench_cmds, mcp_cmds, train_cmds  # noqa: E402,F401  (register ingest, ask, demo, bench, mcp, train, export)
 
 if __name__ == "__main__":
     run()

@@ -1,0 +1,24 @@
+"""`memstore mcp`: serve one database to MCP clients over stdio (see cli/mcp_server.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .agent_cmds import EndpointOpt, ModelOpt, PolicyOpt
+from .main import State, app
+
+
+@app.command("mcp")
+def mcp_serve(db: Optional[Path] = typer.Option(None, "--db", help="SQLite file (default: the global --db)."),
+              bank: Optional[str] = typer.Option(None, "--bank", help="Default bank of the tools (default: the global --bank)."),
+              allow_erase: bool = typer.Option(False, "--allow-erase", help="Offer the `erase` tool (privacy erasure)."),
+              policy: str = PolicyOpt, model: Optional[str] = ModelOpt, endpoint: Optional[str] = EndpointOpt) -> None:
+    """Serve the memory store to MCP clients over stdio (observe, add_memory, search_memories, ask,
+    replay, history, why, restore, ...). The model loads on the first tool that needs it."""
+    from .mcp_server import build_server
+
+    build_server(db or State.db, bank or State.bank, allow_erase=allow_erase, policy=policy, model=model,
+                 endpoint=endpoint).run("stdio")

@@ -1,0 +1,140 @@
+"""`memstore mcp` driven by the MCP SDK's own stdio client, as a desktop MCP client would: the
+server is spawned as a subprocess and spoken to over its stdin/stdout."""
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+
+from conftest import memstore_cli
+from memstore import MemoryStore
+from memstore.compat import scope_bank
+
+STORE_TOOLS = {"observe", "add_memory", "update_memory", "delete_memory", "search_memories", "ask", "replay",
+               "history", "why", "restore"}
+
+
+def params(db: Path, *extra: str) -> StdioServerParameters:
+    exe = shutil.which("memstore", path=str(Path(sys.executable).parent)) or "memstore"
+    return StdioServerParameters(command=exe, args=["mcp", "--db", str(db), *extra], env=dict(os.environ))
+
+
+async def call(client: Client, tool: str, **args):
+    """A tool's structured result; a tool error comes back as ('error', its message)."""
+    result = await client.call_tool(tool, args)
+    if result.is_error:
+        return "error", result.content[0].text
+    return result.structured_content
+
+
+def run(flow, db: Path, *extra: str):
+    async def main():
+        async with Client(params(db, *extra), read_timeout_seconds=600) as client:
+            return await flow(client)
+    return anyio.run(main)
+
+
+def test_store_tools_over_stdio(db_path):
+    async def flow(client):
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert STORE_TOOLS <= set(tools) and "erase" not in tools
+        assert "as_of" in tools["search_memories"].input_schema["properties"]
+        assert tools["replay"].annotations.read_only_hint is True
+
+        home = await call(client, "add_memory", text="Alice lives in Boston", at="2023-05-08")
+        assert home["op"] == "ADD" and home["outcome"] == "applied"
+        a = home["memory_id"]
+        await call(client, "update_memory", memory_id=a, text="Alice lives in Denver", at="2023-07-20",
+                   reason="she moved")
+        dog = (await call(client, "add_memory", text="Alice has a dog named Max", at="2023-05-09"))["memory_id"]
+
+        before = await call(client, "search_memories", query="Which city does Alice live in?", k=1, as_of="2023-06-01")
+        after = await call(client, "search_memories", query="Which city does Alice live in?", k=1, as_of="2023-08-01")
+        assert before["memories"][0]["text"] == "Alice lives in Boston"
+        assert after["memories"][0]["text"] == "Alice lives in Denver"
+
+        why = await call(client, "why", memory_id=a)
+        assert why["status"] == "live" and "she moved" in why["summary"]
+        assert [e["op"] for e in (await call(client, "history", memory_id=a))["events"]] == ["ADD", "UPDATE"]
+
+        await call(client, "delete_memory", memory_id=dog, reason="test")
+        assert dog not in {m["id"] for m in (await call(client, "replay"))["memories"]}
+        restored = await call(client, "restore", memory_id=dog)
+        assert restored["op"] == "RESTORE"
+        assert dog in {m["id"] for m in (await call(client, "replay"))["memories"]}
+        assert {m["id"] for m in (await call(client, "replay", as_of="2023-05-08"))["memories"]} == {a}
+
+        # banks: an id of another bank reads as unknown; user_id selects the mem0-style bank
+        bob = (await call(client, "add_memory", text="Bob likes chess", bank="bob"))["memory_id"]
+        assert (await call(client, "why", memory_id=bob, bank="bob"))["status"] == "live"
+        carol = (await call(client, "add_memory", text="Carol plays golf", user_id="carol"))["memory_id"]
+        assert [m["id"] for m in (await call(client, "replay", user_id="carol"))["memories"]] == [carol]
+
+        # bad input: a one-line tool error each, and the server keeps serving
+        errors = [
+            await call(client, "why", memory_id="mdeadbeef00"),
+            await call(client, "why", memory_id=bob),
+            await call(client, "restore", memory_id=a),
+            await call(client, "replay", as_of="last tuesday"),
+            await call(client, "search_memories", query="x", as_of="2023-13-45"),
+            await call(client, "add_memory", text="  "),
+            await call(client, "add_memory", text="x", bank="bad bank!"),
+            await call(client, "replay", bank="bob", user_id="carol"),
+            await call(client, "update_memory", memory_id=a, text="Alice lives in Paris", at="2023-06-01"),
+        ]
+        for kind, message in errors:
+            assert kind == "error" and "\n" not in message and message, message
+        assert "no memory" in errors[0][1] and "no memory" in errors[1][1]
+        assert "not deleted" in errors[2][1] and "bad timestamp" in errors[3][1]
+        return a, dog, bob, carol
+
+    a, dog, bob, carol = run(flow, db_path)
+    store = MemoryStore(db_path, "default", create=False)
+    ops = [(e.op, e.outcome) for e in store.events()]
+    assert ops == [("ADD", "applied"), ("UPDATE", "applied"), ("ADD", "applied"), ("DELETE", "applied"),
+                   ("RESTORE", "applied")], "a refused call must leave the file as it was"
+    assert store.verify(all_banks=True)["ok"]
+    assert sorted(store.banks()) == sorted(["default", "bob", scope_bank(user_id="carol")])
+
+
+def test_erase_only_when_allowed(db_path):
+    async def flow(client):
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert "erase" in tools
+        mid = (await call(client, "add_memory", text="Dave's PIN is 4321"))["memory_id"]
+        out = await call(client, "erase", memory_id=mid, reason="privacy request")
+        assert out["op"] == "ERASE"
+        assert (await call(client, "why", memory_id=mid))["status"] == "erased"
+        return mid
+
+    run(flow, db_path, "--allow-erase")
+    assert b"4321" not in db_path.read_bytes()
+
+
+def test_bad_database_fails_before_serving(tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database" * 100)
+    proc = memstore_cli("mcp", "--db", str(junk), timeout=60)
+    assert proc.returncode == 1 and proc.stderr.startswith("memstore: error:") and len(proc.stderr.splitlines()) == 1
+
+
+@pytest.mark.integration
+def test_observe_and_ask_with_the_real_model(db_path):
+    async def flow(client):
+        seen = await call(client, "observe", message="I just adopted a beagle called Bella!", speaker="Alice",
+                          time="2023-06-12T10:00", user_id="alice")
+        assert seen["events"] and all(e["op"] in ("ADD", "UPDATE", "DELETE", "NOOP") for e in seen["events"])
+        answer = await call(client, "ask", question="What is the name of Alice's dog?", user_id="alice")
+        hits = await call(client, "search_memories", query="dog", user_id="alice")
+        nothing = await call(client, "ask", question="What is the name of Alice's dog?", user_id="alice",
+                             as_of="2023-06-01")
+        return seen, answer, hits, nothing
+
+    seen, answer, hits, nothing = run(flow, db_path)
+    assert any("Bella" in m["text"] for m in hits["memories"])
+    assert "Bella" in answer["answer"]
+    assert nothing["memories"] == []  # nothing was known before the message
