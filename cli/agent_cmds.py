@@ -8,14 +8,9 @@ from typing import Optional
 
 import typer
 
-from .main import JsonOpt, State, app, open_store
+from .main import AdapterOpt, AnswerAdapterOpt, EndpointOpt, JsonOpt, ModelOpt, PolicyOpt, State, app, open_store
 from .render import console, emit_json, progress_bar, short_time, table
 
-PolicyOpt = typer.Option("llm", "--policy", help="append | heuristic | llm | learned")
-ModelOpt = typer.Option(None, "--model", help="qwen (default) | smollm2 | gemma3-270m | PATH.gguf | endpoint model name")
-AdapterOpt = typer.Option(None, "--adapter", help="Manager LoRA adapter in GGUF for --policy learned (default: the shipped one)")
-AnswerAdapterOpt = typer.Option(None, "--answer-adapter", help="Answer Agent LoRA adapter in GGUF for --policy learned (default: the shipped one)")
-EndpointOpt = typer.Option(None, "--endpoint", help="OpenAI-compatible URL instead of a local model")
 
 
 def _agent(policy: str, model, adapter, endpoint, store=None, answer_adapter=None):

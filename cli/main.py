@@ -34,6 +34,11 @@ def open_store(create: bool = False) -> MemoryStore:
 JsonOpt = typer.Option(False, "--json", help="Print only JSON on stdout.")
 AtOpt = typer.Option(None, "--at", help="When the fact was observed (ISO date/datetime); default now.")
 ReasonOpt = typer.Option(None, "--reason", help="Why (kept in the log).")
+PolicyOpt = typer.Option("llm", "--policy", help="append | heuristic | llm | learned")
+ModelOpt = typer.Option(None, "--model", help="qwen (default) | smollm2 | gemma3-270m | PATH.gguf | endpoint model name")
+AdapterOpt = typer.Option(None, "--adapter", help="Manager LoRA adapter in GGUF for --policy learned (default: the shipped one)")
+AnswerAdapterOpt = typer.Option(None, "--answer-adapter", help="Answer Agent LoRA adapter in GGUF for --policy learned (default: the shipped one)")
+EndpointOpt = typer.Option(None, "--endpoint", help="OpenAI-compatible URL instead of a local model")
 
 
 @app.callback()
@@ -246,7 +251,7 @@ def run() -> None:
         sys.exit(130)
 
 
-from . import agent_cmds, bench_cmds, mcp_cmds, train_cmds  # noqa: E402,F401  (register ingest, ask, demo, bench, mcp, train, export)
+from . import agent_cmds, audit_cmds, bench_cmds, mcp_cmds, train_cmds  # noqa: E402,F401  (register ingest, ask, demo, audit tools, bench, mcp, train, export)
 
 if __name__ == "__main__":
     run()

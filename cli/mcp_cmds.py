@@ -7,8 +7,7 @@ from typing import Optional
 
 import typer
 
-from .agent_cmds import EndpointOpt, ModelOpt, PolicyOpt
-from .main import State, app
+from .main import EndpointOpt, ModelOpt, PolicyOpt, State, app
 
 
 @app.command("mcp")
