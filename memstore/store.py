@@ -81,8 +81,8 @@ class MemoryStore:
         self.close()
 
     def with_bank(self, bank: str) -> "MemoryStore":
-        """Another bank of the same file, on its own connection."""
-        return MemoryStore(self.path, check_bank(bank), create=False, actor=self.actor)
+        """Another bank of the same file, on its own connection (same embedder)."""
+        return MemoryStore(self.path, check_bank(bank), create=False, actor=self.actor, embedder=self._embedder)
 
     def banks(self) -> list[str]:
         return [r[0] for r in self.conn.execute(
@@ -369,6 +369,19 @@ class MemoryStore:
 
     def verify(self, all_banks: bool = False) -> dict:
         return audit.verify(self, all_banks=all_banks)
+
+    # ---- audit tools across banks --------------------------------------------------------
+    def counterfactual(self, policy, into: str, *, until: Any = None, progress=None):
+        """Replay this bank's recorded inputs through another manager `policy` (e.g.
+        `policy.agent.make_policy("llm", llm)`) into the new bank `into`; see counterfactual.py."""
+        from .counterfactual import counterfactual
+        return counterfactual(self, policy, into, until=until, progress=progress)
+
+    def diff(self, other: str, as_of: Any = None) -> dict:
+        """How this bank and bank `other` differ: memories only in one, and the recorded turns
+        the two handled differently; see diff.py."""
+        from .diff import diff
+        return diff(self, other, as_of=as_of)
 
     # ---- similarity search (the hnswlib view) -------------------------------------------
     def vector_view(self, progress=None) -> VectorView:
