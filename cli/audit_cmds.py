@@ -66,8 +66,11 @@ def diff(bank_a: str = typer.Argument(..., help="First bank."), bank_b: str = ty
     if not out["related"]:
         console.print(f"[yellow]banks {bank_a!r} and {bank_b!r} share no recorded inputs[/]: only their memories "
                       f"are compared")
+    kinds = list(out["kinds"].items())
+    rest = kinds[8:]
     table(f"{bank_a!r} vs {bank_b!r} as of {out['as_of']}", ["what", "count"],
-          list(out["counts"].items()) + [(f"  {k}", v) for k, v in out["kinds"].items()])
+          list(out["counts"].items()) + [(f"  {k}", v) for k, v in kinds[:8]]
+          + ([(f"  {len(rest)} other kinds", sum(v for _, v in rest))] if rest else []))
     for side, name in (("only_in_a", bank_a), ("only_in_b", bank_b)):
         if out[side]:
             table(f"only in {name!r}", ["id", "text", "valid_at"],
