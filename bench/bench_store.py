@@ -19,7 +19,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from memstore import MemoryStore
-from memstore.clock import STAMP_FORMAT
+from memstore.clock import format_stamp
 
 LIVE = 10_000
 BATCH = 1_000
@@ -27,7 +27,7 @@ T0 = datetime(2023, 1, 1, tzinfo=timezone.utc)
 
 
 def stamp(i: int) -> str:
-    return (T0 + timedelta(seconds=30 * i)).strftime(STAMP_FORMAT)
+    return format_stamp(T0 + timedelta(seconds=30 * i))
 
 
 def naive_fold(store: MemoryStore, time_cutoff: str) -> dict:

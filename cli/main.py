@@ -7,13 +7,19 @@ from __future__ import annotations
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from memstore import MemoryStore
 from memstore.clock import parse_cutoff
 from memstore.errors import BadInput, MemstoreError
+
+from typer import Abort
+try:  # typer >= 0.2x carries its own copy of click
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import NoArgsIsHelpError, UsageError
 
 from .render import console, emit_json, progress_bar, short_time, table
 
@@ -149,17 +155,45 @@ def why(memory_id: str, as_json: bool = JsonOpt) -> None:
 
 @app.command()
 def verify(all_banks: bool = typer.Option(False, "--all-banks", help="Check every bank of the file."),
+           deep: bool = typer.Option(False, "--deep", help="Also check the R*Tree of the projection."),
+           anchor: Optional[List[str]] = typer.Option(None, "--anchor", help="SEQ:HASH from `memstore head`, kept "
+                                                      "elsewhere: proves nothing up to it was cut or rewritten."),
            as_json: bool = JsonOpt) -> None:
-    """Check the hash chain; exits 1 and names the first broken seq if the log was tampered with."""
-    out = open_store().verify(all_banks=all_banks)
+    """Check the hash chain (an HMAC chain with MEMSTORE_KEY), the inputs, and that the projection
+    equals the fold of the log; exits 1 and names the first broken seq."""
+    out = open_store().verify(all_banks=all_banks, deep=deep, anchors=anchor or ())
     if as_json:
         emit_json(out)
     elif out["ok"]:
-        console.print(f"ok: {out['checked']} events and {out['inputs_checked']} inputs verified")
+        console.print(f"ok: {out['checked']} events and {out['inputs_checked']} inputs verified"
+                      + (", HMAC chain" if out["keyed"] else "") + (", R*Tree checked" if deep else "")
+                      + (f", {out['anchors']} anchor(s) hold" if out["anchors"] else ""))
     else:
         console.print(f"[red]BROKEN[/] in bank {out['bank']!r} at seq {out['first_broken_seq']}: {out['problem']}")
     if not out["ok"]:
         raise typer.Exit(1)
+
+
+@app.command()
+def head(as_json: bool = JsonOpt) -> None:
+    """The bank's newest event as SEQ:HASH: keep it elsewhere, then `verify --anchor SEQ:HASH`."""
+    out = open_store().head()
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(out["anchor"], soft_wrap=True)
+
+
+@app.command()
+def repair(as_json: bool = JsonOpt) -> None:
+    """Rebuild the derived tables (the projection and its R*Tree) of every bank from the log, and
+    drop the saved vector indexes (rebuilt on the next search)."""
+    out = open_store().repair()
+    if as_json:
+        emit_json({"versions": out})
+    else:
+        console.print(f"rebuilt the projection of {len(out)} bank(s) from the log: "
+                      f"{sum(out.values())} memory versions")
 
 
 @app.command()
@@ -236,19 +270,38 @@ def reindex(as_json: bool = JsonOpt) -> None:
         console.print(f"indexed {count} memory versions of bank {State.bank!r}")
 
 
+def _fail(message: str, code: int) -> None:
+    print(f"memstore: error: {' '.join(str(message).split())}", file=sys.stderr)
+    sys.exit(code)
+
+
 def run() -> None:
-    """Entry point: user errors become one line on stderr and a non-zero exit, no traceback."""
+    """Entry point: every user error is one line on stderr and exit 1 (2 for a malformed command
+    line), never a traceback."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(2)
+    except UsageError as exc:  # unknown command/option, missing or malformed value
+        _fail(exc.format_message(), 2)
+    except Abort:
+        print("memstore: interrupted", file=sys.stderr)
+        sys.exit(130)
     except MemstoreError as exc:
-        print(f"memstore: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        _fail(str(exc), exc.exit_code)
     except sqlite3.Error as exc:
-        print(f"memstore: error: database refused the operation: {exc}", file=sys.stderr)
-        sys.exit(1)
+        _fail(f"database refused the operation: {exc}", 1)
+    except UnicodeError:
+        _fail("input is not valid UTF-8 text", 1)
+    except OverflowError as exc:
+        _fail(f"a number is out of range ({exc})", 1)
     except KeyboardInterrupt:
         print("memstore: interrupted", file=sys.stderr)
         sys.exit(130)
+    if code == 130:
+        print("memstore: interrupted", file=sys.stderr)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 from . import agent_cmds, audit_cmds, bench_cmds, mcp_cmds, train_cmds  # noqa: E402,F401  (register ingest, ask, demo, audit tools, bench, mcp, train, export)

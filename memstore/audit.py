@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .chain import GENESIS, content_digest, event_hash
-from .errors import NotFound
+from .errors import BadInput, NotFound
+from .integrity import check_projection
 from .records import Event
 from .schema import EVENT_CONTENT, INPUT_CONTENT
 
@@ -38,6 +39,9 @@ def why(store: "MemoryStore", memory_id: str) -> dict[str, Any]:
     decision at the fact and turns behind it), each with the source turns it came from."""
     events = history(store, memory_id)
     state = [e for e in events if e.outcome == "applied" and e.op != "NOOP"]
+    if not state:
+        raise NotFound(f"memory {memory_id!r} in bank {store.bank!r} was never changed: its only events are "
+                       f"refused or NOOP decisions (see `history`)")
     last = state[-1]
     status = {"DELETE": "deleted", "ERASE": "erased"}.get(last.op, "live")
     chain, seen, event = [], set(), last
@@ -64,20 +68,54 @@ def _summary(event: Event, status: str) -> str:
     return f"{verb} at {event.valid_at} (seq {event.seq}) by {event.actor}: {because}"
 
 
-def verify(store: "MemoryStore", *, all_banks: bool = False) -> dict[str, Any]:
+def head(store: "MemoryStore") -> dict[str, Any]:
+    """The bank's newest event, (seq, hash): keep it elsewhere and `verify --anchor SEQ:HASH`
+    later proves the log up to it was neither truncated nor rewritten."""
+    row = store.conn.execute("SELECT seq, hash FROM events WHERE bank = ? ORDER BY seq DESC LIMIT 1",
+                             (store.bank,)).fetchone()
+    return {"bank": store.bank, "seq": row[0] if row else 0, "hash": row[1] if row else GENESIS,
+            "anchor": f"{row[0]}:{row[1]}" if row else f"0:{GENESIS}", "keyed": store.keyed}
+
+
+def parse_anchor(anchor: str) -> tuple[int, str]:
+    seq, _, digest = (anchor or "").strip().partition(":")
+    if not seq.isascii() or not seq.isdigit() or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        raise BadInput(f"bad anchor {anchor!r}: expected SEQ:HASH as printed by `memstore head`")
+    return int(seq), digest
+
+
+def verify(store: "MemoryStore", *, all_banks: bool = False, deep: bool = False,
+           anchors: Sequence[str] = ()) -> dict[str, Any]:
     """Walk each bank's hash chain and name the first broken seq. Checks every event's hash and
-    link, its content digest (unless erased), that erased events carry no text and have a
-    tombstone, and every non-erased input's digest."""
+    link (an HMAC with the file's key when it is keyed), its content digest (unless erased), that
+    erased events carry no text and have a tombstone, that purged inputs are named by an ERASE tombstone, every non-erased input's digest, that the
+    projection equals the fold of the log (`deep`: its R*Tree too), and each anchor SEQ:HASH
+    (the event at SEQ is in the bank with that hash: nothing up to it was cut or rewritten)."""
+    wanted = [parse_anchor(a) for a in anchors]
+    if store.keyed and store.key is None:
+        return {"ok": False, "bank": store.bank, "first_broken_seq": None, "checked": 0,
+                "problem": "the chain is keyed (HMAC): set MEMSTORE_KEY or MEMSTORE_KEY_FILE to verify it"}
+    key = store.key if store.keyed else None
     banks = store.banks() if all_banks else [store.bank]
     checked, inputs_checked = 0, 0
+
+    def broken(bank, seq, problem, **extra):
+        return {"ok": False, "bank": bank, "first_broken_seq": seq, "problem": problem, "checked": checked, **extra}
+
     for bank in banks:
         tail = GENESIS
         erased_memories = {r[0] for r in store.conn.execute(
             "SELECT memory_id FROM events WHERE bank = ? AND op = 'ERASE'", (bank,))}
+        tombstoned: set[str] = set()
+        hashes: dict[int, str] = {}
         for row in store.conn.execute("SELECT * FROM events WHERE bank = ? ORDER BY seq", (bank,)):
             checked += 1
             row = dict(row)
             problem = None
+            try:
+                source = json.loads(row["source"])
+            except (TypeError, ValueError):
+                source = None
             if row["prev_hash"] != tail:
                 problem = "link to the previous event is broken (an event was removed, reordered or altered)"
             elif row["erased"] not in (0, 1):
@@ -90,21 +128,33 @@ def verify(store: "MemoryStore", *, all_banks: bool = False) -> dict[str, Any]:
             elif content_digest(row[c] for c in EVENT_CONTENT) != row["content_digest"]:
                 problem = "content does not match its digest"
             if problem is None:
-                try:
-                    json.loads(row["source"])
-                    ok = event_hash(tail, row) == row["hash"]
-                except (TypeError, ValueError):
-                    ok = False
-                if not ok:
-                    problem = "hash does not match the event"
+                if not isinstance(source, list) or event_hash(tail, row, key) != row["hash"]:
+                    problem = "hash does not match the event" + (" (or was made without the key)" if key else "")
             if problem:
-                return {"ok": False, "bank": bank, "first_broken_seq": row["seq"], "problem": problem,
-                        "checked": checked}
+                return broken(bank, row["seq"], problem)
+            if row["op"] == "ERASE":
+                tombstoned.update(source)
+            hashes[row["seq"]] = row["hash"]
             tail = row["hash"]
-        for row in store.conn.execute("SELECT * FROM inputs WHERE bank = ? AND erased = 0 ORDER BY seq", (bank,)):
+        for row in store.conn.execute("SELECT * FROM inputs WHERE bank = ? ORDER BY seq", (bank,)):
             inputs_checked += 1
-            if content_digest(row[c] for c in INPUT_CONTENT) != row["content_digest"]:
-                return {"ok": False, "bank": bank, "first_broken_seq": None, "broken_input": row["input_id"],
-                        "problem": "input content does not match its digest", "checked": checked}
+            if row["erased"]:
+                if row["input_id"] not in tombstoned or any(row[c] is not None for c in INPUT_CONTENT):
+                    return broken(bank, None, "input was purged without an erase tombstone naming it",
+                                  broken_input=row["input_id"])
+            elif content_digest((row[c] for c in INPUT_CONTENT), key) != row["content_digest"]:
+                return broken(bank, None, "input content does not match its digest", broken_input=row["input_id"])
+        projection = check_projection(store.conn, bank, deep=deep)
+        if projection:
+            return broken(bank, projection["first_broken_seq"], projection["problem"])
+        if not all_banks or bank == store.bank:
+            for seq, digest in wanted:
+                if hashes.get(seq) != digest:
+                    what = "is gone (the log was truncated)" if seq not in hashes else "has another hash (history was rewritten)"
+                    return broken(bank, seq, f"anchor {seq}: the event {what}")
+    if all_banks:
+        strays = {r[0] for r in store.conn.execute("SELECT DISTINCT bank FROM versions")} - set(banks)
+        if strays:
+            return broken(sorted(strays)[0], None, "projection: versions of a bank that has no events")
     return {"ok": True, "banks": banks, "checked": checked, "inputs_checked": inputs_checked,
-            "first_broken_seq": None}
+            "first_broken_seq": None, "keyed": bool(key), "deep": deep, "anchors": len(wanted)}

@@ -9,12 +9,20 @@ from datetime import date, datetime, time, timezone
 
 from .errors import BadInput
 
-STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # for parsing; writing goes through format_stamp
+MAX_SEQ = 2**63 - 1  # SQLite's largest integer
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+def format_stamp(value: datetime) -> str:
+    """A UTC datetime as the log stores it: always 27 characters, the year zero-padded (strftime's
+    %Y writes year 999 as '999', which would sort after '2023')."""
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:" \
+           f"{value.second:02d}.{value.microsecond:06d}Z"
+
+
 def now_stamp() -> str:
-    return datetime.now(timezone.utc).strftime(STAMP_FORMAT)
+    return format_stamp(datetime.now(timezone.utc))
 
 
 def to_stamp(value: str | datetime | date | None, *, end_of_day: bool = False) -> str:
@@ -36,7 +44,10 @@ def to_stamp(value: str | datetime | date | None, *, end_of_day: bool = False) -
         value = datetime.combine(value, time.max if end_of_day else time.min)
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime(STAMP_FORMAT)
+    try:
+        return format_stamp(value.astimezone(timezone.utc))
+    except OverflowError:
+        raise BadInput(f"timestamp {value.isoformat()} falls outside years 0001-9999 once converted to UTC") from None
 
 
 @dataclass(frozen=True)
@@ -58,11 +69,13 @@ def parse_cutoff(value: str | int | datetime | date | Cutoff | None) -> Cutoff:
         return Cutoff()
     if isinstance(value, Cutoff):
         return value
-    if isinstance(value, int):
-        return Cutoff(seq=value)
     if isinstance(value, str) and value.strip().startswith("@"):
         digits = value.strip()[1:]
-        if not digits.isdigit():
+        if not digits.isascii() or not digits.isdigit():
             raise BadInput(f"bad log position {value!r}: expected @SEQ such as @42")
-        return Cutoff(seq=int(digits))
+        return Cutoff(seq=min(int(digits), MAX_SEQ))  # past the end of the log is the whole log
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise BadInput(f"bad log position {value}: positions start at 0")
+        return Cutoff(seq=min(value, MAX_SEQ))
     return Cutoff(time=to_stamp(value, end_of_day=True))

@@ -36,7 +36,7 @@ from .store import MemoryStore, check_bank
 
 SCOPE_KEYS = ("user_id", "agent_id", "run_id")
 _PREFIX = {"user_id": "u", "agent_id": "a", "run_id": "r"}
-_PLAIN_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_-]+")  # fullmatch
 _ROLES = ("user", "assistant", "system")
 _CHANGES = ("ADD", "UPDATE", "DELETE")
 
@@ -47,7 +47,7 @@ def scope_bank(user_id: str | None = None, agent_id: str | None = None, run_id: 
     if not ids:
         raise BadInput("one of user_id, agent_id or run_id is required")
     readable = ".".join(f"{_PREFIX[k]}:{v}" for k, v in ids.items())
-    if all(_PLAIN_ID.match(v) for v in ids.values()) and len(readable) <= 64:
+    if all(_PLAIN_ID.fullmatch(v) for v in ids.values()) and len(readable) <= 64:
         return readable
     digest = hashlib.sha256(json.dumps([user_id, agent_id, run_id]).encode()).hexdigest()
     return "h:" + digest[:40]

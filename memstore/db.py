@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import uuid
 from pathlib import Path
 from typing import Iterator
 
 import sqlite_utils
 
 from .errors import StoreUnavailable
-from .schema import DDL, SCHEMA_VERSION
+from .schema import DDL, MIGRATE_FROM_1, SCHEMA_VERSION
 
 
 def describe_sqlite_error(path: str | Path, exc: sqlite3.Error) -> StoreUnavailable:
@@ -62,13 +63,21 @@ def connect(path: str | Path, *, create: bool, timeout: float) -> sqlite_utils.D
             # one transaction, so a concurrent `init` of the same file sees all of it or none
             conn.executescript(
                 f"BEGIN IMMEDIATE; {DDL}\n"
-                f"INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
+                f"INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');\n"
+                f"INSERT OR IGNORE INTO meta VALUES ('db_id', '{uuid.uuid4().hex}'); COMMIT;"
             )
         missing = {"versions", "versions_rtree", "embeddings", "fact_cache", "inputs"} - set(db.table_names())
         if missing:
             raise StoreUnavailable(f"{path} was made by an older memstore (no {', '.join(sorted(missing))}); "
                                    "export it and start a new file")
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version is not None and version[0] == "1":
+            # one transaction: a concurrent open sees the old schema or the new one, never half
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {MIGRATE_FROM_1}\n"
+                f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version' AND value = '1';\n"
+                f"INSERT OR IGNORE INTO meta VALUES ('db_id', '{uuid.uuid4().hex}'); COMMIT;")
+            version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if version is None or int(version[0]) != SCHEMA_VERSION:
             raise StoreUnavailable(f"{path} has memstore schema {version and version[0]}, expected {SCHEMA_VERSION}")
     return db

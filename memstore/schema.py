@@ -2,7 +2,7 @@
 DELETE on both tables, except the one deliberate purge of `erase` (text columns set to NULL,
 `erased` flipped to 1, nothing else touched, and only once an ERASE tombstone exists)."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: derived tables guarded, no insert may replace a row, a file id (db_id)
 
 OPS = ("ADD", "UPDATE", "DELETE", "NOOP", "RESTORE", "ERASE")
 # Ops after which the memory is live; DELETE and ERASE end it. NOOP never changes state.
@@ -13,6 +13,20 @@ EVENT_CONTENT = ("text", "prev_text", "reason", "cause")
 INPUT_CONTENT = ("speaker", "text", "meta")
 
 _EPOCH = "((julianday({}) - 2440587.5) * 86400.0)"  # seconds; the R*Tree stores float32, rounded outward
+
+def _guards() -> str:
+    out = []
+    for table in ("versions", "banks"):
+        for action in ("INSERT", "UPDATE", "DELETE"):
+            out.append(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_guard_{action.lower()} BEFORE {action} ON {table}\n"
+                f"WHEN NOT EXISTS (SELECT 1 FROM projection_guard)\n"
+                f"BEGIN SELECT RAISE(ABORT, 'memstore: {table} is derived from the event log and written only by "
+                f"its triggers (rebuild it with memstore repair)'); END;")
+    return "\n".join(out)
+
+
+_GUARDS = _guards()
 
 DDL = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,6 +60,11 @@ CREATE INDEX IF NOT EXISTS events_memory ON events (bank, memory_id, seq);
 -- state-changing events only: a memory's current state is one seek
 CREATE INDEX IF NOT EXISTS events_state_seq ON events (bank, memory_id, seq)
     WHERE outcome = 'applied' AND op <> 'NOOP';
+
+-- INSERT OR REPLACE deletes the row it replaces without firing delete triggers: refuse it here
+CREATE TRIGGER IF NOT EXISTS events_no_replace BEFORE INSERT ON events
+WHEN EXISTS (SELECT 1 FROM events WHERE seq = NEW.seq) OR EXISTS (SELECT 1 FROM events WHERE event_id = NEW.event_id)
+BEGIN SELECT RAISE(ABORT, 'memstore: the event log is append-only (an insert may not replace an event)'); END;
 
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'memstore: the event log is append-only'); END;
@@ -85,9 +104,16 @@ CREATE VIRTUAL TABLE IF NOT EXISTS versions_rtree USING rtree(id, seq_lo, seq_hi
 
 -- Open versions (end_seq NULL) stay out of the R*Tree: a box reaching to infinity overlaps
 -- everything and spoils the tree. A version enters the tree once, when it closes.
+-- The derived tables are written only while projection_guard holds a row, which the maintaining
+-- triggers (and `memstore repair`) insert first and delete last: a raw write to them is refused.
+-- (Virtual tables take no triggers: the R*Tree is checked by `verify --deep` instead.)
+CREATE TABLE IF NOT EXISTS projection_guard (writer TEXT NOT NULL);
+{_GUARDS}
+
 CREATE TRIGGER IF NOT EXISTS versions_follow_log AFTER INSERT ON events
 WHEN NEW.outcome = 'applied' AND NEW.op <> 'NOOP'
 BEGIN
+    INSERT INTO projection_guard VALUES ('trigger');
     INSERT OR IGNORE INTO banks (name) VALUES (NEW.bank);
     INSERT INTO versions_rtree
      SELECT v.event_seq, v.event_seq, NEW.seq, {_EPOCH.format("v.start_valid")}, {_EPOCH.format("NEW.valid_at")}, b.id, b.id
@@ -98,13 +124,16 @@ BEGIN
     INSERT INTO versions (event_seq, bank, memory_id, start_valid, op, text, actor, reason)
      SELECT NEW.seq, NEW.bank, NEW.memory_id, NEW.valid_at, NEW.op, NEW.text, NEW.actor, NEW.reason
       WHERE NEW.op IN {LIVE_OPS};
+    DELETE FROM projection_guard;
 END;
 
 CREATE TRIGGER IF NOT EXISTS versions_forget_erased AFTER UPDATE OF erased ON events
 WHEN NEW.erased = 1
 BEGIN
+    INSERT INTO projection_guard VALUES ('trigger');
     DELETE FROM versions WHERE event_seq = NEW.seq;
     DELETE FROM versions_rtree WHERE id = NEW.seq;
+    DELETE FROM projection_guard;
 END;
 
 -- Derived: embedding cache by text hash (see embed.py); erase drops the vectors of erased texts.
@@ -133,6 +162,11 @@ CREATE TABLE IF NOT EXISTS inputs (
     UNIQUE (bank, input_id)
 );
 
+CREATE TRIGGER IF NOT EXISTS inputs_no_replace BEFORE INSERT ON inputs
+WHEN EXISTS (SELECT 1 FROM inputs WHERE bank = NEW.bank AND input_id = NEW.input_id)
+  OR EXISTS (SELECT 1 FROM inputs WHERE seq = NEW.seq)
+BEGIN SELECT RAISE(ABORT, 'memstore: the input log is append-only (an insert may not replace an input)'); END;
+
 CREATE TRIGGER IF NOT EXISTS inputs_no_delete BEFORE DELETE ON inputs
 BEGIN SELECT RAISE(ABORT, 'memstore: the input log is append-only'); END;
 
@@ -143,6 +177,14 @@ WHEN NOT (
     AND NEW.seq IS OLD.seq AND NEW.input_id IS OLD.input_id AND NEW.bank IS OLD.bank
     AND NEW.time IS OLD.time AND NEW.session IS OLD.session AND NEW.recorded_at IS OLD.recorded_at
     AND NEW.content_digest IS OLD.content_digest
+    AND EXISTS (SELECT 1 FROM events e, json_each(e.source) s WHERE e.bank = OLD.bank AND e.op = 'ERASE'
+                AND s.value = OLD.input_id)
 )
 BEGIN SELECT RAISE(ABORT, 'memstore: the input log is append-only (only erase may purge text)'); END;
 """
+
+# Schema 1 -> 2: the maintaining triggers gain the guard, the new triggers and table are created.
+MIGRATE_FROM_1 = """DROP TRIGGER IF EXISTS versions_follow_log;
+DROP TRIGGER IF EXISTS versions_forget_erased;
+DROP TRIGGER IF EXISTS inputs_no_update;
+""" + DDL

@@ -10,27 +10,28 @@ import json
 import re
 import secrets
 import sqlite3
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from . import audit, projection
-from .chain import GENESIS, content_digest, event_hash
+from .chain import GENESIS, content_digest, event_hash, key_id, load_key
 from .clock import now_stamp, parse_cutoff, to_stamp
 from .db import connect, sqlite_errors
 from .embed import text_hash
-from .errors import BadInput, InvalidOperation, NotFound
+from .errors import BadInput, InvalidOperation, NotFound, StoreUnavailable
 from .records import Event, Input, Memory
 from .embed import Embedder, default_embedder
 from .vector_view import Hit, VectorView
 from .schema import EVENT_CONTENT, INPUT_CONTENT, LIVE_OPS
 
-BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+BANK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # always fullmatch: "$" lets a trailing newline in
 _STATE = "outcome = 'applied' AND op <> 'NOOP'"
 
 
 def check_bank(bank: str) -> str:
-    if not isinstance(bank, str) or not BANK_NAME.match(bank):
+    if not isinstance(bank, str) or not BANK_NAME.fullmatch(bank):
         raise BadInput(f"bad bank name {bank!r}: use 1-64 letters, digits, '_', '.', ':' or '-'")
     return bank
 
@@ -38,6 +39,12 @@ def check_bank(bank: str) -> str:
 def input_key(content_digest: str, time: str) -> str:
     """Cache key of an input for derived data (extracted facts): its content and time."""
     return text_hash(f"{content_digest}|{time}")
+
+
+def fact_key(speaker: str | None, text: str | None, time: str) -> str:
+    """The fact cache's key of an input: who said what when (not its meta, not the file's key), so
+    the same turn in two banks, or replayed from one bank into another, shares its facts."""
+    return input_key(content_digest([speaker, text, None]), time)
 
 
 def _json(value: Any) -> str | None:
@@ -56,10 +63,11 @@ class MemoryStore:
 
     def __init__(self, path: str | Path = "memstore.db", bank: str = "default", *,
                  create: bool = True, actor: str = "user", timeout: float = 10.0,
-                 embedder: "Embedder | None" = None):
+                 embedder: "Embedder | None" = None, key: str | bytes | None = None):
         self.path = Path(path)
         self.bank = check_bank(bank)
         self.actor = actor
+        self._timeout = timeout
         self.db = connect(self.path, create=create, timeout=timeout)
         self.conn: sqlite3.Connection = self.db.conn
         self._depth = 0
@@ -67,6 +75,29 @@ class MemoryStore:
         self._tail: str | None = None
         self._embedder = embedder
         self._view: VectorView | None = None
+        self.key = load_key(key)
+        self.keyed = self._bind_key()
+        self._finish_pending_erase()
+
+    def _bind_key(self) -> bool:
+        """Whether the file's chain is keyed; a key given to a new, empty file keys it."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'chain_key_id'").fetchone()
+        if row is not None:
+            if self.key is not None and key_id(self.key) != row[0]:
+                raise StoreUnavailable(f"wrong MEMSTORE_KEY for database {self.path}")
+            return True
+        if self.key is None:
+            return False
+        with self.transaction():
+            if self.conn.execute("SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM inputs)").fetchone()[0]:
+                raise StoreUnavailable(f"database {self.path} has an unkeyed chain and cannot be keyed afterwards: "
+                                       "unset MEMSTORE_KEY / MEMSTORE_KEY_FILE, or start a new file with the key")
+            self.conn.execute("INSERT INTO meta VALUES ('chain_key_id', ?)", (key_id(self.key),))
+        return True
+
+    def _writable(self) -> None:
+        if self.keyed and self.key is None:
+            raise StoreUnavailable(f"database {self.path} has a keyed chain: set MEMSTORE_KEY or MEMSTORE_KEY_FILE to write")
 
     # ---- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -116,6 +147,7 @@ class MemoryStore:
                 prev_text: str | None = None, actor: str | None = None, reason: str | None = None,
                 source: Sequence[str] = (), cause: Any = None, outcome: str = "applied") -> Event:
         assert self._depth > 0, "appends happen inside a transaction"
+        self._writable()
         if self._next_seq is None:
             self._next_seq = self.conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events").fetchone()[0]
             tail = self.conn.execute(
@@ -131,7 +163,7 @@ class MemoryStore:
             "cause": _json(cause), "erased": 0, "prev_hash": self._tail,
         }
         row["content_digest"] = content_digest(row[c] for c in EVENT_CONTENT)
-        row["hash"] = event_hash(self._tail, row)
+        row["hash"] = event_hash(self._tail, row, self.key)
         cols = ", ".join(row)
         self.conn.execute(f"INSERT INTO events ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
         self._next_seq += 1
@@ -233,8 +265,12 @@ class MemoryStore:
               with_sources: bool = False) -> Event:
         """Privacy erasure: purge the text of every event of the memory (and, with `with_sources`,
         of the inputs it came from), leaving a tombstone that says who erased it and why.
-        The only change the log ever allows to a written row; the hash chain still verifies."""
-        if not reason or not reason.strip():
+        The only change the log ever allows to a written row; the hash chain still verifies.
+        Finished before it returns: cached vectors and facts of the text dropped (unless another
+        bank holds the same text), the vector index rewritten, the WAL checkpointed and truncated.
+        If another connection keeps the WAL from being truncated, the erasure is recorded, this
+        raises, and the next open of the file completes it."""
+        if not isinstance(reason, str) or not reason.strip():
             raise BadInput("erase needs a reason")
         with self.transaction():
             cur = self._current(memory_id)
@@ -250,8 +286,15 @@ class MemoryStore:
             texts = {t for row in self.conn.execute(
                 "SELECT text, prev_text FROM events WHERE bank = ? AND memory_id = ?", (self.bank, memory_id))
                 for t in row if t}
-            # an embedding can leak what the text said: drop the cached vectors too
-            self.conn.executemany("DELETE FROM embeddings WHERE text_hash = ?", [(text_hash(t),) for t in texts])
+            # an embedding can leak what the text said: drop the cached vectors, except where another
+            # bank holds the same text (the cache is shared by text; that bank's copy leaks nothing new)
+            marks = ",".join("?" * len(texts))
+            elsewhere = {r[0] for r in self.conn.execute(
+                f"SELECT text FROM events WHERE bank <> ? AND erased = 0 AND text IN ({marks}) UNION "
+                f"SELECT prev_text FROM events WHERE bank <> ? AND erased = 0 AND prev_text IN ({marks})",
+                (self.bank, *texts, self.bank, *texts))} if texts else set()
+            self.conn.executemany("DELETE FROM embeddings WHERE text_hash = ?",
+                                  [(text_hash(t),) for t in texts - elsewhere])
             tomb = self._append(op="ERASE", memory_id=memory_id, valid_at=max(now_stamp(), cur["valid_at"]),
                                 actor=actor, reason=reason.strip(),
                                 source=sources if with_sources else (),
@@ -261,18 +304,53 @@ class MemoryStore:
                 "WHERE bank = ? AND memory_id = ? AND op <> 'ERASE' AND erased = 0", (self.bank, memory_id))
             if with_sources and sources:
                 marks = ",".join("?" * len(sources))
-                keys = [input_key(r["content_digest"], r["time"]) for r in self.conn.execute(
-                    f"SELECT content_digest, time FROM inputs WHERE bank = ? AND input_id IN ({marks})",
-                    (self.bank, *sources))]
-                self.conn.executemany("DELETE FROM fact_cache WHERE input_key = ?", [(k,) for k in keys])
+                said = self.conn.execute(
+                    f"SELECT speaker, text, time FROM inputs WHERE bank = ? AND erased = 0 AND input_id IN ({marks})",
+                    (self.bank, *sources)).fetchall()
+                for speaker, text, time in said:
+                    if self.conn.execute("SELECT 1 FROM inputs WHERE bank <> ? AND erased = 0 AND speaker IS ? "
+                                         "AND text = ? AND time = ? LIMIT 1", (self.bank, speaker, text, time)).fetchone():
+                        continue  # another bank recorded the same turn and keeps its facts
+                    self.conn.execute("DELETE FROM fact_cache WHERE input_key = ?", (fact_key(speaker, text, time),))
                 self.conn.execute(
                     f"UPDATE inputs SET speaker = NULL, text = NULL, meta = NULL, erased = 1 "
                     f"WHERE bank = ? AND erased = 0 AND input_id IN ({marks})", (self.bank, *sources))
         if self._depth == 0:
-            # the old page images of the purged rows live on in the WAL until a checkpoint
-            with sqlite_errors(self.path):
-                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._rewrite_index()
+            self._checkpoint(after_erase_of=memory_id)
         return tomb
+
+    def _rewrite_index(self) -> None:
+        """The bank's saved vector index without the erased vectors, before erase returns."""
+        if self._view is not None:
+            self._view.refresh()  # an erasure makes it rebuild and save at once
+            return
+        for path in self.path.parent.glob(f"{self.path.name}.{self.bank}.*.hnsw*"):
+            path.unlink(missing_ok=True)  # rebuilt from the log on the next search
+
+    def _checkpoint(self, after_erase_of: str | None = None, wait: float = 3.0) -> bool:
+        """Copy the WAL into the file and truncate it, so purged text survives in neither. Another
+        connection inside a read keeps the WAL alive: wait for it up to `wait` seconds (SQLite's
+        busy handler), then leave a note that the next open completes (after an erase, loudly)."""
+        with sqlite_errors(self.path):
+            self.conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+            try:
+                busy = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            finally:
+                self.conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            if not busy:
+                self.conn.execute("DELETE FROM meta WHERE key = 'pending_checkpoint'")
+                return True
+            if after_erase_of is None:
+                return False
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('pending_checkpoint', ?)", (after_erase_of,))
+        raise StoreUnavailable(
+            f"memory {after_erase_of!r} is erased in the log, but another connection to {self.path} keeps its old "
+            f"text in {self.path.name}-wal: close it, and the next open of the file completes the erasure")
+
+    def _finish_pending_erase(self) -> None:
+        if self.conn.execute("SELECT 1 FROM meta WHERE key = 'pending_checkpoint'").fetchone():
+            self._checkpoint(wait=0.2)
 
     def apply(self, op: str, memory_id: str = "", text: str | None = None, *, at: Any = None,
               reason: str | None = None, actor: str | None = None, source: Sequence[str] = (),
@@ -310,7 +388,8 @@ class MemoryStore:
         input_id = input_id or uuid.uuid4().hex
         row = {"input_id": input_id, "bank": self.bank, "speaker": speaker, "text": text, "time": stamp,
                "session": session, "meta": _json(meta), "recorded_at": now_stamp()}
-        row["content_digest"] = content_digest(row[c] for c in INPUT_CONTENT)
+        self._writable()
+        row["content_digest"] = content_digest((row[c] for c in INPUT_CONTENT), self.key)
         with self.transaction():
             old = self.conn.execute("SELECT * FROM inputs WHERE bank = ? AND input_id = ?",
                                     (self.bank, input_id)).fetchone()
@@ -367,8 +446,23 @@ class MemoryStore:
     def why(self, memory_id: str) -> dict:
         return audit.why(self, memory_id)
 
-    def verify(self, all_banks: bool = False) -> dict:
-        return audit.verify(self, all_banks=all_banks)
+    def verify(self, all_banks: bool = False, *, deep: bool = False, anchors: Sequence[str] = ()) -> dict:
+        return audit.verify(self, all_banks=all_banks, deep=deep, anchors=anchors)
+
+    def head(self) -> dict:
+        """The bank's newest (seq, hash), to keep elsewhere as an anchor for `verify`."""
+        return audit.head(self)
+
+    def repair(self) -> dict:
+        """Rebuild the derived tables (versions, its R*Tree, banks) of every bank from the log, and
+        drop the saved vector indexes so they are rebuilt on the next search."""
+        from .integrity import repair
+        with self.transaction():
+            counts = repair(self.conn)
+        self._view = None
+        for path in self.path.parent.glob(f"{self.path.name}.*.hnsw*"):
+            path.unlink(missing_ok=True)
+        return counts
 
     # ---- audit tools across banks --------------------------------------------------------
     def counterfactual(self, policy, into: str, *, until: Any = None, progress=None):

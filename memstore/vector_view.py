@@ -6,8 +6,9 @@ keeps only versions alive at T, without rebuilding anything:
 - when few versions are alive at T (under `exact_below`), it scores them all exactly (numpy);
   (bench/bench_search.py measured where exact scoring stops beating the filtered HNSW query)
 - otherwise it asks HNSW with a filter on the alive set, widening `ef` as the alive share drops.
-The index is saved next to the database with the log position it covers; on open (and before
-every search) it catches up from the log, so it never answers from a stale state. An erasure
+The index is saved next to the database with the log position it covers, the hash of the event
+there and the file's id; on open (and before every search) it catches up from the log, so it never
+answers from a stale state, and an index of another file or another history is rebuilt. An erasure
 since the saved position forces a rebuild, so erased vectors do not survive in the file.
 """
 
@@ -87,7 +88,8 @@ class VectorView:
             except ValueError:
                 meta = None
         ok = (meta and meta.get("model") == self.embedder.name and meta.get("bank") == self.bank
-              and meta.get("index_bytes") == self.index_path.stat().st_size)
+              and meta.get("index_bytes") == self.index_path.stat().st_size
+              and meta.get("db_id") == self._db_id() and meta.get("covered_hash") == self._hash_at(meta.get("covered_seq")))
         if ok:
             self.index = hnswlib.Index(space="cosine", dim=self.embedder.dim)
             self.index.load_index(str(self.index_path), max_elements=meta["capacity"])
@@ -98,6 +100,18 @@ class VectorView:
         else:
             self.rebuild(save=False)
         self.refresh()
+
+    def _db_id(self) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'db_id'").fetchone()
+        return row[0] if row else None
+
+    def _hash_at(self, seq) -> str | None:
+        """The hash of the bank's event at `seq`: a saved index is only reused by the database,
+        and the history, it was built from (a new file at the same path has other hashes)."""
+        if not isinstance(seq, int) or seq <= 0:
+            return None
+        row = self.conn.execute("SELECT hash FROM events WHERE bank = ? AND seq = ?", (self.bank, seq)).fetchone()
+        return row[0] if row else "missing"
 
     def rebuild(self, save: bool = True) -> None:
         """Drop the index and embed every version again from the log (cached vectors reused)."""
@@ -171,7 +185,8 @@ class VectorView:
         tmp = self.index_path.with_suffix(".hnsw.tmp")
         self.index.save_index(str(tmp))
         os.replace(tmp, self.index_path)
-        meta = {"model": self.embedder.name, "bank": self.bank, "covered_seq": self.covered,
+        meta = {"model": self.embedder.name, "bank": self.bank, "db_id": self._db_id(),
+                "covered_seq": self.covered, "covered_hash": self._hash_at(self.covered),
                 "erasures": self.erasures, "count": self.index.get_current_count(),
                 "capacity": self.index.get_max_elements(), "index_bytes": self.index_path.stat().st_size}
         tmp = self.meta_path.with_suffix(".json.tmp")

@@ -9,6 +9,7 @@ Everything is resumable: ingest skips applied turns, and answers/verdicts are ap
 from __future__ import annotations
 
 import json
+import os
 import resource
 import time
 from dataclasses import dataclass
@@ -101,9 +102,15 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
     report = ingest(store, policy, task.turns, progress=on_turn)
     timing_path.write_text(json.dumps(timing))
 
-    with open(answers_path, "w") as f:  # rewrite the whole lines kept, then append
-        for row in done:
-            f.write(json.dumps(row) + "\n")
+    # Rewrite the whole lines kept (a kill may have cut the last one) into a temporary file that
+    # replaces the answers file at once, then append: a kill at any point keeps every answer.
+    tmp = answers_path.with_suffix(".jsonl.tmp")
+    with open(tmp, "w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in done)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, answers_path)
+    with open(answers_path, "a") as f:
         for i, qa in enumerate(task.questions):
             if i < len(done):
                 continue

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 from memstore import MemoryStore
 from memstore.records import Event
-from memstore.store import input_key
-from memstore.chain import content_digest
+from memstore.store import fact_key
 from memstore.vector_view import Hit
 
 from . import prompts
@@ -63,8 +62,7 @@ class ManagerPolicy:
 
     # ---- facts ---------------------------------------------------------------------------
     def facts(self, store: MemoryStore, turn: Turn) -> list[str]:
-        digest = content_digest([turn.speaker, turn.text, None])  # as stored for the input (meta None)
-        key = (input_key(digest, turn.time), self.llm.identity, prompts.PROMPT_VERSION)
+        key = (fact_key(turn.speaker, turn.text, turn.time), self.llm.identity, prompts.PROMPT_VERSION)
         row = store.conn.execute("SELECT facts FROM fact_cache WHERE input_key = ? AND model = ? AND prompt_version = ?",
                                  key).fetchone()
         if row is not None:

@@ -36,7 +36,7 @@ def test_scope_banks_are_one_to_one_and_valid():
     odd = [scope_bank(user_id="alice@example.com"), scope_bank(user_id="a.b"), scope_bank(user_id="a b"),
            scope_bank(user_id="x" * 80), scope_bank(user_id="a", agent_id="b.c"), scope_bank(user_id="a.b", agent_id="c")]
     assert all(b.startswith("h:") for b in odd) and len(set(odd)) == len(odd)
-    assert all(BANK_NAME.match(b) for b in [*names, *odd])
+    assert all(BANK_NAME.fullmatch(b) for b in [*names, *odd])
     with pytest.raises(BadInput):
         scope_bank()
     with pytest.raises(BadInput):

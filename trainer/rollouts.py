@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from memstore.clock import STAMP_FORMAT
+from memstore.clock import STAMP_FORMAT, format_stamp
 from policy import prompts
 from policy.manager import ManagerPolicy
 
@@ -20,7 +20,7 @@ from .history import History
 
 
 def just_before(stamp: str) -> str:
-    return (datetime.strptime(stamp, STAMP_FORMAT) - timedelta(microseconds=1)).strftime(STAMP_FORMAT)
+    return format_stamp(datetime.strptime(stamp, STAMP_FORMAT) - timedelta(microseconds=1))
 
 
 # Serving decodes under a JSON-schema grammar, so its output is always this JSON; training samples

@@ -1,0 +1,95 @@
+"""The projection checked against the log, and rebuilt from it.
+
+`versions` (and its R*Tree and the `banks` lookup) are derived: the triggers of schema.py keep
+them in step with every insert, and refuse any other write. Triggers can be dropped by whoever
+holds the file, so `verify` also proves the derived rows equal the fold of the events (what the
+log says each version is and when it ended) and names the first difference; `verify --deep` also
+checks every R*Tree box; `repair` rebuilds all of it from the log."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from .schema import LIVE_OPS, _EPOCH
+
+COLUMNS = ("event_seq", "memory_id", "start_valid", "end_valid", "end_seq", "op", "text", "actor", "reason")
+
+
+def fold_versions(conn: sqlite3.Connection, bank: str) -> list[tuple]:
+    """The `versions` rows the log of `bank` implies, in event order: each applied ADD / UPDATE /
+    RESTORE that was not erased, ended by the memory's next state-changing event."""
+    rows: dict[int, list] = {}
+    open_by_memory: dict[str, int] = {}
+    for seq, memory_id, op, text, valid_at, actor, reason, erased in conn.execute(
+            "SELECT seq, memory_id, op, text, valid_at, actor, reason, erased FROM events "
+            "WHERE bank = ? AND outcome = 'applied' AND op <> 'NOOP' ORDER BY seq", (bank,)):
+        previous = open_by_memory.pop(memory_id, None)
+        if previous is not None and previous in rows:
+            rows[previous][3], rows[previous][4] = valid_at, seq
+        if op in LIVE_OPS:
+            open_by_memory[memory_id] = seq
+            if not erased:
+                rows[seq] = [seq, memory_id, valid_at, None, None, op, text, actor, reason]
+    return [tuple(r) for r in rows.values()]
+
+
+def check_projection(conn: sqlite3.Connection, bank: str, *, deep: bool = False) -> dict[str, Any] | None:
+    """None if the derived rows of `bank` equal the fold of its log, else the first difference."""
+    expected = fold_versions(conn, bank)
+    actual = [tuple(r) for r in conn.execute(
+        f"SELECT {', '.join(COLUMNS)} FROM versions WHERE bank = ? ORDER BY event_seq", (bank,))]
+    for want, got in zip(expected, actual):
+        if want != got:
+            if want[0] != got[0]:
+                seq = min(want[0], got[0])
+                what = "is missing" if seq == want[0] else "should not exist"
+                return {"first_broken_seq": seq, "problem": f"projection: the version of event {seq} {what}"}
+            column = next(c for c, w, g in zip(COLUMNS, want, got) if w != g)
+            return {"first_broken_seq": want[0],
+                    "problem": f"projection: the version of event {want[0]} has another {column} than the log says"}
+    if len(expected) != len(actual):
+        seq = (expected if len(expected) > len(actual) else actual)[min(len(expected), len(actual))][0]
+        what = "is missing" if len(expected) > len(actual) else "should not exist"
+        return {"first_broken_seq": seq, "problem": f"projection: the version of event {seq} {what}"}
+    if not deep:
+        return None
+    if expected and conn.execute("SELECT 1 FROM banks WHERE name = ?", (bank,)).fetchone() is None:
+        return {"first_broken_seq": None, "problem": "projection: the bank is missing from the banks table"}
+    bad = conn.execute(f"""
+        SELECT v.event_seq FROM versions v JOIN banks b ON b.name = v.bank
+        LEFT JOIN versions_rtree r ON r.id = v.event_seq
+        WHERE v.bank = :bank AND v.end_seq IS NOT NULL AND (r.id IS NULL
+           OR r.seq_lo > v.event_seq OR r.seq_hi < v.end_seq OR r.bank_lo > b.id OR r.bank_hi < b.id
+           OR r.t_lo > {_EPOCH.format("v.start_valid")} OR r.t_hi < {_EPOCH.format("v.end_valid")})
+        UNION ALL
+        SELECT r.id FROM versions_rtree r JOIN banks b ON r.bank_lo <= b.id AND r.bank_hi >= b.id
+        LEFT JOIN versions v ON v.event_seq = r.id
+        WHERE b.name = :bank AND (v.event_seq IS NULL OR v.end_seq IS NULL OR v.bank <> :bank)
+        ORDER BY 1 LIMIT 1""", {"bank": bank}).fetchone()
+    if bad:
+        return {"first_broken_seq": bad[0], "problem": f"projection: the R*Tree box of the version of event {bad[0]} "
+                                                       f"is missing, extra or does not cover its interval"}
+    return None
+
+
+def repair(conn: sqlite3.Connection) -> dict[str, int]:
+    """Rebuild `banks`, `versions` and the R*Tree of every bank from the log, in the caller's
+    transaction; returns the number of versions per bank."""
+    banks = [r[0] for r in conn.execute("SELECT DISTINCT bank FROM events ORDER BY bank")]
+    conn.execute("INSERT INTO projection_guard VALUES ('repair')")
+    conn.execute("DELETE FROM versions_rtree")
+    conn.execute("DELETE FROM versions")
+    conn.execute("DELETE FROM banks")
+    counts = {}
+    for bank in banks:
+        conn.execute("INSERT INTO banks (name) VALUES (?)", (bank,))
+        rows = [(*r, bank) for r in fold_versions(conn, bank)]
+        conn.executemany(f"INSERT INTO versions ({', '.join(COLUMNS)}, bank) VALUES ({', '.join('?' * 10)})", rows)
+        counts[bank] = len(rows)
+    conn.execute(f"""INSERT INTO versions_rtree
+        SELECT v.event_seq, v.event_seq, v.end_seq, {_EPOCH.format("v.start_valid")}, {_EPOCH.format("v.end_valid")},
+               b.id, b.id
+        FROM versions v JOIN banks b ON b.name = v.bank WHERE v.end_seq IS NOT NULL""")
+    conn.execute("DELETE FROM projection_guard")
+    return counts
