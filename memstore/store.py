@@ -10,7 +10,6 @@ import json
 import re
 import secrets
 import sqlite3
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence

@@ -1,5 +1,6 @@
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -21,3 +22,12 @@ def memstore_cli(*args: str, db: Path | None = None, env: dict | None = None, ti
     full_env = {**os.environ, **(env or {})}
     cmd = [exe] + (["--db", str(db)] if db else []) + list(args)
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def dump(path: Path) -> list[str]:
+    """A database's content as SQL: what changed, not where SQLite put it (a checkpoint moves pages)."""
+    conn = sqlite3.connect(path)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import sqlite3
 import sys
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cli.main import run
+from conftest import dump
 from memstore import MemoryStore
 
 EDGES = ["", " ", "-", "--", "@", "@-1", "@1", "@99999999999999999999999", "@١٢", "0", "-1", "1e309", "nan",
@@ -49,13 +48,6 @@ COMMANDS = {
 }
 GLOBAL = ["--bank", "--timeout"]
 
-
-def dump(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def invoke(argv: list[str]) -> tuple[int, str]:

@@ -4,7 +4,6 @@ that is what it takes); the store must refuse, or `verify` must say so."""
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 import sqlite3
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import memstore_cli
+from conftest import dump, memstore_cli
 from memstore import MemoryStore
 from memstore.chain import GENESIS, content_digest, event_hash
 from memstore.errors import BadInput, StoreUnavailable
@@ -245,14 +244,6 @@ def test_cli_hostile_values_are_one_line_errors(db_path):
         assert len(lines) == 1 and lines[0].startswith("memstore: error:") and words in lines[0], (args, lines)
     assert dump(db_path) == before
 
-
-def dump(path: Path) -> list[str]:
-    """The file's content as SQL (what changed, not where SQLite put it)."""
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def test_a_stale_vector_index_is_not_reused(tmp_path):
