@@ -3,11 +3,20 @@ the whole log, in one run. A bank of ~10^4 live memories grows to 10^4, 10^5, 10
 (mostly updates, some delete+re-add), with valid_at increasing along the log.
 
     python bench/bench_store.py [--sizes 10000,100000,1000000] [--db bench/out/store.db]
+
+`--concurrency`: W writer processes appending at once, one event per transaction and batches of
+50, with memstore's setting `synchronous = FULL` (each commit fsynced: a power loss loses nothing
+committed) beside `NORMAL` (no fsync per commit: a power loss may lose the last commits, the file
+stays consistent), in one run, to show what that durability costs on this machine.
+
+    python bench/bench_store.py --concurrency [--writers 4] [--seconds 6]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
+import os
 import random
 import statistics
 import time
@@ -50,11 +59,65 @@ def timed(fn, repeat: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
+def _writer(path: str, sync: str, batch: int, seconds: float, go, done) -> None:
+    store = MemoryStore(path, "contention", create=False, timeout=60)
+    store.conn.execute(f"PRAGMA synchronous = {sync}")
+    n = 0
+    go.wait()
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        with store.transaction():
+            for _ in range(batch):
+                store.add(f"writer {os.getpid()} event {n}", at=stamp(n))
+                n += 1
+    store.close()
+    done.put(n)
+
+
+def contention(path: Path, writers: int, batch: int, sync: str, seconds: float) -> float:
+    for p in path.parent.glob(path.name + "*"):
+        p.unlink()
+    MemoryStore(path, "contention").close()
+    go, done = mp.Event(), mp.Queue()
+    procs = [mp.Process(target=_writer, args=(str(path), sync, batch, seconds, go, done)) for _ in range(writers)]
+    for p in procs:
+        p.start()
+    time.sleep(2.0)  # every writer has imported and opened the file
+    t = time.perf_counter()
+    go.set()
+    total = sum(done.get() for _ in procs)
+    for p in procs:
+        p.join()
+    elapsed = time.perf_counter() - t
+    store = MemoryStore(path, "contention", create=False)
+    assert store.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == total and store.verify()["ok"]
+    store.close()
+    return total / elapsed
+
+
+def main_concurrency(args) -> None:
+    path = Path(args.db).with_name("contention.db")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = Table(title=f"writer processes appending at once, {args.seconds:.0f} s each (one run)")
+    for col in ("writers x events per transaction", "synchronous FULL, memstore's (ev/s)", "NORMAL (ev/s)", "ratio"):
+        table.add_column(col, justify="right")
+    for writers, batch in ((args.writers, 1), (args.writers, 50), (1, 50)):
+        full = contention(path, writers, batch, "FULL", args.seconds)
+        normal = contention(path, writers, batch, "NORMAL", args.seconds)
+        table.add_row(f"{writers} x {batch}", f"{full:,.0f}", f"{normal:,.0f}", f"{normal / full:.2f}x")
+    Console().print(table)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--db", default="bench/out/store.db")
+    ap.add_argument("--concurrency", action="store_true", help="writers at once instead of the growing log")
+    ap.add_argument("--writers", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=6.0)
     args = ap.parse_args()
+    if args.concurrency:
+        return main_concurrency(args)
     sizes = [int(s) for s in args.sizes.split(",")]
     path = Path(args.db)
     path.parent.mkdir(parents=True, exist_ok=True)
