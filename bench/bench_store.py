@@ -10,6 +10,12 @@ committed) beside `NORMAL` (no fsync per commit: a power loss may lose the last 
 stays consistent), in one run, to show what that durability costs on this machine.
 
     python bench/bench_store.py --concurrency [--writers 4] [--seconds 6]
+
+`--guards`: what schema 2's guard triggers cost: the same append loop (60,000 events, 10^4 live)
+on a file whose guard and no-replace triggers are dropped (the schema-1 maintenance), and on one
+with them, twice each, in one run.
+
+    python bench/bench_store.py --guards
 """
 
 from __future__ import annotations
@@ -108,16 +114,61 @@ def main_concurrency(args) -> None:
     Console().print(table)
 
 
+GUARDS = [f"{t}_guard_{a}" for t in ("versions", "banks") for a in ("insert", "update", "delete")] \
+    + ["events_no_replace", "inputs_no_replace"]
+
+
+def append_rate(path: Path, guarded: bool, n: int = 60_000) -> float:
+    from memstore.schema import DDL
+    for p in path.parent.glob(path.name + "*"):
+        p.unlink()
+    store = MemoryStore(path, "bench")
+    if not guarded:  # back to schema 1's triggers: no guards, maintenance without the guard row
+        for trigger in GUARDS + ["versions_follow_log"]:
+            store.conn.execute(f"DROP TRIGGER {trigger}")
+        body = DDL[DDL.index("CREATE TRIGGER IF NOT EXISTS versions_follow_log"):]
+        body = body[:body.index("END;") + 4]
+        store.conn.executescript(body.replace("    INSERT INTO projection_guard VALUES ('trigger');\n", "")
+                                 .replace("    DELETE FROM projection_guard;\n", ""))
+    rng, live = random.Random(0), []
+    t = time.perf_counter()
+    for start in range(0, n, BATCH):
+        with store.transaction():
+            for i in range(start, start + BATCH):
+                if len(live) < LIVE:
+                    live.append(store.add(f"memory {i}: the user mentioned fact #{i}", at=stamp(i)).memory_id)
+                else:
+                    store.update(rng.choice(live), f"memory revised at {i}", at=stamp(i))
+    rate = n / (time.perf_counter() - t)
+    store.close()
+    return rate
+
+
+def main_guards(args) -> None:
+    path = Path(args.db).with_name("guards.db")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = Table(title="append ev/s, 60,000 events, 10^4 live (one run)")
+    for col in ("repetition", "schema-1 triggers", "schema 2 (guards, no-replace)", "ratio"):
+        table.add_column(col, justify="right")
+    for rep in (1, 2):
+        before, after = append_rate(path, False), append_rate(path, True)
+        table.add_row(str(rep), f"{before:,.0f}", f"{after:,.0f}", f"{after / before:.2f}x")
+    Console().print(table)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--db", default="bench/out/store.db")
     ap.add_argument("--concurrency", action="store_true", help="writers at once instead of the growing log")
+    ap.add_argument("--guards", action="store_true", help="what the guard triggers cost, in one run")
     ap.add_argument("--writers", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=6.0)
     args = ap.parse_args()
     if args.concurrency:
         return main_concurrency(args)
+    if args.guards:
+        return main_guards(args)
     sizes = [int(s) for s in args.sizes.split(",")]
     path = Path(args.db)
     path.parent.mkdir(parents=True, exist_ok=True)
