@@ -111,8 +111,9 @@ class MemoryStore:
         self.close()
 
     def with_bank(self, bank: str) -> "MemoryStore":
-        """Another bank of the same file, on its own connection (same embedder)."""
-        return MemoryStore(self.path, check_bank(bank), create=False, actor=self.actor, embedder=self._embedder)
+        """Another bank of the same file, on its own connection (same embedder, same key)."""
+        return MemoryStore(self.path, check_bank(bank), create=False, actor=self.actor, timeout=self._timeout,
+                           embedder=self._embedder, key=self.key)
 
     def banks(self) -> list[str]:
         return [r[0] for r in self.conn.execute(

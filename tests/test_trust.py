@@ -129,6 +129,9 @@ def test_a_keyed_chain_cannot_be_forged_without_the_key(db_path, monkeypatch):
     out = store.verify()
     assert not out["ok"] and "hash" in out["problem"]
     monkeypatch.delenv("MEMSTORE_KEY")
+    explicit = MemoryStore(db_path.with_name("explicit.db"), "a", key="k2")  # a key passed, not in the env
+    explicit.with_bank("b").add("written through another bank of the same keyed file")
+    assert explicit.verify(all_banks=True)["ok"] and explicit.keyed
     reader = MemoryStore(db_path, "alpha")
     assert reader.keyed and reader.replay()  # reads need no key
     assert not reader.verify()["ok"] and "keyed" in reader.verify()["problem"]
