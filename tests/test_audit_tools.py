@@ -126,7 +126,7 @@ def test_timeline_png(tmp_path):
     home = store.add("Caroline lives in Boston", at="2023-05-08")
     store.delete(home.memory_id, at="2023-07-20")
     store.restore(home.memory_id, at="2023-08-01")
-    secret = store.add("Caroline's PIN is 4321", at="2023-05-09")
+    secret = store.add("Caroline's PIN is xyzzy-4321", at="2023-05-09")
     store.erase(secret.memory_id, reason="privacy")
     for i in range(40):
         store.add(f"filler memory number {i}", at=f"2023-{5 + i % 4:02d}-{1 + i % 27:02d}")
@@ -147,7 +147,7 @@ def test_timeline_png(tmp_path):
     assert proc.returncode == 0 and json.loads(proc.stdout)["rows"] == 1
     small = mpimg.imread(one)
     assert small.shape[0] < img.shape[0] / 3
-    assert "4321" not in proc.stdout
+    assert "xyzzy" not in proc.stdout
     for args, words in [(["--memory", "mdeadbeef00"], "no memory"), (["--since", "soon"], "timestamp")]:
         bad = memstore_cli("timeline", "--bank", "t", "--out", str(tmp_path / "x.png"), *args, db=db)
         assert bad.returncode == 1 and words in bad.stderr and not (tmp_path / "x.png").exists()
@@ -169,7 +169,7 @@ def test_browse_serves_canned_queries_on_loopback(tmp_path):
     dog = store.add("Caroline has a dog named Max", at="2023-05-08")
     store.update(dog.memory_id, "Caroline has two dogs, Max and Bella", at="2023-06-12")
     store.add("Caroline lives in Boston", at="2023-05-08")
-    secret = store.add("Caroline's PIN is 4321", at="2023-05-09")
+    secret = store.add("Caroline's PIN is xyzzy-4321", at="2023-05-09")
     store.erase(secret.memory_id, reason="privacy")
     store.close()
     port = free_port()
@@ -197,9 +197,9 @@ def test_browse_serves_canned_queries_on_loopback(tmp_path):
         why = get(f"/why.json?bank=demo&memory_id={dog.memory_id}&_shape=array")
         assert why[0]["op"] == "UPDATE"
         erased = get(f"/memory_history.json?bank=demo&memory_id={secret.memory_id}&_shape=array")
-        assert "4321" not in json.dumps(erased) and erased[-1]["op"] == "ERASE"
+        assert "xyzzy" not in json.dumps(erased) and erased[-1]["op"] == "ERASE"
         everything = get("/events.json?_shape=array&_size=max")
-        assert "4321" not in json.dumps(everything)
+        assert "xyzzy" not in json.dumps(everything)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

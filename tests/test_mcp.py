@@ -105,14 +105,14 @@ def test_erase_only_when_allowed(db_path):
     async def flow(client):
         tools = {t.name for t in (await client.list_tools()).tools}
         assert "erase" in tools
-        mid = (await call(client, "add_memory", text="Dave's PIN is 4321"))["memory_id"]
+        mid = (await call(client, "add_memory", text="Dave's PIN is xyzzy-4321"))["memory_id"]
         out = await call(client, "erase", memory_id=mid, reason="privacy request")
         assert out["op"] == "ERASE"
         assert (await call(client, "why", memory_id=mid))["status"] == "erased"
         return mid
 
     run(flow, db_path, "--allow-erase")
-    assert b"4321" not in db_path.read_bytes()
+    assert b"xyzzy" not in db_path.read_bytes()
 
 
 def test_bad_database_fails_before_serving(tmp_path):
