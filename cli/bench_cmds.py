@@ -109,13 +109,35 @@ def longmemeval(data: Path = typer.Option(..., "--data", help="LongMemEval JSON"
 
 
 @bench_app.command()
-def compare(dirs: list[Path]) -> None:
-    """Tabulate several runs' results.json side by side."""
+def compare(dirs: list[Path],
+            chart: Optional[Path] = typer.Option(None, "--chart", help="PNG of the F1 differences (one run only)."),
+            boot: int = typer.Option(10_000, "--bootstrap", min=100, max=1_000_000, help="Bootstrap resamples.")) -> None:
+    """Tabulate runs' results.json side by side, then each policy against the run's best baseline:
+    the F1 and judge difference on the same questions with a paired bootstrap 95% interval,
+    overall and per category."""
+    from evaluation.paired import chart as draw, compare_run
+    from policy.evaluate import CATEGORIES
+
+    if chart is not None and (len(dirs) != 1 or chart.suffix.lower() != ".png"):
+        raise BadInput("--chart takes one run folder and a file name ending in .png")
     for d in dirs:
         path = d / "results.json"
         if not path.exists():
             raise BadInput(f"no results.json in {d}")
         show(json.loads(path.read_text()), title=str(d))
+        try:
+            paired = compare_run(d, categories=CATEGORIES, n_boot=boot)
+        except ValueError as exc:
+            console.print(f"no paired comparison for {d}: {exc}")
+            continue
+        table(f"{d}: each policy minus the best baseline ({paired['best_baseline']}), {paired['questions']} "
+              f"questions answered by all, paired bootstrap 95% interval (points)",
+              ["policy", "questions", "metric", "baseline", "policy", "difference", "95% interval"],
+              [(r["policy"], f"{r['group']} ({r['n']})", r["metric"], f"{r['best_mean']:.1f}", f"{r['policy_mean']:.1f}",
+                f"{r['diff']:+.1f}", f"[{r['lo']:+.1f}, {r['hi']:+.1f}]") for r in paired["rows"]])
+        if chart is not None:
+            draw(paired, chart)
+            console.print(f"wrote {chart}")
 
 
 def _policies(spec: str) -> list[str]:

@@ -1,0 +1,91 @@
+"""Paired comparisons of policies answered on the same questions.
+
+With 20-80 questions a conversation, two policies' mean F1 differ by several points by chance;
+what tells them apart is the per-question difference. `paired_bootstrap` resamples the questions
+(the same draw for both policies) and gives the mean difference with a percentile interval;
+`compare_run` does it for each policy of a harness run against the best baseline, overall and per
+LoCoMo category, from the per-question scores in `answers/*.jsonl`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+BASELINES = ("append", "heuristic", "llm")
+METRICS = ("f1", "judge")
+
+
+def paired_bootstrap(a, b, *, n_boot: int = 10_000, seed: int = 0, alpha: float = 0.05) -> dict:
+    """Mean of b - a over paired items, with the (alpha/2, 1 - alpha/2) percentile interval of that
+    mean over `n_boot` resamples of the items."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError("paired_bootstrap needs two equally long, non-empty lists of scores")
+    diff = b - a
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(n_boot, len(diff)))].mean(axis=1)
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return {"n": int(len(diff)), "diff": float(diff.mean()), "lo": float(lo), "hi": float(hi)}
+
+
+def _rows(out: Path) -> dict[str, dict[tuple, dict]]:
+    """policy -> {(task, position, question): answer row}, from the run's answers files."""
+    by_policy: dict[str, dict[tuple, dict]] = {}
+    for path in sorted((out / "answers").glob("*.jsonl")):
+        task, policy = path.name[:-len(".jsonl")].rsplit(".", 1)
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        by_policy.setdefault(policy, {}).update({(task, i, r["question"]): r for i, r in enumerate(rows)})
+    return by_policy
+
+
+def compare_run(out: Path, *, categories: dict | None = None, n_boot: int = 10_000) -> dict:
+    """Each policy against the best baseline (the baseline with the highest mean F1 on the
+    questions every policy answered), per metric, overall and per category, in points (x100)."""
+    by_policy = _rows(out)
+    if not by_policy:
+        raise ValueError(f"no answers in {out / 'answers'}")
+    common = sorted(set.intersection(*(set(r) for r in by_policy.values())), key=str)
+    if not common:
+        raise ValueError(f"the policies of {out} answered no question in common")
+    baselines = [p for p in BASELINES if p in by_policy]
+    if not baselines:
+        raise ValueError(f"no baseline ({', '.join(BASELINES)}) in {out}")
+    score = lambda p, m, keys: [float(by_policy[p][k][m]) * 100 for k in keys]
+    best = max(baselines, key=lambda p: np.mean(score(p, "f1", common)))
+    groups = {"overall": common}
+    for key in common:
+        cat = by_policy[best][key]["category"]
+        groups.setdefault((categories or {}).get(cat, str(cat)), []).append(key)
+    rows = []
+    for policy in sorted(by_policy):
+        if policy == best:
+            continue
+        for group, keys in groups.items():
+            for metric in METRICS:
+                stats = paired_bootstrap(score(best, metric, keys), score(policy, metric, keys), n_boot=n_boot)
+                rows.append({"policy": policy, "group": group, "metric": metric, **stats,
+                             "best_mean": float(np.mean(score(best, metric, keys))),
+                             "policy_mean": float(np.mean(score(policy, metric, keys)))})
+    return {"run": str(out), "best_baseline": best, "questions": len(common), "rows": rows}
+
+
+def chart(result: dict, path: Path, metric: str = "f1") -> None:
+    """Forest plot: each policy's difference to the best baseline, overall and per category."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result["rows"] if r["metric"] == metric]
+    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.32 * len(rows)))
+    for y, r in enumerate(rows):
+        ax.plot([r["lo"], r["hi"]], [y, y], color="#1f77b4")
+        ax.plot([r["diff"]], [y], "o", color="#1f77b4")
+    ax.axvline(0, color="#888888", linewidth=0.8)
+    ax.set_yticks(range(len(rows)), [f"{r['policy']} · {r['group']} (n={r['n']})" for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{metric} difference to {result['best_baseline']} (points), paired bootstrap 95% interval")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,63 @@
+"""Paired bootstrap on hand-worked cases, and `bench compare` on a run folder written here."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import memstore_cli
+from evaluation.paired import compare_run, paired_bootstrap
+
+
+def test_paired_bootstrap_hand_worked():
+    # differences [0, 1]: a resample of 2 has mean 0 (1/4), 0.5 (1/2) or 1 (1/4)
+    assert paired_bootstrap([0, 0], [0, 1], n_boot=20_000) == {"n": 2, "diff": 0.5, "lo": 0.0, "hi": 1.0}
+    # differences [0, 0, 3]: resample means 0, 1, 2, 3 with probabilities 8/27, 12/27, 6/27, 1/27;
+    # P(mean <= 2) = 26/27 < 0.975, so the upper end is 3 and the lower end 0
+    out = paired_bootstrap([1, 1, 1], [1, 1, 4], n_boot=20_000)
+    assert (out["diff"], out["lo"], out["hi"]) == (1.0, 0.0, 3.0)
+    assert paired_bootstrap([2, 5, 7], [5, 8, 10]) == {"n": 3, "diff": 3.0, "lo": 3.0, "hi": 3.0}
+    assert paired_bootstrap([0.2, 0.4], [0.2, 0.4])["hi"] == 0.0
+    for a, b in (([1, 2], [1]), ([], [])):
+        with pytest.raises(ValueError):
+            paired_bootstrap(a, b)
+
+
+def write_run(out, scores):
+    """A harness run folder: answers per task and policy (the harness's own row shape)."""
+    from policy.evaluate import results
+    (out / "answers").mkdir(parents=True)
+    for policy, per_task in scores.items():
+        for task, rows in per_task.items():
+            with open(out / "answers" / f"{task}.{policy}.jsonl", "w") as f:
+                for i, (cat, f1, judge) in enumerate(rows):
+                    f.write(json.dumps({"task": task, "policy": policy, "question": f"q{i}", "gold": "g",
+                                        "category": cat, "answer": "a", "f1": f1, "f1_set": f1, "bleu1": f1,
+                                        "judge": judge}) + "\n")
+    tasks = sorted({t for per_task in scores.values() for t in per_task})
+    (out / "results.json").write_text(json.dumps(results(out, tasks, sorted(scores), {"data": "test"})))
+
+
+def test_compare_against_the_best_baseline(tmp_path):
+    out = tmp_path / "run"
+    write_run(out, {
+        "append": {"c1": [(1, 0.0, False), (2, 0.5, True)], "c2": [(2, 0.0, False)]},
+        "heuristic": {"c1": [(1, 0.2, False), (2, 0.6, True)], "c2": [(2, 0.4, True)]},
+        "learned": {"c1": [(1, 0.5, True), (2, 0.6, True)], "c2": [(2, 1.0, True)]},
+    })
+    res = compare_run(out, categories={1: "multi-hop", 2: "temporal"}, n_boot=2000)
+    assert res["best_baseline"] == "heuristic" and res["questions"] == 3
+    learned = {(r["group"], r["metric"]): r for r in res["rows"] if r["policy"] == "learned"}
+    assert learned[("overall", "f1")]["diff"] == pytest.approx((30 + 0 + 60) / 3)
+    assert learned[("overall", "judge")]["diff"] == pytest.approx(100 / 3)
+    assert learned[("multi-hop", "f1")]["n"] == 1 and learned[("temporal", "f1")]["n"] == 2
+    assert learned[("overall", "f1")]["lo"] <= learned[("overall", "f1")]["diff"] <= learned[("overall", "f1")]["hi"]
+    assert {r["policy"] for r in res["rows"]} == {"append", "learned"}
+
+    chart = tmp_path / "paired.png"
+    proc = memstore_cli("bench", "compare", str(out), "--chart", str(chart), "--bootstrap", "500", env={"COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    assert "heuristic" in proc.stdout and "learned" in proc.stdout and chart.stat().st_size > 5000
+    bad = memstore_cli("bench", "compare", str(out), str(out), "--chart", str(chart))
+    assert bad.returncode == 1 and "--chart" in bad.stderr
