@@ -22,7 +22,7 @@ from .embed import text_hash
 from .errors import BadInput, InvalidOperation, NotFound, StoreUnavailable
 from .records import Event, Input, Memory
 from .embed import Embedder, default_embedder
-from .vector_view import Hit, VectorView
+from .vector_view import Hit, VectorView, drop_saved
 from .schema import EVENT_CONTENT, INPUT_CONTENT, LIVE_OPS
 
 BANK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # always fullmatch: "$" lets a trailing newline in
@@ -325,8 +325,7 @@ class MemoryStore:
         if self._view is not None:
             self._view.refresh()  # an erasure makes it rebuild and save at once
             return
-        for path in self.path.parent.glob(f"{self.path.name}.{self.bank}.*.hnsw*"):
-            path.unlink(missing_ok=True)  # rebuilt from the log on the next search
+        drop_saved(self.path, self.bank)
 
     def _checkpoint(self, after_erase_of: str | None = None, wait: float = 3.0) -> bool:
         """Copy the WAL into the file and truncate it, so purged text survives in neither. Another
@@ -460,8 +459,7 @@ class MemoryStore:
         with self.transaction():
             counts = repair(self.conn)
         self._view = None
-        for path in self.path.parent.glob(f"{self.path.name}.*.hnsw*"):
-            path.unlink(missing_ok=True)
+        drop_saved(self.path)
         return counts
 
     # ---- audit tools across banks --------------------------------------------------------

@@ -30,6 +30,18 @@ from .embed import CachedEmbedder, Embedder
 _FAR = np.iinfo(np.int64).max
 
 
+def _stem(db_path: Path, bank: str, model: str) -> str:
+    """Saved indexes sit beside the database: DB.BANK.MODEL.hnsw and DB.BANK.MODEL.hnsw.json."""
+    return f"{db_path.name}.{bank}.{model}"
+
+
+def drop_saved(db_path: Path, bank: str | None = None) -> None:
+    """Delete the saved indexes of one bank (any model), or of every bank: they are rebuilt from
+    the log on the next search."""
+    for path in db_path.parent.glob(_stem(db_path, bank or "*", "*") + ".hnsw*"):
+        path.unlink(missing_ok=True)
+
+
 def _to_us(stamps) -> np.ndarray:
     """Fixed-format UTC stamps -> exact int64 microseconds since the epoch (None -> far future)."""
     arr = np.array([x[:-1] if x else "NaT" for x in stamps], dtype="datetime64[us]").astype(np.int64)
@@ -58,7 +70,7 @@ class VectorView:
         self.exact_below, self.M, self.ef_construction = exact_below, M, ef_construction
         self.progress = progress
         self.unsaved = 0          # versions added since the last save
-        stem = f"{db_path.name}.{bank}.{embedder.name}"
+        stem = _stem(db_path, bank, embedder.name)
         self.index_path = db_path.with_name(stem + ".hnsw")
         self.meta_path = db_path.with_name(stem + ".hnsw.json")
         self.covered = 0          # log position the index reflects
