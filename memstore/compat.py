@@ -282,7 +282,8 @@ class Memory:
         bank, _, meta_filters = self._scope(user_id, agent_id, run_id, filters, bank)
         k = self._count(top_k, limit, 20)
         store = self._store(bank)
-        want = max(k, len(store.replay(as_of))) if meta_filters else k  # filter after an exact, full ranking
+        # with metadata filters, rank every alive memory (search caps k at the alive count), then filter
+        want = 2**31 if meta_filters else k
         results = []
         for hit in store.search(query, k=want, as_of=as_of):
             if threshold is not None and hit.score < threshold:
