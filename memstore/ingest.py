@@ -8,7 +8,9 @@ bank's inputs are replayed through another policy).
 Each turn lands in one transaction: its raw input and every decision made on it. So a turn is
 either wholly applied or not at all; on a rerun, turns whose input is already recorded are
 skipped, and a Ctrl-C or kill loses at most the turn in flight. Facts are extracted (LLM) before
-the transaction opens, so the write lock is held only while deciding."""
+the transaction opens, so the write lock is held only while deciding. A policy with
+`prefetch(store, turns)` and `batch` > 1 gets the next `batch` pending turns handed over ahead,
+to extract their facts together (they do not depend on the bank); decisions stay turn by turn."""
 
 from __future__ import annotations
 
@@ -34,12 +36,17 @@ def ingest(store: "MemoryStore", policy: Any, turns: Sequence[Any],
            progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
     report = IngestReport(turns=len(turns))
     done = {r[0] for r in store.conn.execute("SELECT input_id FROM inputs WHERE bank = ?", (store.bank,))}
-    t0 = time.perf_counter()
+    pending = [t for t in turns if t.input_id not in done]
+    window = getattr(policy, "batch", 1) if hasattr(policy, "prefetch") else 1
+    t0, p = time.perf_counter(), 0
     for n, turn in enumerate(turns, 1):
         if turn.input_id in done:
             report.skipped += 1
         else:
             t = time.perf_counter()
+            if window > 1 and p % window == 0:
+                policy.prefetch(store, pending[p:p + window])
+            p += 1
             facts = policy.facts(store, turn)
             with store.transaction():
                 store.record_input(turn.speaker, turn.text, turn.time, input_id=turn.input_id, session=turn.session,

@@ -52,32 +52,59 @@ class ManagerPolicy:
     min_score = 0.35  # below this cosine similarity a memory is not "related" and is not shown:
                       # a 0.5B model otherwise UPDATEs whatever candidate 1 happens to be
 
-    def __init__(self, llm: LLM, decider: LLM | None = None):
+    def __init__(self, llm: LLM, decider: LLM | None = None, *, fast: bool = True):
         """`llm` extracts facts (the cache is keyed by its identity); `decider` (default: the same
         model) makes the decisions: the learned policy decides with its LoRA adapter but shares the
-        base model's extracted facts."""
-        self.llm, self.decider = llm, decider or llm
+        base model's extracted facts. `fast=False` is the path before issue 12 (one extraction
+        per turn, a model call for every decision), kept for side-by-side measurement."""
+        self.llm, self.decider, self.fast = llm, decider or llm, fast
         self.actor = f"policy:{self.name}/{self.decider.identity}/prompt:{prompts.PROMPT_VERSION}"
         self.extracted_fresh = 0  # extraction calls actually made (the rest came from the cache)
+        self.batch = getattr(llm, "batch", 1) if fast else 1  # turns extracted together (ingest's prefetch window)
+        self._prefetched: dict[str, list[str] | None] = {}
 
     # ---- facts ---------------------------------------------------------------------------
-    def facts(self, store: MemoryStore, turn: Turn) -> list[str]:
-        key = (fact_key(turn.speaker, turn.text, turn.time), self.llm.identity, prompts.PROMPT_VERSION)
+    def _key(self, turn: Turn) -> tuple:
+        return (fact_key(turn.speaker, turn.text, turn.time), self.llm.identity, prompts.PROMPT_VERSION)
+
+    def _cached(self, store: MemoryStore, turn: Turn) -> list[str] | None:
         row = store.conn.execute("SELECT facts FROM fact_cache WHERE input_key = ? AND model = ? AND prompt_version = ?",
-                                 key).fetchone()
-        if row is not None:
-            return json.loads(row[0])
+                                 self._key(turn)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def _keep(self, store: MemoryStore, turn: Turn, out: dict | None) -> list[str]:
+        """The facts of one extraction output, cached; a cut-off output counts as "nothing
+        durable" and is not cached (a rerun retries it)."""
+        if out is None:
+            return []
+        facts = [third_person(f.strip(), turn.speaker) for f in out.get("facts", []) if isinstance(f, str) and f.strip()]
+        self.extracted_fresh += 1
+        store.conn.execute("INSERT OR IGNORE INTO fact_cache VALUES (?, ?, ?, ?)", (*self._key(turn), json.dumps(facts)))
+        return facts
+
+    def prefetch(self, store: MemoryStore, turns: list[Turn]) -> None:
+        """Extract the facts of several upcoming turns in one batched call (extraction does not
+        depend on the bank); `facts` then finds them. Called by ingest a window ahead."""
+        todo = [t for t in turns if t.input_id not in self._prefetched and self._cached(store, t) is None]
+        if len(todo) < 2:
+            return
+        outs = self.llm.json_many(prompts.EXTRACT_SYSTEM, [prompts.extract_user(t.speaker, t.text, t.time[:10]) for t in todo],
+                                  prompts.extract_schema(), max_tokens=160)
+        for turn, out in zip(todo, outs):
+            self._prefetched[turn.input_id] = self._keep(store, turn, out)
+
+    def facts(self, store: MemoryStore, turn: Turn) -> list[str]:
+        if turn.input_id in self._prefetched:
+            return self._prefetched.pop(turn.input_id)
+        cached = self._cached(store, turn)
+        if cached is not None:
+            return cached
         try:
             out = self.llm.json(prompts.EXTRACT_SYSTEM, prompts.extract_user(turn.speaker, turn.text, turn.time[:10]),
                                 prompts.extract_schema(), max_tokens=160)
-            facts = [third_person(f.strip(), turn.speaker) for f in out.get("facts", [])
-                     if isinstance(f, str) and f.strip()]
         except LLMError:
-            facts = []  # a cut-off extraction counts as "nothing durable"; not cached, so it is retried
-            return facts
-        self.extracted_fresh += 1
-        store.conn.execute("INSERT OR IGNORE INTO fact_cache VALUES (?, ?, ?, ?)", (*key, json.dumps(facts)))
-        return facts
+            out = None
+        return self._keep(store, turn, out)
 
     # ---- decisions -----------------------------------------------------------------------
     def decide(self, fact: str, candidates: list[Hit], turn: Turn) -> Decision:
@@ -127,10 +154,30 @@ class HeuristicPolicy(ManagerPolicy):
         return Decision("ADD", text=fact, why="new fact" + (f" (closest similarity {top.score:.2f})" if top else ""))
 
 
+def same_text(a: str, b: str) -> bool:
+    """Equal up to case, spacing and final punctuation."""
+    norm = lambda t: " ".join(t.casefold().split()).rstrip(".!")  # noqa: E731
+    return norm(a) == norm(b)
+
+
 class LLMPolicy(ManagerPolicy):
     name = "llm"
 
+    def shortcut(self, fact: str, candidates: list[Hit]) -> Decision | None:
+        """Where the schema leaves no real choice, no model call: nothing related above the floor
+        (UPDATE and DELETE need a candidate; NOOP would drop a new fact) is an ADD, and a memory
+        stating the fact word for word makes it a NOOP."""
+        if not candidates:
+            return Decision("ADD", text=fact, why=f"no memory related above similarity {self.min_score}: "
+                                                  "added without a model call")
+        same = next((h for h in candidates if same_text(h.text, fact)), None)
+        if same is not None:
+            return Decision("NOOP", target=same, why=f"{same.id} states the fact word for word: no model call")
+        return None
+
     def decide(self, fact, candidates, turn):
+        if self.fast and (d := self.shortcut(fact, candidates)):
+            return d
         shown = [(h.text, h.valid_at[:10]) for h in candidates]
         try:
             out = self.decider.json(prompts.DECIDE_SYSTEM, prompts.decide_user(fact, turn.time[:10], shown),

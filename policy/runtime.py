@@ -30,7 +30,8 @@ class LLMError(MemstoreError):
 @dataclass
 class Usage:
     calls: int = 0
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0      # prompt tokens of every call
+    prompt_evaluated: int = 0   # of those, the ones the model evaluated (the rest: reused KV cache)
     completion_tokens: int = 0
     seconds: float = 0.0
 
@@ -46,11 +47,32 @@ class LLM:
     def json(self, system: str, user: str, schema: dict, *, max_tokens: int = 256,
              temperature: float = 0.0, seed: int | None = 0) -> dict:
         t = time.perf_counter()
+        self._evaluated = None  # a runtime that knows how much of the prompt it evaluated sets it
         text, prompt_tokens, completion_tokens = self._complete(system, user, schema, max_tokens, temperature, seed)
-        self.usage.calls += 1
+        self._count(1, prompt_tokens, completion_tokens, time.perf_counter() - t, self._evaluated)
+        return self._parse(text, completion_tokens)
+
+    def json_many(self, system: str, users: list[str], schema: dict, *, max_tokens: int = 256) -> list[dict | None]:
+        """One greedy answer per user prompt, all with the same system prompt and schema; None
+        where the output was cut off. This base version calls `json` one prompt after another;
+        a local model overrides it with batched decoding."""
+        out = []
+        for user in users:
+            try:
+                out.append(self.json(system, user, schema, max_tokens=max_tokens))
+            except LLMError:
+                out.append(None)
+        return out
+
+    def _count(self, calls, prompt_tokens, completion_tokens, seconds, evaluated=None):
+        self.usage.calls += calls
         self.usage.prompt_tokens += prompt_tokens
+        self.usage.prompt_evaluated += prompt_tokens if evaluated is None else evaluated
         self.usage.completion_tokens += completion_tokens
-        self.usage.seconds += time.perf_counter() - t
+        self.usage.seconds += seconds
+
+    @staticmethod
+    def _parse(text: str, completion_tokens: int) -> dict:
         try:
             return json.loads(text)
         except json.JSONDecodeError:
@@ -69,7 +91,7 @@ class LlamaCppLLM(LLM):
     scratch (the bench's 'no caches' row)."""
 
     def __init__(self, model: ModelFile, adapter: str | Path | None = None, *, n_ctx: int = 4096,
-                 n_threads: int | None = None, reuse_prefix: bool = True):
+                 n_threads: int | None = None, reuse_prefix: bool = True, batch: int = 16):
         from llama_cpp import LlamaGrammar
 
         self._grammar = LlamaGrammar
@@ -83,6 +105,7 @@ class LlamaCppLLM(LLM):
             identity += f"+lora@sha256:{sha256_file(adapter)[:12]}"
         super().__init__(identity=identity)
         self.model, self.chat, self.reuse_prefix = model, model.chat, reuse_prefix
+        self.adapter, self.batch, self._batched = adapter, batch, None
         n_threads = n_threads or threads()
         self._kwargs = dict(model_path=str(model.path), n_ctx=n_ctx, n_threads=n_threads,
                             n_threads_batch=n_threads,  # prompt eval too: else it takes every core
@@ -106,12 +129,35 @@ class LlamaCppLLM(LLM):
                 self._grammars[key] = self._grammar.from_json_schema(key, verbose=False)
         return self._grammars[key]
 
+    def json_many(self, system, users, schema, *, max_tokens=256):
+        """Batched decoding (policy/batched.py), `batch` prompts at a time; one by one when
+        `batch` is 1 or a LoRA adapter is loaded (the batch context has none)."""
+        if self.batch <= 1 or self.adapter is not None or len(users) <= 1:
+            return super().json_many(system, users, schema, max_tokens=max_tokens)
+        if self._batched is None:
+            from .batched import BatchedJSON
+            with _quiet_stderr():
+                self._batched = BatchedJSON(self, n_seq=self.batch)
+        t, before = time.perf_counter(), self._batched.evaluated
+        results = self._batched.run(system, users, schema, max_tokens)
+        self._count(len(users), sum(r[1] for r in results), sum(r[2] for r in results), time.perf_counter() - t,
+                    evaluated=self._batched.evaluated - before)
+        out = []
+        for text, _, completion, cut in results:
+            try:
+                out.append(None if cut else self._parse(text, completion))
+            except LLMError:
+                out.append(None)
+        return out
+
     def _complete(self, system, user, schema, max_tokens, temperature, seed):
         llama = self._context(system)
         if not self.reuse_prefix:
             llama.reset()
         if seed is not None:
             llama.set_seed(seed)
+        from llama_cpp import llama_cpp as C
+        evaluated = C.llama_perf_context(llama._ctx.ctx).n_p_eval
         grammar = self.grammar(schema)
         if self.chat:
             out = llama.create_chat_completion(
@@ -122,6 +168,7 @@ class LlamaCppLLM(LLM):
             out = llama.create_completion(f"{system}\n\n{user}\n\nJSON:", grammar=grammar,
                                           temperature=temperature, max_tokens=max_tokens)
             text = out["choices"][0]["text"]
+        self._evaluated = C.llama_perf_context(llama._ctx.ctx).n_p_eval - evaluated
         return text, out["usage"]["prompt_tokens"], out["usage"]["completion_tokens"]
 
 
