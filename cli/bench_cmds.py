@@ -22,6 +22,8 @@ ADAPTER = typer.Option(None, "--adapter", help="Manager LoRA adapter (GGUF) for 
 ANSWER_ADAPTER = typer.Option(None, "--answer-adapter", help="Answer Agent LoRA adapter (GGUF) for the learned policy (default: shipped)")
 JUDGE = typer.Option(None, "--judge", help="Judge model: a name/GGUF path, or an http(s) URL of an OpenAI-compatible endpoint; default: the backbone")
 OUT = typer.Option(..., "--out", help="Output folder (resumable).")
+PATH = typer.Option("new", "--path", help="new (batched extraction, no-call decisions) | today (the path before issue 12)")
+MEMORIES = typer.Option(60, "--memories", min=1, max=200, help="Memories shown to the Answer Agent per question.")
 
 
 def _llms(model, judge):
@@ -34,20 +36,24 @@ def _llms(model, judge):
     return llm, load(judge)
 
 
-def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: dict) -> None:
+def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: dict, path: str = "new",
+         memories: int = 60) -> None:
     from policy.evaluate import plot, results, run_task
+    if path not in ("new", "today"):
+        raise BadInput(f"--path is new or today, not {path!r}")
     out.mkdir(parents=True, exist_ok=True)
     if any(adapters) and "learned" not in policies:
         raise BadInput("--adapter/--answer-adapter apply to the learned policy: add it to --policy")
     llm, judge_llm = _llms(model, judge)
     from policy.prompts import ANSWER_PROMPT_VERSION, PROMPT_VERSION
-    meta = {**meta, "model": llm.identity, "judge": judge_llm.identity, "policies": policies,
+    meta = {**meta, "model": llm.identity, "judge": judge_llm.identity, "policies": policies, "path": path,
+            "memories": memories,
             "prompts": {"manager": PROMPT_VERSION, "answer": ANSWER_PROMPT_VERSION}}
     with phase_progress() as progress:
         for task in tasks:
             for policy in policies:
                 bar = progress.add_task(f"{task.name} {policy}", total=None)
-                run_task(task, policy, llm, judge_llm, out, adapters=adapters,
+                run_task(task, policy, llm, judge_llm, out, adapters=adapters, fast=path == "new", memories=memories,
                          progress=lambda phase, n, total: progress.update(
                              bar, completed=n, total=total, description=f"{task.name} {policy} {phase}"))
                 results(out, [t.name for t in tasks], policies, meta)
@@ -74,7 +80,8 @@ def locomo(data: Path = typer.Option(..., "--data", help="LoCoMo JSON"), policy:
            conversations: Optional[str] = typer.Option(None, "--conversations", help="e.g. conv-30,conv-41 (default: all)"),
            limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions per conversation."),
            model: Optional[str] = MODEL, adapter: Optional[str] = ADAPTER,
-           answer_adapter: Optional[str] = ANSWER_ADAPTER, judge: Optional[str] = JUDGE, out: Path = OUT) -> None:
+           answer_adapter: Optional[str] = ANSWER_ADAPTER, judge: Optional[str] = JUDGE, out: Path = OUT,
+           path: str = PATH, memories: int = MEMORIES) -> None:
     """LoCoMo: each conversation's turns through each policy, then its QA (category 5 excluded)
     answered as of the end of the conversation; F1 (official and set), BLEU-1, judge, per category."""
     from policy.evaluate import Task
@@ -91,21 +98,23 @@ def locomo(data: Path = typer.Option(..., "--data", help="LoCoMo JSON"), policy:
         turns = locomo_turns(by_id[cid])
         tasks.append(Task(cid, turns, locomo_qa(by_id[cid], turns)[:limit]))
     _run(tasks, _policies(policy), model, (adapter, answer_adapter), judge, out,
-         {"data": str(data), "conversations": wanted, "limit": limit})
+         {"data": str(data), "conversations": wanted, "limit": limit}, path, memories)
 
 
 @bench_app.command()
 def longmemeval(data: Path = typer.Option(..., "--data", help="LongMemEval JSON"), policy: str = POLICIES,
                 limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N records."),
                 model: Optional[str] = MODEL, adapter: Optional[str] = ADAPTER,
-                answer_adapter: Optional[str] = ANSWER_ADAPTER, judge: Optional[str] = JUDGE, out: Path = OUT) -> None:
+                answer_adapter: Optional[str] = ANSWER_ADAPTER, judge: Optional[str] = JUDGE, out: Path = OUT,
+                path: str = PATH, memories: int = MEMORIES) -> None:
     """LongMemEval format: each record's haystack into its own bank, its question answered as of
     its question_date."""
     from policy.evaluate import Task
     from policy.turns import longmemeval_records
 
     tasks = [Task(name, turns, [qa]) for name, turns, qa in longmemeval_records(data)[:limit]]
-    _run(tasks, _policies(policy), model, (adapter, answer_adapter), judge, out, {"data": str(data), "records": len(tasks)})
+    _run(tasks, _policies(policy), model, (adapter, answer_adapter), judge, out, {"data": str(data), "records": len(tasks)},
+         path, memories)
 
 
 @bench_app.command()

@@ -44,35 +44,38 @@ def with_adapter(llm: LLM, adapter: str | Path | None, kind: str) -> LLM:
     return _served[key]
 
 
-def make_policy(name: str, llm: LLM, adapter: str | Path | None = None):
+def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *, fast: bool = True):
     """A manager policy on the backbone `llm`; `learned` decides with a LoRA adapter (`adapter`,
-    default the shipped one) and extracts facts with the plain backbone."""
+    default the shipped one) and extracts facts with the plain backbone. `fast=False`: the path
+    before issue 12 (no batched extraction, a model call for every decision)."""
     if name not in POLICIES:
         raise BadInput(f"unknown policy {name!r}: choose from {', '.join(POLICIES)}")
     if name != "learned":
         if adapter:
             raise BadInput("--adapter applies to --policy learned only")
-        return POLICIES[name](llm)
-    return POLICIES[name](llm, decider=with_adapter(llm, adapter, "manager"))
+        return POLICIES[name](llm, fast=fast)
+    return POLICIES[name](llm, decider=with_adapter(llm, adapter, "manager"), fast=fast)
 
 
-def make_answerer(name: str, llm: LLM, adapter: str | Path | None = None) -> AnswerAgent:
+def make_answerer(name: str, llm: LLM, adapter: str | Path | None = None, k: int = AnswerAgent.DEFAULT_K) -> AnswerAgent:
     """The Answer Agent that goes with a policy: `learned` answers with its trained adapter."""
     if name == "learned":
         llm = with_adapter(llm, adapter, "answer")
     elif adapter:
         raise BadInput("--answer-adapter applies to --policy learned only")
-    return AnswerAgent(llm, recency_weight=0.05 if name == "heuristic" else 0.0)
+    if not 1 <= k <= 200:
+        raise BadInput(f"--memories must be between 1 and 200, not {k}")
+    return AnswerAgent(llm, k=k, recency_weight=0.05 if name == "heuristic" else 0.0)
 
 
 class MemoryAgent:
     def __init__(self, path="memstore.db", bank: str = "default", *, policy: str = "llm", model: str | None = None,
                  adapter: str | None = None, answer_adapter: str | None = None, endpoint: str | None = None,
-                 llm: LLM | None = None, store: MemoryStore | None = None):
+                 llm: LLM | None = None, store: MemoryStore | None = None, memories: int = AnswerAgent.DEFAULT_K):
         self.store = store or MemoryStore(path, bank)
         self.llm = llm or load(model, endpoint=endpoint)
         self.policy = make_policy(policy, self.llm, adapter)
-        self.answerer = make_answerer(policy, self.llm, answer_adapter)
+        self.answerer = make_answerer(policy, self.llm, answer_adapter, k=memories)
 
     def observe(self, speaker: str, text: str, time=None, *, message_id: str | None = None,
                 meta: dict | None = None):

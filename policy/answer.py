@@ -29,7 +29,9 @@ class Answer:
 
 
 class AnswerAgent:
-    def __init__(self, llm: LLM, k: int = 60, recency_weight: float = 0.0):
+    DEFAULT_K = 60  # the paper's; answering is bound by these prompt tokens (bench/bench_throughput.py)
+
+    def __init__(self, llm: LLM, k: int = DEFAULT_K, recency_weight: float = 0.0):
         self.llm, self.k, self.recency_weight = llm, k, recency_weight
 
     def retrieve(self, store: MemoryStore, question: str, as_of=None) -> list[Hit]:

