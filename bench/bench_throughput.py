@@ -87,8 +87,8 @@ def run_ingest(path: str, fast: bool, model, turns, db: Path) -> dict:
             "other_s": round(wall - model_s, 1), "ops": report.ops}
 
 
-def run_answers(path: str, model, qas, db: Path, k: int) -> dict:
-    llm = load(model, batch=1)
+def run_answers(path: str, model, qas, db: Path, k: int, lookup: int = 0) -> dict:
+    llm = load(model, batch=1, lookup=lookup)
     agent = AnswerAgent(llm, k=k)
     store = MemoryStore(db, "bench")
     rows = []
@@ -147,6 +147,10 @@ def main() -> int:
     ap.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                     help="also run today's path (one extraction per turn, a call per decision, 60 memories)")
     ap.add_argument("--second-model", default=None, help="e.g. qwen1.5b: its speed beside the default's on a sample")
+    ap.add_argument("--sweep", default="", help="e.g. 10,20,30: answer again on the new path's bank with that many "
+                                                  "memories shown, for F1 against the number of memories")
+    ap.add_argument("--lookup", type=int, default=0, help="also answer the first 20 questions on the new path's bank "
+                                                          "with prompt lookup decoding of N draft tokens, and without")
     ap.add_argument("--out", type=Path, default=Path("bench/out/throughput"))
     args = ap.parse_args()
     if not args.data.exists():
@@ -179,6 +183,13 @@ def main() -> int:
         db = args.out / f"{name}.db"
         phase(f"{name}:ingest", lambda: run_ingest(name, fast, args.model, turns, db))
         phase(f"{name}:answers", lambda: run_answers(name, args.model, qas, db, k))
+    for k in [int(k) for k in args.sweep.split(",") if k.strip()]:
+        phase(f"sweep:{k}", lambda: run_answers(f"sweep k={k}", args.model, qas, args.out / "new.db", k))
+    if args.lookup:
+        db = args.out / "new.db"
+        phase("lookup:off", lambda: run_answers("lookup off", args.model, qas[:20], db, args.memories))
+        phase(f"lookup:{args.lookup}", lambda: run_answers(f"lookup {args.lookup}", args.model, qas[:20], db,
+                                                            args.memories, lookup=args.lookup))
     if args.second_model:
         phase("models", lambda: second_model([args.model, args.second_model], turns[:16], qas[:3],
                                              args.out / "sample.db", args.memories))
@@ -209,6 +220,21 @@ def report(state: dict, paths: list[str]) -> None:
                       f"ops {state[f'{name}:ingest']['ops']}")
     if "today" in totals:
         console.print(f"speed-up, today's path / new path: {totals['today'] / totals['new']:.2f}x")
+    sweep = sorted((v["k"], v) for key, v in state.items() if key.startswith("sweep:") or key == "new:answers")
+    if len(sweep) > 1:
+        t = Table(title="answers on the new path's bank against the number of memories shown")
+        for col in ("memories", "F1", "wall s", "s/question", "prompt tok/question"):
+            t.add_column(col, justify="right")
+        for k, v in sweep:
+            n = max(len(v["rows"]), 1)
+            t.add_row(str(k), f"{v['f1']:.3f}", f"{v['wall_s']:.0f}", f"{v['wall_s'] / n:.1f}", f"{v['prompt_tokens'] / n:.0f}")
+        console.print(t)
+    for key in [k for k in state if k.startswith("lookup:") and k != "lookup:off"]:
+        off, on = state["lookup:off"], state[key]
+        same = sum(a["answer"] == b["answer"] for a, b in zip(off["rows"], on["rows"]))
+        console.print(f"prompt lookup decoding ({key[7:]} draft tokens), {len(on['rows'])} answers: {on['wall_s']:.0f} s "
+                      f"vs {off['wall_s']:.0f} s without ({off['wall_s'] / on['wall_s']:.2f}x); {same} answers identical; "
+                      f"F1 {on['f1']:.3f} vs {off['f1']:.3f}")
     if "models" in state:
         for model, m in state["models"].items():
             console.print(f"{model}: extraction {m['extract_s_per_turn']} s/turn one by one, {m['batched_s_per_turn']} "

@@ -91,7 +91,7 @@ class LlamaCppLLM(LLM):
     scratch (the bench's 'no caches' row)."""
 
     def __init__(self, model: ModelFile, adapter: str | Path | None = None, *, n_ctx: int = 4096,
-                 n_threads: int | None = None, reuse_prefix: bool = True, batch: int = 16):
+                 n_threads: int | None = None, reuse_prefix: bool = True, batch: int = 16, lookup: int = 0):
         from llama_cpp import LlamaGrammar
 
         self._grammar = LlamaGrammar
@@ -107,6 +107,9 @@ class LlamaCppLLM(LLM):
         self.model, self.chat, self.reuse_prefix = model, model.chat, reuse_prefix
         self.adapter, self.batch, self._batched = adapter, batch, None
         n_threads = n_threads or threads()
+        if lookup:  # speculative decoding by prompt lookup: drafts copied from the prompt, checked in one batch
+            from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+            kwargs["draft_model"] = LlamaPromptLookupDecoding(num_pred_tokens=lookup)
         self._kwargs = dict(model_path=str(model.path), n_ctx=n_ctx, n_threads=n_threads,
                             n_threads_batch=n_threads,  # prompt eval too: else it takes every core
                             verbose=False, seed=0, **kwargs)
