@@ -22,11 +22,12 @@ from memstore import MemoryStore
 from memstore.clock import to_stamp
 from policy.agent import make_policy
 from policy.answer import AnswerAgent
-from policy.evaluate import peak_rss_mb
+from evaluation.harness import peak_rss_mb
 from memstore.ingest import ingest
 from policy.runtime import LlamaCppLLM
 from policy.models import resolve
-from policy.turns import Turn, load_turns, locomo_qa
+from evaluation.datasets import load_turns, locomo_qa
+from policy.turns import Turn
 
 DEMO_QUESTIONS = ["Where does Caroline live?", "What are the names of Caroline's dogs?", "What does Melanie paint?",
                   "Is Caroline vegetarian?", "What did Melanie sell?", "What breed is Max?"]

@@ -36,8 +36,8 @@ from memstore.ingest import ingest  # noqa: E402
 from policy.answer import AnswerAgent  # noqa: E402
 from policy.manager import LLMPolicy  # noqa: E402
 from policy.runtime import load  # noqa: E402
-from policy.turns import load_turns, locomo_qa  # noqa: E402
-from trainer.metrics import score_official  # noqa: E402
+from evaluation.datasets import load_turns, locomo_qa  # noqa: E402
+from evaluation.metrics import score_official  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "locomo_dev.json"
 console = Console(width=150)

@@ -28,7 +28,7 @@ def ingest(file: Path, policy: str = PolicyOpt, model: Optional[str] = ModelOpt,
     """Feed a dialogue (LoCoMo JSON or chat JSONL: speaker, text, time) through a manager policy.
     Resumable: turns already applied are skipped; an interrupt loses at most the turn in flight."""
     from memstore.ingest import ingest as run_ingest
-    from policy.turns import load_turns
+    from evaluation.datasets import load_turns
 
     turns, _ = load_turns(file, conversation)  # validated whole before anything is written
     turns = turns[:limit] if limit else turns

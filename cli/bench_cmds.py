@@ -38,7 +38,7 @@ def _llms(model, judge):
 
 def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: dict, path: str = "new",
          memories: int = 60) -> None:
-    from policy.evaluate import plot, results, run_task
+    from evaluation.harness import plot, results, run_task
     if path not in ("new", "today"):
         raise BadInput(f"--path is new or today, not {path!r}")
     out.mkdir(parents=True, exist_ok=True)
@@ -84,19 +84,15 @@ def locomo(data: Path = typer.Option(..., "--data", help="LoCoMo JSON"), policy:
            path: str = PATH, memories: int = MEMORIES) -> None:
     """LoCoMo: each conversation's turns through each policy, then its QA (category 5 excluded)
     answered as of the end of the conversation; F1 (official and set), BLEU-1, judge, per category."""
-    from policy.evaluate import Task
-    from policy.turns import locomo_qa, locomo_samples, locomo_turns
+    from evaluation.datasets import locomo_conversations, locomo_qa, locomo_turns
+    from evaluation.harness import Task
 
-    samples = locomo_samples(data)
-    wanted = conversations.split(",") if conversations else [s.get("sample_id") for s in samples]
-    by_id = {s.get("sample_id"): s for s in samples}
-    missing = [c for c in wanted if c not in by_id]
-    if missing:
-        raise BadInput(f"no conversation {', '.join(missing)} in {data} (has {', '.join(map(str, by_id))})")
+    samples = locomo_conversations(data, conversations.split(",") if conversations else None)
+    wanted = [s.get("sample_id") for s in samples]
     tasks = []
-    for cid in wanted:
-        turns = locomo_turns(by_id[cid])
-        tasks.append(Task(cid, turns, locomo_qa(by_id[cid], turns)[:limit]))
+    for sample in samples:
+        turns = locomo_turns(sample)
+        tasks.append(Task(sample.get("sample_id"), turns, locomo_qa(sample, turns)[:limit]))
     _run(tasks, _policies(policy), model, (adapter, answer_adapter), judge, out,
          {"data": str(data), "conversations": wanted, "limit": limit}, path, memories)
 
@@ -109,8 +105,8 @@ def longmemeval(data: Path = typer.Option(..., "--data", help="LongMemEval JSON"
                 path: str = PATH, memories: int = MEMORIES) -> None:
     """LongMemEval format: each record's haystack into its own bank, its question answered as of
     its question_date."""
-    from policy.evaluate import Task
-    from policy.turns import longmemeval_records
+    from evaluation.datasets import longmemeval_records
+    from evaluation.harness import Task
 
     tasks = [Task(name, turns, [qa]) for name, turns, qa in longmemeval_records(data)[:limit]]
     _run(tasks, _policies(policy), model, (adapter, answer_adapter), judge, out, {"data": str(data), "records": len(tasks)},
@@ -125,7 +121,7 @@ def compare(dirs: list[Path],
     the F1 and judge difference on the same questions with a paired bootstrap 95% interval,
     overall and per category."""
     from evaluation.paired import chart as draw, compare_run
-    from policy.evaluate import CATEGORIES
+    from evaluation.harness import CATEGORIES
 
     if chart is not None and (len(dirs) != 1 or chart.suffix.lower() != ".png"):
         raise BadInput("--chart takes one run folder and a file name ending in .png")

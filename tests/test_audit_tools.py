@@ -26,7 +26,8 @@ from memstore.clock import to_stamp
 from memstore.errors import BadInput
 from memstore.ingest import ingest
 from policy.agent import make_policy
-from policy.turns import Turn, load_turns
+from evaluation.datasets import load_turns
+from policy.turns import Turn
 
 
 class UpdatingLLM(ScriptedLLM):

@@ -17,7 +17,7 @@ from memstore import MemoryStore
 from memstore.errors import BadInput
 from policy.agent import make_policy
 from memstore.ingest import ingest
-from policy.turns import load_turns
+from evaluation.datasets import load_turns
 
 
 TESTS = Path(__file__).resolve().parent
@@ -55,7 +55,7 @@ KILLED = textwrap.dedent("""
     from memstore import MemoryStore
     from policy.agent import make_policy
     from memstore.ingest import ingest
-    from policy.turns import load_turns
+    from evaluation.datasets import load_turns
     turns, _ = load_turns(sys.argv[1])
     store = MemoryStore(sys.argv[2], "b")
     policy = make_policy("append", ScriptedLLM())
@@ -121,7 +121,7 @@ def test_malformed_locomo_files(tmp_path):
 def test_bench_task_keeps_a_killed_ingest_time_and_refuses_another_model(tmp_path):
     """run_task (behind `memstore bench`): a kill mid-ingest keeps the time spent so far, and a
     resume with another backbone is refused before it touches the bank."""
-    from policy.evaluate import Task, run_task
+    from evaluation.harness import Task, run_task
 
     turns, _ = load_turns(write_chat(tmp_path / "chat.jsonl", n=12))
     task = Task("t", turns, [])

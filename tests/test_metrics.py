@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from trainer.metrics import bleu1, f1_multi, f1_official, f1_set, normalize_official, score_official
+from evaluation.metrics import bleu1, f1_multi, f1_official, f1_set, normalize_official, score_official
 
 
 def test_official_normalisation():

@@ -26,7 +26,7 @@ def test_paired_bootstrap_hand_worked():
 
 def write_run(out, scores):
     """A harness run folder: answers per task and policy (the harness's own row shape)."""
-    from policy.evaluate import results
+    from evaluation.harness import results
     (out / "answers").mkdir(parents=True)
     for policy, per_task in scores.items():
         for task, rows in per_task.items():

@@ -17,7 +17,8 @@ from policy.agent import make_policy
 from memstore.ingest import ingest
 from policy.models import cache_dir, sha256_file
 from policy.runtime import LLM
-from policy.turns import QA, Turn, locomo_qa, locomo_samples, locomo_turns
+from evaluation.datasets import locomo_conversations, locomo_qa, locomo_turns
+from policy.turns import QA, Turn
 
 
 @dataclass
@@ -35,11 +36,9 @@ class History:
 
 
 def conversation(data: str | Path, name: str) -> tuple[list[Turn], list[QA]]:
-    by_id = {s.get("sample_id"): s for s in locomo_samples(data)}
-    if name not in by_id:
-        raise BadInput(f"no conversation {name} in {data} (has {', '.join(map(str, by_id))})")
-    turns = locomo_turns(by_id[name])
-    return turns, locomo_qa(by_id[name], turns)
+    sample = locomo_conversations(data, [name])[0]
+    turns = locomo_turns(sample)
+    return turns, locomo_qa(sample, turns)
 
 
 def build(data: str | Path, name: str, llm: LLM, *, bank_policy: str = "heuristic", root: Path | None = None,

@@ -19,7 +19,7 @@ import numpy as np
 
 from policy import prompts
 from policy.runtime import LLM, LLMError
-from trainer.metrics import score_official
+from evaluation.metrics import score_official
 
 _JSON = re.compile(r"\{.*\}", re.S)
 _ANSWER = re.compile(r'"answer"\s*:\s*"((?:[^"\\]|\\.)*)"')

@@ -19,13 +19,14 @@ from typing import Callable
 from memstore import MemoryStore
 from memstore.errors import BadInput
 
-from .agent import make_answerer, make_policy
+from policy.agent import make_answerer, make_policy
 from memstore.ingest import ingest
+from policy.prompts import ANSWER_PROMPT_VERSION
+from policy.runtime import LLM
+from policy.turns import QA, Turn
+
 from .judge import judge
-from .prompts import ANSWER_PROMPT_VERSION
-from .runtime import LLM
-from .turns import QA, Turn
-from trainer.metrics import bleu1, f1_set, score_official
+from .metrics import bleu1, f1_set, score_official
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 

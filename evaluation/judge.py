@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .runtime import LLM, LLMError
+from policy.runtime import LLM, LLMError
 
 JUDGE_SYSTEM = """You grade answers to questions about past conversations.
 You get a question, the gold answer and a generated answer. Be generous: the generated answer is
