@@ -79,22 +79,26 @@ def show(res: dict, title: str | None = None) -> None:
 def locomo(data: Path = typer.Option(..., "--data", help="LoCoMo JSON"), policy: str = POLICIES,
            conversations: Optional[str] = typer.Option(None, "--conversations", help="e.g. conv-30,conv-41 (default: all)"),
            limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions per conversation."),
+           sessions: Optional[int] = typer.Option(None, "--sessions", min=1, help="Only the first N sessions of each "
+                                                  "conversation, and the questions whose evidence lies in them."),
            model: Optional[str] = MODEL, adapter: Optional[str] = ADAPTER,
            answer_adapter: Optional[str] = ANSWER_ADAPTER, judge: Optional[str] = JUDGE, out: Path = OUT,
            path: str = PATH, memories: int = MEMORIES) -> None:
     """LoCoMo: each conversation's turns through each policy, then its QA (category 5 excluded)
     answered as of the end of the conversation; F1 (official and set), BLEU-1, judge, per category."""
-    from evaluation.datasets import locomo_conversations, locomo_qa, locomo_turns
+    from evaluation.datasets import locomo_conversations, locomo_observations, locomo_qa, locomo_turns
     from evaluation.harness import Task
 
+    names = _policies(policy, extra=("observations",))
     samples = locomo_conversations(data, conversations.split(",") if conversations else None)
     wanted = [s.get("sample_id") for s in samples]
     tasks = []
     for sample in samples:
-        turns = locomo_turns(sample)
-        tasks.append(Task(sample.get("sample_id"), turns, locomo_qa(sample, turns)[:limit]))
-    _run(tasks, _policies(policy), model, (adapter, answer_adapter), judge, out,
-         {"data": str(data), "conversations": wanted, "limit": limit}, path, memories)
+        turns = locomo_turns(sample, sessions)
+        tasks.append(Task(sample.get("sample_id"), turns, locomo_qa(sample, turns, sessions)[:limit],
+                          locomo_observations(sample, turns), f"sessions={sessions}" if sessions else ""))
+    _run(tasks, names, model, (adapter, answer_adapter), judge, out,
+         {"data": str(data), "conversations": wanted, "limit": limit, "sessions": sessions}, path, memories)
 
 
 @bench_app.command()
@@ -145,8 +149,9 @@ def compare(dirs: list[Path],
             console.print(f"wrote {chart}")
 
 
-def _policies(spec: str) -> list[str]:
-    from policy.manager import POLICIES as KNOWN
+def _policies(spec: str, extra: tuple[str, ...] = ()) -> list[str]:
+    from policy.manager import POLICIES
+    KNOWN = [*POLICIES, *extra]
     names = [p.strip() for p in spec.split(",") if p.strip()]
     bad = [p for p in names if p not in KNOWN]
     if bad or not names:

@@ -5,6 +5,7 @@ takes the chat JSONL format (policy/turns.py), for `memstore ingest`."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -41,14 +42,14 @@ def locomo_samples(path: str | Path) -> list[dict]:
     return data
 
 
-def locomo_turns(sample: dict) -> list[Turn]:
-    """Turns in order. All turns of a session share its timestamp in LoCoMo; turn i gets i seconds
-    added so that the as-of clock orders them."""
+def locomo_turns(sample: dict, sessions: int | None = None) -> list[Turn]:
+    """Turns in order, of the first `sessions` sessions (all when None). All turns of a session
+    share its timestamp in LoCoMo; turn i gets i seconds added so that the as-of clock orders them."""
     conv = sample["conversation"]
     sid = sample.get("sample_id", "conv")
     turns: list[Turn] = []
     n = 1
-    while f"session_{n}" in conv:
+    while f"session_{n}" in conv and (sessions is None or n <= sessions):
         when = parse_locomo_time(conv.get(f"session_{n}_date_time", ""))
         for i, t in enumerate(conv[f"session_{n}"]):
             if not isinstance(t, dict) or not all(isinstance(t.get(k), str) for k in ("speaker", "dia_id", "text")):
@@ -64,15 +65,46 @@ def locomo_turns(sample: dict) -> list[Turn]:
     return turns
 
 
-def locomo_qa(sample: dict, turns: list[Turn]) -> list[QA]:
+def evidence_sessions(evidence) -> set[int] | None:
+    """Session numbers of evidence ids like 'D3:12' (some cells hold several: 'D8:6; D9:17');
+    None when there is none or one cannot be read."""
+    found = [re.findall(r"D(\d+):\d+", e) for e in evidence if isinstance(e, str)]
+    numbers = {int(n) for f in found for n in f}
+    return numbers if numbers and all(found) and len(found) == len(evidence) else None
+
+
+def locomo_qa(sample: dict, turns: list[Turn], sessions: int | None = None) -> list[QA]:
     """Questions with a gold answer (category 5, adversarial, has none and is left out), asked as
-    of the end of the conversation."""
+    of the end of the given turns; with `sessions`, only those whose evidence all lies in the
+    first `sessions` sessions (a question without readable evidence is left out then)."""
     end = turns[-1].time
     out = []
     for q in sample.get("qa", []):
         if q.get("category") == 5 or "answer" not in q:
             continue
+        if sessions is not None:
+            where = evidence_sessions(q.get("evidence") or [])
+            if where is None or max(where) > sessions:
+                continue
         out.append(QA(str(q["question"]), str(q["answer"]), int(q["category"]), tuple(q.get("evidence", [])), end))
+    return out
+
+
+def locomo_observations(sample: dict, turns: list[Turn]) -> dict[str, list[str]]:
+    """LoCoMo's own annotated observations, per turn they cite (input id -> facts), for the
+    turns given: the reference bank of `--policy observations`. An observation citing no turn
+    among them is left out."""
+    sid, known = sample.get("sample_id", "conv"), {t.input_id for t in turns}
+    out: dict[str, list[str]] = {}
+    for per_speaker in (sample.get("observation") or {}).values():
+        for items in (per_speaker or {}).values():
+            for item in items or []:
+                if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
+                    continue
+                cited = item[1] if isinstance(item[1], list) else re.findall(r"D\d+:\d+", str(item[1]))
+                target = next((f"{sid}:{d}" for d in cited if f"{sid}:{d}" in known), None)
+                if target:
+                    out.setdefault(target, []).append(item[0])
     return out
 
 

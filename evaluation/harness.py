@@ -27,6 +27,7 @@ from policy.turns import QA, Turn
 
 from .judge import judge
 from .metrics import bleu1, f1_set, score_official
+from .observations import ObservationsPolicy
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 
@@ -37,6 +38,8 @@ class Task:
     name: str
     turns: list[Turn]
     questions: list[QA]
+    observations: dict | None = None  # LoCoMo's annotations per turn, for --policy observations
+    scope: str = ""                   # how the data was cut (e.g. "sessions=3"): a bank is never resumed under another
 
 
 def peak_rss_mb() -> float:
@@ -77,7 +80,12 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
     `adapters` (manager, answer) apply to the learned policy (default: the shipped ones);
     `fast=False` ingests on the path before issue 12; `memories` shown per answer."""
     learned = policy_name == "learned"
-    policy = make_policy(policy_name, llm, adapters[0] if learned else None, fast=fast)
+    if policy_name == "observations":
+        if task.observations is None:
+            raise BadInput(f"{task.name} has no annotated observations: --policy observations is for LoCoMo data")
+        policy = ObservationsPolicy(task.observations)
+    else:
+        policy = make_policy(policy_name, llm, adapters[0] if learned else None, fast=fast)
     answerer = make_answerer(policy_name, llm, adapters[1] if learned else None, k=memories)
     answers_path = out / "answers" / f"{task.name}.{policy_name}.jsonl"
     timing_path = out / "answers" / f"{task.name}.{policy_name}.timing.json"
@@ -86,7 +94,8 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
     answered_before = len(done)
     store = MemoryStore(out / f"{task.name}.db", policy_name)
     try:
-        _check_same_models(timing, store, answered_before > 0, manager=policy.actor + ("/fast" if fast else ""),
+        _check_same_models(timing, store, answered_before > 0, manager=policy.actor + ("/fast" if fast else "")
+                           + (f"/{task.scope}" if task.scope else ""),
                            answerer=f"{answerer.llm.identity}/prompt:{ANSWER_PROMPT_VERSION}"
                                     + (f"/k={memories}" if memories != 60 else ""), judge=judge_llm.identity)
     except BadInput:
