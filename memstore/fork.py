@@ -28,9 +28,17 @@ class Fork:
         self.store, self.as_of = store, to_stamp(as_of)
         self.base = {m.id: m for m in store.replay(as_of=self.as_of)}
         self.changed: dict[str, Memory | None] = {}  # memory id -> the fork's version (None: deleted)
-        self._vectors: dict[str, np.ndarray] = {}
+        self._vectors: dict[str, np.ndarray] = {}    # text -> vector, shared by branches
         self._ids = itertools.count(1)
         self.events: list[Event] = []               # what was applied, in order
+
+    def branch(self) -> "Fork":
+        """Another fork of the same moment with this one's changes, replaying nothing."""
+        out = Fork.__new__(Fork)
+        out.store, out.as_of, out.base = self.store, self.as_of, self.base
+        out.changed, out._vectors = dict(self.changed), self._vectors
+        out._ids, out.events = self._ids, []
+        return out
 
     # ---- the read side the agents use ----------------------------------------------------------
     def alive(self) -> dict[str, Memory]:
@@ -60,10 +68,10 @@ class Fork:
         if own:
             embedder = self.store.vector_view().embedder.inner
             q = embedder.embed([query])[0]
-            for m in own:
-                if m.id not in self._vectors:
-                    self._vectors[m.id] = embedder.embed([m.text])[0]
-                hits.append(Hit(m.id, m.text, round(float(self._vectors[m.id] @ q), 6), m.valid_at, m.seq))
+            new = [m.text for m in own if m.text not in self._vectors]
+            if new:
+                self._vectors.update(zip(new, embedder.embed(new)))
+            hits += [Hit(m.id, m.text, round(float(self._vectors[m.text] @ q), 6), m.valid_at, m.seq) for m in own]
         return sorted(hits, key=lambda h: -h.score)[:k]
 
     def last_seq(self) -> int:
@@ -89,7 +97,6 @@ class Fork:
             outcome, reason = "refused", f"{reason or ''} (refused: {op} {memory_id or '-'} is not possible in this bank)"
         if outcome == "applied" and op in ("ADD", "UPDATE"):
             self.changed[memory_id] = Memory(memory_id, text, valid_at, -n, op, actor or "fork", reason)
-            self._vectors.pop(memory_id, None)
         elif outcome == "applied" and op == "DELETE":
             self.changed[memory_id] = None
         event = Event(seq=-n, event_id=f"fork:{n}", bank=self.store.bank, memory_id=memory_id, op=op, outcome=outcome,

@@ -43,9 +43,13 @@ class AnswerAgent:
         return hits
 
     def answer(self, store: MemoryStore, question: str, as_of=None, asked_at: str | None = None) -> Answer:
-        hits = self.retrieve(store, question, as_of)
-        shown = [(h.text, h.valid_at[:10]) for h in hits]
+        """`store`: a MemoryStore, or anything with its `search` (a training fork)."""
         when = (asked_at or (as_of if isinstance(as_of, str) and not as_of.startswith("@") else "now"))[:10]
+        return self.answer_from(question, self.retrieve(store, question, as_of), when, as_of)
+
+    def answer_from(self, question: str, hits: list[Hit], when: str, as_of=None) -> Answer:
+        """The model's part: keep the relevant memories among `hits` and answer, as of day `when`."""
+        shown = [(h.text, h.valid_at[:10]) for h in hits]
         try:
             out = self.llm.json(prompts.ANSWER_SYSTEM, prompts.answer_user(question, when, shown),
                                 prompts.answer_schema(len(shown)), max_tokens=96)

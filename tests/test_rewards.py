@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
-from trainer.rewards import FrozenAnswerer, Op, answer_reward, fork, manager_reward, parse_op
+from conftest import dump
+from memstore import MemoryStore
+from memstore.fork import Fork
+from policy.answer import AnswerAgent
 from policy.runtime import LLM
+from trainer.rewards import ForkAnswerer, Op, answer_reward, apply_op, manager_reward, parse_op
 
 
 def msg(obj) -> list[dict]:
@@ -45,15 +48,26 @@ def test_parse_op_accepts_only_what_serving_grammar_allows():
     assert parse_op(msg("ADD"), 1) is None
 
 
-def test_fork_leaves_the_bank_alone():
-    bank = {"m1": ("Jon lives in Paris", "2023-01-02"), "m2": ("Jon has a cat", "2023-01-03")}
-    snapshot = dict(bank)
-    assert fork(bank, Op("ADD"), "Jon likes jazz", ["m1"], "2023-02-01")["new"] == ("Jon likes jazz", "2023-02-01")
-    assert fork(bank, Op("UPDATE", 1, "Jon lives in Berlin"), "f", ["m1", "m2"], "2023-02-01")["m1"] == \
-        ("Jon lives in Berlin", "2023-02-01")
-    assert "m2" not in fork(bank, Op("DELETE", 2), "f", ["m1", "m2"], "2023-02-01")
-    assert fork(bank, Op("NOOP"), "f", ["m1"], "2023-02-01") == bank
-    assert bank == snapshot
+def banker_bank(tmp_path):
+    store = MemoryStore(tmp_path / "r.db", "b")
+    ids = [store.add("Jon lost his job as a banker", at="2023-01-19").memory_id,
+           store.add("Gina has a dog", at="2023-01-20").memory_id]
+    return store, ids
+
+
+def test_ops_apply_to_a_branch_of_the_fork_only(tmp_path):
+    store, (m1, m2) = banker_bank(tmp_path)
+    before = dump(tmp_path / "r.db")
+    base = Fork(store, "2023-01-25")
+    texts = lambda f: sorted(m.text for m in f.replay())  # noqa: E731
+    assert texts(apply_op(base, Op("ADD"), "Jon likes jazz", [m1], "2023-02-01")) == \
+        ["Gina has a dog", "Jon likes jazz", "Jon lost his job as a banker"]
+    assert texts(apply_op(base, Op("UPDATE", 1, "Jon lost his bank job"), "f", [m1, m2], "2023-02-01")) == \
+        ["Gina has a dog", "Jon lost his bank job"]
+    assert texts(apply_op(base, Op("DELETE", 2), "f", [m1, m2], "2023-02-01")) == ["Jon lost his job as a banker"]
+    assert texts(apply_op(base, Op("NOOP"), "f", [m1], "2023-02-01")) == texts(base)
+    assert texts(base) == ["Gina has a dog", "Jon lost his job as a banker"]
+    assert dump(tmp_path / "r.db") == before
 
 
 class MemoryReader(LLM):
@@ -67,18 +81,12 @@ class MemoryReader(LLM):
         return json.dumps({"relevant": [], "answer": answer}), 1, 1
 
 
-def bag_of_words(texts):
-    vocab = ["jon", "job", "banker", "lost", "gina", "dog", "dance", "studio"]
-    v = np.array([[t.lower().count(w) for w in vocab] for t in texts], dtype=float) + 1e-3
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
-def test_deleting_the_needed_fact_scores_lower():
-    bank = {"m1": ("Jon lost his job as a banker", "2023-01-19"), "m2": ("Gina has a dog", "2023-01-20")}
+def test_deleting_the_needed_fact_scores_lower(tmp_path):
+    store, ids = banker_bank(tmp_path)
     questions = [["When did Jon lose his job as a banker?", "19 January, 2023", 2, "2023-08-01T00:00:00.000000Z"]]
-    answerer = FrozenAnswerer(MemoryReader(), bag_of_words, k=1)
-    common = dict(fact="Jon opened a dance studio", day="2023-01-25", bank=bank, candidate_ids=["m1", "m2"],
-                  questions=questions, answerer=answerer)
+    answerer = ForkAnswerer(AnswerAgent(MemoryReader(), k=1))  # the serving agent and its retrieval
+    common = dict(fact="Jon opened a dance studio", day="2023-01-25", bank=Fork(store, "2023-01-25"),
+                  candidate_ids=ids, questions=questions, answerer=answerer)
     keep = manager_reward(msg({"op": "ADD"}), **common)
     delete = manager_reward(msg({"op": "DELETE", "target": 1}), **common)
     other = manager_reward(msg({"op": "DELETE", "target": 2}), **common)

@@ -79,18 +79,21 @@ def test_ppo_is_refused_with_a_reason(tmp_path):
     assert proc.returncode != 0 and "PPOTrainer" in proc.stderr
 
 
-def test_real_answerer_scores_a_deletion_of_the_needed_fact_lower():
-    from memstore.embed import default_embedder
+def test_real_answerer_scores_a_deletion_of_the_needed_fact_lower(tmp_path):
+    from memstore import MemoryStore
+    from memstore.fork import Fork
+    from policy.answer import AnswerAgent
     from policy.runtime import load
-    from trainer.rewards import FrozenAnswerer, manager_reward
+    from trainer.rewards import ForkAnswerer, manager_reward
 
-    bank = {"m1": ("Jon lost his job as a banker on 19 January, 2023", "2023-01-19"),
-            "m2": ("Gina opened an online clothing store", "2023-03-16"),
-            "m3": ("Jon is starting a dance studio", "2023-01-20")}
+    store = MemoryStore(tmp_path / "r.db", "b")
+    ids = [store.add("Jon lost his job as a banker on 19 January, 2023", at="2023-01-19").memory_id,
+           store.add("Gina opened an online clothing store", at="2023-03-16").memory_id,
+           store.add("Jon is starting a dance studio", at="2023-01-20").memory_id]
     questions = [["When did Jon lose his job as a banker?", "19 January, 2023", 2, "2023-08-01T00:00:00.000000Z"]]
-    answerer = FrozenAnswerer(load(), default_embedder().embed, k=3)
-    common = dict(fact="Jon is looking for a studio space", day="2023-01-25", bank=bank,
-                  candidate_ids=["m1", "m3"], questions=questions, answerer=answerer)
+    answerer = ForkAnswerer(AnswerAgent(load(), k=3))
+    common = dict(fact="Jon is looking for a studio space", day="2023-01-25", bank=Fork(store, "2023-04-01"),
+                  candidate_ids=[ids[0], ids[2]], questions=questions, answerer=answerer)
     keep = manager_reward([{"content": '{"op": "ADD"}'}], **common)
     delete = manager_reward([{"content": '{"op": "DELETE", "target": 1}'}], **common)
     assert keep > delete, (keep, delete)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Callable
 
 from memstore import MemoryStore
-from memstore.errors import BadInput
 from policy.agent import make_policy
 from memstore.ingest import ingest
 from policy.models import cache_dir, sha256_file

@@ -3,9 +3,10 @@ which op to choose.
 
 - Answer Agent: the official LoCoMo F1 of the final answer against gold (0 when the output is
   not the serving JSON: at serving time the grammar guarantees it, so training must learn it).
-- Memory Manager: the sampled op is applied to a *fork* of the bank replayed as of the turn (a
-  plain dict, never the real store); a frozen Answer Agent answers the turn's QA pairs from that
-  fork; the reward is their mean F1. An op that deletes a needed fact scores lower than keeping it.
+- Memory Manager: the sampled op is applied to a fork of the bank as of the turn
+  (`memstore.fork.Fork`: in memory, the store never written); the serving Answer Agent, frozen,
+  answers the turn's QA pairs from that fork with serving's retrieval; the reward is their mean F1.
+  An op that deletes a needed fact scores lower than keeping it.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from policy import prompts
-from policy.runtime import LLM, LLMError
 from evaluation.metrics import score_official
+from memstore.fork import Fork
+from policy.answer import AnswerAgent
 
 _JSON = re.compile(r"\{.*\}", re.S)
 _ANSWER = re.compile(r'"answer"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -83,64 +84,40 @@ def parse_op(completion, n_candidates: int) -> Op | None:
     return None
 
 
-def fork(bank: dict[str, tuple[str, str]], op: Op, fact: str, candidate_ids: Sequence[str],
-         day: str) -> dict[str, tuple[str, str]]:
-    """A copy of the bank ({id: (text, day)}) with one op applied; the input is left as it was."""
-    out = dict(bank)
-    if op.op == "ADD":
-        out["new"] = (fact, day)
-    elif op.op == "UPDATE":
-        out[candidate_ids[op.target - 1]] = (op.text, day)
-    elif op.op == "DELETE":
-        out.pop(candidate_ids[op.target - 1], None)
+def apply_op(bank: Fork, op: Op, fact: str, candidate_ids: Sequence[str], day: str) -> Fork:
+    """A branch of the fork with the op applied as serving applies it (ADD adds the fact itself)."""
+    out = bank.branch()
+    target = candidate_ids[op.target - 1] if op.target else ""
+    out.apply(op.op, target, fact if op.op == "ADD" else op.text, at=day)
     return out
 
 
-class FrozenAnswerer:
-    """The Answer Agent with frozen weights, over a bank given as a dict: top-k memories by cosine
-    similarity (MiniLM), then the serving answer prompt. Answers are cached by (question, memories
-    shown): sampled ops that leave the retrieved memories alike cost one model call."""
+class ForkAnswerer:
+    """The serving Answer Agent with frozen weights, over forks. Answers are cached by (question,
+    memories shown): sampled ops that leave the retrieved memories alike cost one model call."""
 
-    def __init__(self, llm: LLM, embed: Callable[[list[str]], np.ndarray], k: int = 10):
-        self.llm, self._embed, self.k = llm, embed, k
-        self._vectors: dict[str, np.ndarray] = {}
+    def __init__(self, agent: AnswerAgent):
+        self.agent = agent
         self._answers: dict[tuple, str] = {}
         self.calls = 0
 
-    def vectors(self, texts: list[str]) -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
-        if missing:
-            for t, v in zip(missing, self._embed(missing)):
-                self._vectors[t] = v
-        return np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, 1))
-
-    def answer(self, question: str, asked_at: str, bank: dict[str, tuple[str, str]]) -> str:
-        items = sorted(bank.values())
-        if items:
-            scores = self.vectors([t for t, _ in items]) @ self.vectors([question])[0]
-            top = [items[i] for i in np.argsort(-scores, kind="stable")[: self.k]]
-        else:
-            top = []
-        key = (question, tuple(top))
+    def answer(self, question: str, asked_at: str, bank: Fork) -> str:
+        hits = self.agent.retrieve(bank, question, asked_at)
+        key = (question, asked_at[:10], tuple((h.text, h.valid_at[:10]) for h in hits))
         if key not in self._answers:
             self.calls += 1
-            try:
-                out = self.llm.json(prompts.ANSWER_SYSTEM, prompts.answer_user(question, asked_at[:10], top),
-                                    prompts.answer_schema(len(top)), max_tokens=64)
-                self._answers[key] = str(out.get("answer", ""))
-            except LLMError:
-                self._answers[key] = ""
+            self._answers[key] = self.agent.answer_from(question, hits, asked_at[:10], asked_at).answer
         return self._answers[key]
 
 
-def manager_reward(completion, *, fact: str, day: str, bank: dict[str, tuple[str, str]],
+def manager_reward(completion, *, fact: str, day: str, bank: Fork,
                    candidate_ids: Sequence[str], questions: Sequence[tuple[str, str, int, str]],
-                   answerer: FrozenAnswerer) -> float:
+                   answerer: ForkAnswerer) -> float:
     """Mean F1 of the frozen answerer on `questions` ((question, gold, category, asked_at)) after
     the op; 0 for an output serving would not accept."""
     op = parse_op(completion, len(candidate_ids))
     if op is None:
         return 0.0
-    after = fork(bank, op, fact, candidate_ids, day)
+    after = apply_op(bank, op, fact, candidate_ids, day)
     scores = [score_official(answerer.answer(q, asked, after), gold, cat) for q, gold, cat, asked in questions]
     return float(np.mean(scores)) if scores else 0.0

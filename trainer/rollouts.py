@@ -80,7 +80,3 @@ def manager_examples(history: History, policy: ManagerPolicy, max_questions: int
                                                   history.questions[i].category, history.questions[i].asked_at]
                                                  for i in qas])})
     return out
-
-
-def bank_as_of(history: History, stamp: str) -> dict[str, tuple[str, str]]:
-    return {m.id: (m.text, m.valid_at[:10]) for m in history.store.replay(as_of=stamp)}

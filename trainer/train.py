@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Callable
 
 from memstore.errors import BadInput
+from memstore.fork import Fork
+from policy.answer import AnswerAgent
 from policy.manager import LLMPolicy
 from policy.models import resolve, sha256_file
 from policy.runtime import LlamaCppLLM
@@ -73,7 +75,7 @@ class Task:
         self.cfg, self.llm = cfg, llm
         self.histories = [histories.build(cfg.data, c, llm, bank_policy=cfg.bank_policy, progress=progress)
                           for c in conversations]
-        self._banks: dict[tuple[int, str], dict] = {}
+        self._banks: dict[tuple[int, str], Fork] = {}
         self.examples: list[dict] = []
         for i, h in enumerate(self.histories):
             rows = (rollouts.answer_examples(h, cfg.memories) if cfg.kind == "answer"
@@ -82,12 +84,12 @@ class Task:
         if not self.examples:
             raise BadInput(f"no training examples in {', '.join(conversations)}")
         if cfg.kind == "manager":
-            from memstore.embed import default_embedder
-            self.answerer = rewards.FrozenAnswerer(llm, default_embedder().embed, k=cfg.memories)
+            self.answerer = rewards.ForkAnswerer(AnswerAgent(llm, k=cfg.memories))
 
-    def bank(self, i: int, stamp: str) -> dict:
+    def bank(self, i: int, stamp: str) -> Fork:
+        """The history's bank as of just before a turn, replayed once and branched per sample."""
         if (i, stamp) not in self._banks:
-            self._banks[(i, stamp)] = rollouts.bank_as_of(self.histories[i], stamp)
+            self._banks[(i, stamp)] = Fork(self.histories[i].store, stamp)
         return self._banks[(i, stamp)]
 
     def score(self, completion, row: dict) -> float:
