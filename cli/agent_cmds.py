@@ -13,7 +13,7 @@ from .render import console, emit_json, progress_bar, short_time, table
 
 
 
-def _agent(policy: str, model, adapter, endpoint, store=None, answer_adapter=None, memories: int = 60):
+def _agent(policy: str, model, adapter, endpoint, store=None, answer_adapter=None, memories: int | None = None):
     from policy.agent import MemoryAgent
     return MemoryAgent(policy=policy, model=model, adapter=adapter, answer_adapter=answer_adapter, endpoint=endpoint,
                        store=store or open_store(create=True), memories=memories)
@@ -51,9 +51,10 @@ def ask(question: str, as_of: Optional[str] = typer.Option(None, "--as-of", help
         explain: bool = typer.Option(False, "--explain", help="Show the memories the agent kept."),
         policy: str = PolicyOpt, model: Optional[str] = ModelOpt, adapter: Optional[str] = AdapterOpt,
         answer_adapter: Optional[str] = AnswerAdapterOpt, endpoint: Optional[str] = EndpointOpt,
-        memories: int = typer.Option(60, "--memories", min=1, max=200, help="Memories retrieved (the paper's 60)."),
+        memories: Optional[int] = typer.Option(None, "--memories", min=1, max=200,
+                                               help="Memories retrieved (default: the paper's 60; learned: as trained)."),
         as_json: bool = JsonOpt) -> None:
-    """Answer from memory: retrieve up to --memories (60) memories as of --as-of, keep the relevant ones, answer."""
+    """Answer from memory: retrieve up to --memories memories as of --as-of, keep the relevant ones, answer."""
     from memstore.errors import BadInput
     if not question.strip():
         raise BadInput("ask needs a question")

@@ -23,7 +23,8 @@ ANSWER_ADAPTER = typer.Option(None, "--answer-adapter", help="Answer Agent LoRA 
 JUDGE = typer.Option(None, "--judge", help="Judge model: a name/GGUF path, or an http(s) URL of an OpenAI-compatible endpoint; default: the backbone")
 OUT = typer.Option(..., "--out", help="Output folder (resumable).")
 PATH = typer.Option("new", "--path", help="new (batched extraction, no-call decisions) | today (the path before issue 12)")
-MEMORIES = typer.Option(60, "--memories", min=1, max=200, help="Memories shown to the Answer Agent per question.")
+MEMORIES = typer.Option(None, "--memories", min=1, max=200,
+                        help="Memories shown to the Answer Agent per question (default 60; learned: as trained).")
 
 
 def _llms(model, judge):
@@ -37,7 +38,7 @@ def _llms(model, judge):
 
 
 def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: dict, path: str = "new",
-         memories: int = 60) -> None:
+         memories: int | None = None) -> None:
     from evaluation.harness import plot, results, run_task
     if path not in ("new", "today"):
         raise BadInput(f"--path is new or today, not {path!r}")
@@ -83,7 +84,7 @@ def locomo(data: Path = typer.Option(..., "--data", help="LoCoMo JSON"), policy:
                                                   "conversation, and the questions whose evidence lies in them."),
            model: Optional[str] = MODEL, adapter: Optional[str] = ADAPTER,
            answer_adapter: Optional[str] = ANSWER_ADAPTER, judge: Optional[str] = JUDGE, out: Path = OUT,
-           path: str = PATH, memories: int = MEMORIES) -> None:
+           path: str = PATH, memories: Optional[int] = MEMORIES) -> None:
     """LoCoMo: each conversation's turns through each policy, then its QA (category 5 excluded)
     answered as of the end of the conversation; F1 (official and set), BLEU-1, judge, per category."""
     from evaluation.datasets import locomo_conversations, locomo_observations, locomo_qa, locomo_turns
@@ -106,7 +107,7 @@ def longmemeval(data: Path = typer.Option(..., "--data", help="LongMemEval JSON"
                 limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N records."),
                 model: Optional[str] = MODEL, adapter: Optional[str] = ADAPTER,
                 answer_adapter: Optional[str] = ANSWER_ADAPTER, judge: Optional[str] = JUDGE, out: Path = OUT,
-                path: str = PATH, memories: int = MEMORIES) -> None:
+                path: str = PATH, memories: Optional[int] = MEMORIES) -> None:
     """LongMemEval format: each record's haystack into its own bank, its question answered as of
     its question_date."""
     from evaluation.datasets import longmemeval_records

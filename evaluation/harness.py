@@ -75,10 +75,11 @@ def _check_same_models(timing: dict, store: MemoryStore, answered: bool, **model
 def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
              progress: Callable[[str, int, int], None] | None = None,
              adapters: tuple[str | None, str | None] = (None, None), fast: bool = True,
-             memories: int = 60) -> list[dict]:
+             memories: int | None = None) -> list[dict]:
     """Ingest the task's turns into bank `policy_name`, then answer and grade its questions.
     `adapters` (manager, answer) apply to the learned policy (default: the shipped ones);
-    `fast=False` ingests on the path before issue 12; `memories` shown per answer."""
+    `fast=False` ingests on the path before issue 12; `memories` shown per answer (default: 60,
+    or for `learned` the count its answer adapter was trained with)."""
     learned = policy_name == "learned"
     if policy_name == "observations":
         if task.observations is None:
@@ -97,7 +98,7 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
         _check_same_models(timing, store, answered_before > 0, manager=policy.actor + ("/fast" if fast else "")
                            + (f"/{task.scope}" if task.scope else ""),
                            answerer=f"{answerer.llm.identity}/prompt:{ANSWER_PROMPT_VERSION}"
-                                    + (f"/k={memories}" if memories != 60 else ""), judge=judge_llm.identity)
+                                    + (f"/k={answerer.k}" if answerer.k != 60 else ""), judge=judge_llm.identity)
     except BadInput:
         store.close()
         raise

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from memstore import MemoryStore
 from .answer import Answer, AnswerAgent
 from memstore.ingest import ingest
 from .manager import POLICIES
+from .prompts import ANSWER_PROMPT_VERSION, PROMPT_VERSION
 from .runtime import LLM, LlamaCppLLM, load
 from .turns import Turn
 
@@ -31,6 +33,31 @@ def shipped_adapter(kind: str) -> Path:
     return ADAPTERS / f"{kind}.gguf"
 
 
+def adapter_contract(path: Path) -> dict:
+    """How an adapter was trained, from the PATH.json that `memstore export` writes beside it
+    ({} when there is none: an adapter from elsewhere is served unchecked)."""
+    info = Path(str(path) + ".json")
+    if not info.is_file():
+        return {}
+    try:
+        return json.loads(info.read_text()).get("config") or {}
+    except (json.JSONDecodeError, AttributeError):
+        raise BadInput(f"{info} is not the JSON `memstore export` writes") from None
+
+
+def check_contract(contract: dict, llm: LLM, kind: str, path: Path) -> None:
+    """Training and serving are one configuration: an adapter trained on another base model or
+    another prompt version is refused, in one line saying which."""
+    sha = getattr(getattr(llm, "model", None), "sha256", None)
+    if contract.get("base_sha256") and sha and contract["base_sha256"] != sha:
+        raise BadInput(f"{path} was trained on base model sha256 {contract['base_sha256'][:12]}..., this backbone is "
+                       f"{sha[:12]}...: serve it on the model it was trained on (--model)")
+    serving = ANSWER_PROMPT_VERSION if kind == "answer" else PROMPT_VERSION
+    if contract.get("prompt_version") and contract["prompt_version"] != serving:
+        raise BadInput(f"{path} was trained with {kind} prompt {contract['prompt_version']}, serving uses {serving}: "
+                       "retrain it (memstore train ...) or serve the matching version")
+
+
 def with_adapter(llm: LLM, adapter: str | Path | None, kind: str) -> LLM:
     """The backbone with a LoRA adapter (default: the shipped one for `kind`), served by llama.cpp."""
     if not isinstance(llm, LlamaCppLLM):
@@ -38,6 +65,7 @@ def with_adapter(llm: LLM, adapter: str | Path | None, kind: str) -> LLM:
     path = Path(adapter) if adapter else shipped_adapter(kind)
     if not path.is_file():
         raise BadInput(f"no trained {kind} adapter at {path}: pass one (memstore train {kind} ... && memstore export)")
+    check_contract(adapter_contract(path), llm, kind, path)
     key = (str(llm.model.path), str(path.resolve()))
     if key not in _served:
         _served[key] = LlamaCppLLM(llm.model, path, reuse_prefix=llm.reuse_prefix)
@@ -57,12 +85,16 @@ def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *, fast:
     return POLICIES[name](llm, decider=with_adapter(llm, adapter, "manager"), fast=fast)
 
 
-def make_answerer(name: str, llm: LLM, adapter: str | Path | None = None, k: int = AnswerAgent.DEFAULT_K) -> AnswerAgent:
-    """The Answer Agent that goes with a policy: `learned` answers with its trained adapter."""
+def make_answerer(name: str, llm: LLM, adapter: str | Path | None = None, k: int | None = None) -> AnswerAgent:
+    """The Answer Agent that goes with a policy: `learned` answers with its trained adapter and,
+    unless `k` says otherwise, shows the number of memories it was trained with (else 60)."""
     if name == "learned":
         llm = with_adapter(llm, adapter, "answer")
+        if k is None:
+            k = adapter_contract(Path(adapter) if adapter else shipped_adapter("answer")).get("memories")
     elif adapter:
         raise BadInput("--answer-adapter applies to --policy learned only")
+    k = AnswerAgent.DEFAULT_K if k is None else k
     if not 1 <= k <= 200:
         raise BadInput(f"--memories must be between 1 and 200, not {k}")
     return AnswerAgent(llm, k=k, recency_weight=0.05 if name == "heuristic" else 0.0)
@@ -71,7 +103,7 @@ def make_answerer(name: str, llm: LLM, adapter: str | Path | None = None, k: int
 class MemoryAgent:
     def __init__(self, path="memstore.db", bank: str = "default", *, policy: str = "llm", model: str | None = None,
                  adapter: str | None = None, answer_adapter: str | None = None, endpoint: str | None = None,
-                 llm: LLM | None = None, store: MemoryStore | None = None, memories: int = AnswerAgent.DEFAULT_K):
+                 llm: LLM | None = None, store: MemoryStore | None = None, memories: int | None = None):
         self.store = store or MemoryStore(path, bank)
         self.llm = llm or load(model, endpoint=endpoint)
         self.policy = make_policy(policy, self.llm, adapter)

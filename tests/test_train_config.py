@@ -27,3 +27,31 @@ def test_resume_only_into_the_same_run(tmp_path):
     _check_resumable(tmp_path, {"kind": "answer", "algo": "grpo", "learning_rate": 1e-4, "max_steps": 40})
     with pytest.raises(BadInput, match="learning_rate"):
         _check_resumable(tmp_path, {"kind": "answer", "algo": "grpo", "learning_rate": 5e-5})
+
+
+def test_serving_refuses_an_adapter_trained_on_another_base_or_prompt(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from memstore.errors import BadInput
+    from policy.agent import adapter_contract, check_contract, shipped_adapter
+    from policy.models import QWEN_SHA256
+    from policy.prompts import ANSWER_PROMPT_VERSION
+
+    llm = SimpleNamespace(model=SimpleNamespace(sha256=QWEN_SHA256))
+    gguf = tmp_path / "a.gguf"
+    assert adapter_contract(gguf) == {}  # no export provenance: served unchecked
+    (tmp_path / "a.gguf.json").write_text(json.dumps({"config": {"base_sha256": QWEN_SHA256, "memories": 8,
+                                                                  "prompt_version": ANSWER_PROMPT_VERSION}}))
+    contract = adapter_contract(gguf)
+    assert contract["memories"] == 8
+    check_contract(contract, llm, "answer", gguf)  # the same base and prompt: served
+    with pytest.raises(BadInput, match="trained with manager prompt v0"):
+        check_contract({**contract, "prompt_version": "v0"}, llm, "manager", gguf)
+    with pytest.raises(BadInput, match="trained on base model sha256 0000"):
+        check_contract({**contract, "base_sha256": "0" * 64}, llm, "answer", gguf)
+    (tmp_path / "a.gguf.json").write_text("not json")
+    with pytest.raises(BadInput, match="is not the JSON"):
+        adapter_contract(gguf)
+    for kind in ("answer", "manager"):  # the shipped adapters pass their own check
+        check_contract(adapter_contract(shipped_adapter(kind)), llm, kind, shipped_adapter(kind))

@@ -221,8 +221,11 @@ def run(cfg: TrainConfig, progress: Callable[[str, int, int | None], None] | Non
     llm = LlamaCppLLM(model_file)
     task = Task(cfg, cfg.conversations, llm, progress=lambda n, t, _i: say("history", n, t))
     val = Task(cfg, [cfg.val], llm, progress=lambda n, t, _i: say("val history", n, t)) if cfg.val else None
+    from policy.prompts import ANSWER_PROMPT_VERSION, PROMPT_VERSION
     config = {**asdict(cfg), "data_sha256": sha256_file(Path(cfg.data)), "base_model": model_file.name,
               "base_sha256": model_file.sha256, "examples": len(task.examples),
+              # what serving checks before it loads the adapter (policy/agent.py: adapter_contract)
+              "prompt_version": ANSWER_PROMPT_VERSION if cfg.kind == "answer" else PROMPT_VERSION,
               "versions": {"trl": trl.__version__, "peft": peft.__version__, "transformers": transformers.__version__}}
     _check_resumable(out, config)
     (out / "config.json").write_text(json.dumps(config, indent=2))
@@ -277,7 +280,7 @@ def run(cfg: TrainConfig, progress: Callable[[str, int, int | None], None] | Non
 
 
 # what a resumed run must share with the checkpoints it continues (--max-steps may grow)
-_SAME_RUN = ("kind", "algo", "conversations", "data_sha256", "base_sha256", "generations", "memories",
+_SAME_RUN = ("kind", "algo", "conversations", "data_sha256", "base_sha256", "prompt_version", "generations", "memories",
              "max_completion", "learning_rate", "lora_r", "lora_layers", "seed", "bank_policy")
 
 
