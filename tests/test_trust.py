@@ -305,7 +305,7 @@ HARNESS = textwrap.dedent("""
     sys.path.insert(0, sys.argv[2])
     from fake_llm import ScriptedLLM
     from memstore.clock import to_stamp
-    from policy import evaluate
+    from evaluation import harness as evaluate
     from policy.answer import AnswerAgent
     from policy.turns import QA, Turn
 
