@@ -222,12 +222,19 @@ def report(state: dict, paths: list[str]) -> None:
         console.print(f"speed-up, today's path / new path: {totals['today'] / totals['new']:.2f}x")
     sweep = sorted((v["k"], v) for key, v in state.items() if key.startswith("sweep:") or key == "new:answers")
     if len(sweep) > 1:
+        from evaluation.paired import paired_bootstrap
+        top_k, top = sweep[-1]
         t = Table(title="answers on the new path's bank against the number of memories shown")
-        for col in ("memories", "F1", "wall s", "s/question", "prompt tok/question"):
+        for col in ("memories", "F1", f"F1 - F1(k={top_k}), paired 95% CI", "wall s", "s/question", "prompt tok/question"):
             t.add_column(col, justify="right")
         for k, v in sweep:
             n = max(len(v["rows"]), 1)
-            t.add_row(str(k), f"{v['f1']:.3f}", f"{v['wall_s']:.0f}", f"{v['wall_s'] / n:.1f}", f"{v['prompt_tokens'] / n:.0f}")
+            gap = "-"
+            if k != top_k and [r["question"] for r in v["rows"]] == [r["question"] for r in top["rows"]]:
+                b = paired_bootstrap([r["f1"] for r in top["rows"]], [r["f1"] for r in v["rows"]])
+                gap = f"{b['diff']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}]"
+            t.add_row(str(k), f"{v['f1']:.3f}", gap, f"{v['wall_s']:.0f}", f"{v['wall_s'] / n:.1f}",
+                      f"{v['prompt_tokens'] / n:.0f}")
         console.print(t)
     for key in [k for k in state if k.startswith("lookup:") and k != "lookup:off"]:
         off, on = state["lookup:off"], state[key]

@@ -52,7 +52,7 @@ def ask(question: str, as_of: Optional[str] = typer.Option(None, "--as-of", help
         policy: str = PolicyOpt, model: Optional[str] = ModelOpt, adapter: Optional[str] = AdapterOpt,
         answer_adapter: Optional[str] = AnswerAdapterOpt, endpoint: Optional[str] = EndpointOpt,
         memories: Optional[int] = typer.Option(None, "--memories", min=1, max=200,
-                                               help="Memories retrieved (default: the paper's 60; learned: as trained)."),
+                                               help="Memories retrieved (default 10; the paper's 60 by option; learned: as trained)."),
         as_json: bool = JsonOpt) -> None:
     """Answer from memory: retrieve up to --memories memories as of --as-of, keep the relevant ones, answer."""
     from memstore.errors import BadInput

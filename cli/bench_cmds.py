@@ -25,7 +25,7 @@ JUDGE = typer.Option(None, "--judge", help="Judge model: a name/GGUF path, or an
 OUT = typer.Option(..., "--out", help="Output folder (resumable).")
 PATH = typer.Option("new", "--path", help="new (batched extraction, no-call decisions) | today (the path before issue 12)")
 MEMORIES = typer.Option(None, "--memories", min=1, max=200,
-                        help="Memories shown to the Answer Agent per question (default 60; learned: as trained).")
+                        help="Memories shown to the Answer Agent per question (default 10; learned: as trained).")
 
 
 def _llms(model, judge):

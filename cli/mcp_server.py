@@ -143,7 +143,7 @@ def build_server(db: Path, bank: str = "default", *, allow_erase: bool = False, 
     @mcp.tool(annotations=READ)
     def ask(question: Annotated[str, Field(description="A question to answer from memory.")],
             as_of: AsOf = None, bank: Bank = None, user_id: UserId = None) -> dict[str, Any]:
-        """Answer a question from memory: up to 60 memories alive at `as_of` are retrieved, the
+        """Answer a question from memory: the 10 memories alive at `as_of` closest to it are retrieved, the
         relevant ones kept, and a short answer written. Returns the answer and the memories used."""
         def work():
             if not question.strip():

@@ -13,13 +13,18 @@ from .render import console, emit_json, phase_progress, table
 
 @app.command()
 def train(policy: str = typer.Argument(..., help="manager | answer"),
-          algo: str = typer.Option("grpo", "--algo", help="grpo | sft (ppo: not in TRL 1.16, refused)"),
+          algo: str = typer.Option("grpo", "--algo", help="grpo (llama.cpp rollouts, torch update) | grpo-trl (TRL's "
+                                   "GRPOTrainer) | sft (ppo: not in TRL 1.16, refused)"),
           data: Path = typer.Option(..., "--data", help="LoCoMo JSON"),
           conversations: str = typer.Option("conv-26", "--conversations", help="Training conversations, comma-separated."),
           val: Optional[str] = typer.Option(None, "--val", help="Validation conversation, e.g. conv-30."),
-          max_steps: int = typer.Option(20, "--max-steps", min=1),
-          generations: int = typer.Option(4, "--generations", min=2, help="Completions per prompt (GRPO group / SFT candidates)."),
-          memories: int = typer.Option(8, "--memories", min=1, help="Memories the Answer Agent sees while training."),
+          max_steps: int = typer.Option(20, "--max-steps", min=1, help="Steps, unless --epochs is given."),
+          epochs: float = typer.Option(0.0, "--epochs", help="grpo: passes over the training examples (overrides --max-steps)."),
+          prompts_per_step: int = typer.Option(1, "--prompts-per-step", min=1, help="grpo: groups per optimizer step."),
+          sync_every: int = typer.Option(1, "--sync-every", min=1, help="grpo: updates between adapter exports to llama.cpp."),
+          save_every: int = typer.Option(5, "--save-every", min=1, help="grpo: steps between checkpoints."),
+          generations: int = typer.Option(8, "--generations", min=2, help="Completions per prompt (GRPO group / SFT candidates)."),
+          memories: Optional[int] = typer.Option(None, "--memories", min=1, help="Memories the Answer Agent sees while training (default: serving's, 10)."),
           learning_rate: float = typer.Option(5e-5, "--lr"),
           lora_layers: int = typer.Option(8, "--lora-layers", min=1, help="LoRA on the top N blocks."),
           val_examples: int = typer.Option(12, "--val-examples", min=1),
@@ -30,8 +35,11 @@ def train(policy: str = typer.Argument(..., help="manager | answer"),
     replayed histories of the training conversations; a rerun with the same --out resumes."""
     from trainer.train import TrainConfig, run
 
+    from policy.answer import AnswerAgent
+    memories = AnswerAgent.DEFAULT_K if memories is None else memories
     cfg = TrainConfig(kind=policy, algo=algo, data=str(data), conversations=conversations.split(","), val=val,
-                      max_steps=max_steps, out=str(out), model=model, generations=generations, memories=memories,
+                      max_steps=max_steps, epochs=epochs, prompts_per_step=prompts_per_step, sync_every=sync_every,
+                      save_every=save_every, out=str(out), model=model, generations=generations, memories=memories,
                       learning_rate=learning_rate, lora_layers=lora_layers, val_examples=val_examples)
     cfg.check()
     with phase_progress(disable=as_json) as progress:
@@ -48,7 +56,11 @@ def train(policy: str = typer.Argument(..., help="manager | answer"),
     rows = [(p["step"], f"{p.get('reward', float('nan')):.3f}", f"{p.get('reward_std', float('nan')):.3f}",
              f"{p.get('loss', float('nan')):.4f}") for p in result["curve"]]
     table(f"{policy} {algo}: {len(rows)} steps in {result['train_s'] / 60:.1f} min", ["step", "reward", "reward std", "loss"], rows)
+    if result.get("dropped_share") is not None:
+        console.print(f"epochs {result['epochs']:.2f}; groups dropped for equal rewards (no signal): {result['dropped_share']:.0%}")
     v = result.get("validation")
     if v:
-        console.print(f"validation on {v['conversation']} ({v['n']} examples): base {v['base']:.3f} -> trained {v['trained']:.3f}")
+        ci = v.get("paired_95")
+        gap = f" (difference {ci['diff']:+.3f}, paired 95% CI [{ci['lo']:+.3f}, {ci['hi']:+.3f}])" if ci else ""
+        console.print(f"validation on {v['conversation']} ({v['n']} examples): base {v['base']:.3f} -> trained {v['trained']:.3f}{gap}")
     console.print(f"adapter: {out / 'adapter'}   curve: {out / 'reward_curve.png'}   export: memstore export {out} --gguf PATH")

@@ -78,7 +78,7 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
              memories: int | None = None) -> list[dict]:
     """Ingest the task's turns into bank `policy_name`, then answer and grade its questions.
     `adapters` (manager, answer) apply to the learned policy (default: the shipped ones);
-    `fast=False` ingests on the path before issue 12; `memories` shown per answer (default: 60,
+    `fast=False` ingests on the path before issue 12; `memories` shown per answer (default: 10,
     or for `learned` the count its answer adapter was trained with)."""
     learned = policy_name == "learned"
     if policy_name == "observations":

@@ -87,7 +87,7 @@ def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *, fast:
 
 def make_answerer(name: str, llm: LLM, adapter: str | Path | None = None, k: int | None = None) -> AnswerAgent:
     """The Answer Agent that goes with a policy: `learned` answers with its trained adapter and,
-    unless `k` says otherwise, shows the number of memories it was trained with (else 60)."""
+    unless `k` says otherwise, shows the number of memories it was trained with (else the default, 10)."""
     if name == "learned":
         llm = with_adapter(llm, adapter, "answer")
         if k is None:

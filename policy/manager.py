@@ -181,7 +181,7 @@ class LLMPolicy(ManagerPolicy):
         shown = [(h.text, h.valid_at[:10]) for h in candidates]
         try:
             out = self.decider.json(prompts.DECIDE_SYSTEM, prompts.decide_user(fact, turn.time[:10], shown),
-                                prompts.decide_schema(len(shown)), max_tokens=120)
+                                prompts.decide_schema(len(shown)), max_tokens=prompts.DECIDE_MAX_TOKENS)
         except LLMError as exc:
             return Decision("NOOP", why=f"no usable decision from the model ({exc})")
         op = out.get("op", "NOOP")

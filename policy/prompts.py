@@ -80,6 +80,11 @@ def answer_user(question: str, when: str, memories: list[tuple[str, str]]) -> st
     return "Memories:\n" + "\n".join(lines) + f"\n\nQuestion (asked {spoken_date(when)}): {question}"
 
 
+# Output budgets of the serving calls; training samples with the same ones.
+ANSWER_MAX_TOKENS = 96
+DECIDE_MAX_TOKENS = 120
+
+
 def extract_schema(max_facts: int = 4) -> dict:
     return {"type": "object", "properties": {
         "facts": {"type": "array", "items": {"type": "string"}, "maxItems": max_facts}},

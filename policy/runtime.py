@@ -46,11 +46,19 @@ class LLM:
 
     def json(self, system: str, user: str, schema: dict, *, max_tokens: int = 256,
              temperature: float = 0.0, seed: int | None = 0) -> dict:
+        text, completion_tokens = self.complete(system, user, schema, max_tokens=max_tokens,
+                                                temperature=temperature, seed=seed)
+        return self._parse(text, completion_tokens)
+
+    def complete(self, system: str, user: str, schema: dict, *, max_tokens: int = 256,
+                 temperature: float = 0.0, seed: int | None = 0) -> tuple[str, int]:
+        """The raw output text of one grammar-constrained call and its token count: what `json`
+        parses, and what training's rollouts score and learn from (the same call, sampled)."""
         t = time.perf_counter()
         self._evaluated = None  # a runtime that knows how much of the prompt it evaluated sets it
         text, prompt_tokens, completion_tokens = self._complete(system, user, schema, max_tokens, temperature, seed)
         self._count(1, prompt_tokens, completion_tokens, time.perf_counter() - t, self._evaluated)
-        return self._parse(text, completion_tokens)
+        return text, completion_tokens
 
     def json_many(self, system: str, users: list[str], schema: dict, *, max_tokens: int = 256) -> list[dict | None]:
         """One greedy answer per user prompt, all with the same system prompt and schema; None

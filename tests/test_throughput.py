@@ -129,7 +129,8 @@ def test_memories_shown_per_answer_is_an_option_with_bounds():
     from memstore.errors import BadInput
     from policy.agent import make_answerer
 
-    assert make_answerer("llm", ScriptedLLM()).k == 60  # the paper's default
+    assert make_answerer("llm", ScriptedLLM()).k == 10  # the smallest count that lost nothing (issue 12)
+    assert make_answerer("llm", ScriptedLLM(), k=60).k == 60  # the paper's, by option
     assert make_answerer("llm", ScriptedLLM(), k=20).k == 20
     with pytest.raises(BadInput, match="--memories"):
         make_answerer("llm", ScriptedLLM(), k=0)

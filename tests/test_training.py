@@ -1,6 +1,8 @@
 """Training with the real default model on CPU (integration; CI runs it): a 2-step GRPO run of
-the Answer Agent on a tiny LoCoMo-format file the test writes, exported to GGUF, loaded by
-llama.cpp, and changing its outputs; and the manager reward with the real frozen answerer."""
+the Answer Agent (stopped after one step and resumed) on a tiny LoCoMo-format file the test
+writes, exported to GGUF, loaded by llama.cpp, and changing its log-probabilities; rollouts are
+the serving call; TRL's path and the SFT baseline still train; the manager reward with the real
+frozen answerer."""
 
 from __future__ import annotations
 
@@ -36,36 +38,80 @@ def logprobs(model_path: str, **kw) -> list[float]:
     return [float(x) for x in out["choices"][0]["logprobs"]["token_logprobs"]]
 
 
-def test_two_step_grpo_exports_an_adapter_llama_cpp_serves(tmp_path):
+def test_grpo_runs_resumes_and_exports_an_adapter_llama_cpp_serves(tmp_path):
+    """memstore's loop: one step, then the same command with two steps resumes from the checkpoint."""
     data = tmp_path / "tiny.json"
     data.write_text(json.dumps(TINY))
     out = tmp_path / "run"
-    proc = memstore_cli("train", "answer", "--algo", "grpo", "--data", str(data), "--conversations", "train-1",
-                        "--val", "train-1", "--val-examples", "2", "--max-steps", "2", "--generations", "4",
-                        "--lr", "2e-3", "--out", str(out), timeout=1500)
+    args = ["train", "answer", "--algo", "grpo", "--data", str(data), "--conversations", "train-1", "--val", "train-1",
+            "--val-examples", "2", "--generations", "4", "--lr", "2e-3", "--save-every", "1", "--out", str(out)]
+    proc = memstore_cli(*args, "--max-steps", "1", timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert json.loads((out / "grpo_state" / "progress.json").read_text())["step"] == 1
+    proc = memstore_cli(*args, "--max-steps", "2", timeout=1500)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     config = json.loads((out / "config.json").read_text())
     assert len(config["data_sha256"]) == 64 and len(config["base_sha256"]) == 64 and config["examples"] == 3
+    steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in steps] == [1, 2]  # the second run did step 2 only
+    assert all(r["samples"] == 4 and r["groups"] == 1 and r["rollout_s"] > 0 for r in steps)
     result = json.loads((out / "result.json").read_text())
-    assert [p["step"] for p in result["curve"]] == [1, 2]
-    assert all(0.0 <= p["reward"] <= 1.0 for p in result["curve"])
+    assert all(0.0 <= p["reward"] <= 1.0 for p in result["curve"]) and result["steps"] == 2
     assert result["validation"]["n"] == 2
     assert (out / "reward_curve.png").stat().st_size > 1000
-    assert (out / "adapter" / "adapter_model.safetensors").exists()
 
     gguf = tmp_path / "answer.gguf"
     proc = memstore_cli("export", str(out), "--gguf", str(gguf), timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    if not any(r["dropped"] == 0 for r in steps):
+        pytest.skip("every group had equal rewards: nothing was learned (rare with 4 samples at temperature 1)")
     from policy.models import qwen
     base = logprobs(str(qwen().path))
     tuned = logprobs(str(qwen().path), lora_path=str(gguf))
     assert max(abs(a - b) for a, b in zip(base, tuned)) > 1e-3, (base, tuned)
 
-    # the learned policy serves it through llama.cpp, next to a manager adapter
+    # the learned policy serves it through llama.cpp
     from policy.agent import make_answerer
     from policy.runtime import load
     agent = make_answerer("learned", load(), gguf)
     assert "+lora@sha256:" in agent.llm.identity
+
+
+def test_a_rollout_is_the_serving_call(tmp_path):
+    """Training's prompt is serving's: the greedy rollout of an answer example is the Answer
+    Agent's output for that question, and sampled rollouts repeat with their seeds."""
+    from memstore import MemoryStore
+    from policy.answer import AnswerAgent
+    from policy.models import qwen
+    from policy.runtime import load
+    from policy.turns import QA
+    from trainer.grpo import Rollouts
+    from trainer.history import History
+    from trainer.rollouts import answer_examples
+
+    store = MemoryStore(tmp_path / "h.db", "b")
+    store.add("Alice adopted a dog named Bella", at="2023-01-02")
+    store.add("Bob loves hiking and painting", at="2023-01-02")
+    qa = QA("What is the name of Alice's dog?", "Bella", 4, ("D1:1",), "2023-02-01T00:00:00.000000Z")
+    row = answer_examples(History("c", store, [], [qa]), k=8)[0]
+    rollouts = Rollouts(qwen(), None)
+    served = AnswerAgent(load(), k=8).answer(store, qa.question, as_of=qa.asked_at)
+    assert json.loads(rollouts.greedy(row, row["max_tokens"]))["answer"].strip() == served.answer
+    first = rollouts.sample(row, 3, row["max_tokens"], seed=11)
+    assert rollouts.sample(row, 3, row["max_tokens"], seed=11) == first
+    assert all(not cut for _, cut in first)
+
+
+def test_trl_grpo_path_still_trains(tmp_path):
+    """TRL's GRPOTrainer, kept as the path bench/bench_train.py measures against."""
+    data = tmp_path / "tiny.json"
+    data.write_text(json.dumps(TINY))
+    out = tmp_path / "trl"
+    proc = memstore_cli("train", "answer", "--algo", "grpo-trl", "--data", str(data), "--conversations", "train-1",
+                        "--max-steps", "1", "--generations", "2", "--out", str(out), timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert (out / "adapter" / "adapter_model.safetensors").exists()
+    assert [p["step"] for p in json.loads((out / "result.json").read_text())["curve"]] == [1]
 
 
 def test_export_refuses_a_folder_without_adapter(tmp_path):

@@ -40,6 +40,7 @@ def answer_examples(history: History, k: int) -> list[dict]:
         hits = history.store.search(qa.question, k=k, as_of=qa.asked_at)
         shown = [(h.text, h.valid_at[:10]) for h in hits]
         out.append({"messages": messages(prompts.ANSWER_SYSTEM, prompts.answer_user(qa.question, qa.asked_at[:10], shown)),
+                    "schema": prompts.answer_schema(len(shown)), "max_tokens": prompts.ANSWER_MAX_TOKENS,
                     "prefix": ANSWER_PREFIX, "gold": qa.answer, "category": qa.category, "n_memories": len(shown)})
     return out
 
@@ -74,6 +75,7 @@ def manager_examples(history: History, policy: ManagerPolicy, max_questions: int
             qas = list(dict.fromkeys(qas))[:max_questions]
             shown = [(h.text, h.valid_at[:10]) for h in hits]
             out.append({"messages": messages(prompts.DECIDE_SYSTEM, prompts.decide_user(fact, turn.time[:10], shown)),
+                        "schema": prompts.decide_schema(len(hits)), "max_tokens": prompts.DECIDE_MAX_TOKENS,
                         "prefix": DECIDE_PREFIX, "fact": fact, "turn_time": before, "day": turn.time[:10],
                         "candidate_ids": json.dumps([h.id for h in hits]),
                         "questions": json.dumps([[history.questions[i].question, history.questions[i].answer,

@@ -1,7 +1,10 @@
-"""`memstore train manager|answer --algo grpo|sft`: LoRA (peft) on the serving GGUF loaded into
-transformers, rewarded by answer correctness only, against replayed histories.
+"""`memstore train manager|answer --algo grpo|grpo-trl|sft`: LoRA (peft) on the serving GGUF loaded
+into transformers, rewarded by answer correctness only, against replayed histories.
 
-- grpo: TRL's GRPOTrainer; the rewards are `trainer.rewards`.
+- grpo: trainer.grpo: rollouts from llama.cpp (the serving call), dynamic sampling, the update in
+        torch with the prompt evaluated once per group; epochs, resumable (`--epochs`).
+- grpo-trl: TRL's GRPOTrainer (samples with transformers, after a JSON-opening prefix): the
+        path bench/bench_train.py measures the new loop against.
 - sft:  the baseline: sample several outputs per prompt from the frozen model (llama.cpp, with
         the serving grammar), score them with the same reward, and clone the best one (TRL's
         SFTTrainer) where it scores above 0.
@@ -31,7 +34,7 @@ from policy.runtime import LlamaCppLLM
 from . import base_model, history as histories, rewards, rollouts
 
 KINDS = ("manager", "answer")
-ALGOS = ("grpo", "sft", "ppo")
+ALGOS = ("grpo", "grpo-trl", "sft", "ppo")
 
 
 @dataclass
@@ -42,10 +45,14 @@ class TrainConfig:
     conversations: list[str]
     val: str | None = None
     max_steps: int = 20
+    epochs: float = 0.0           # grpo: passes over the examples (0: --max-steps decides)
+    prompts_per_step: int = 1     # grpo: groups per optimizer step
+    sync_every: int = 1           # grpo: updates between adapter exports to llama.cpp
+    save_every: int = 5           # grpo: steps between checkpoints
     out: str = "runs/train"
     model: str | None = None
-    generations: int = 4          # completions per prompt (GRPO group, SFT candidates)
-    memories: int = 8             # memories shown to the Answer Agent while training (serving: 60)
+    generations: int = 8          # completions per prompt (GRPO group, SFT candidates)
+    memories: int = AnswerAgent.DEFAULT_K  # memories shown to the Answer Agent: serving's default
     max_completion: int = 40
     learning_rate: float = 5e-5
     lora_r: int = 16
@@ -61,9 +68,11 @@ class TrainConfig:
             raise BadInput("--algo ppo: TRL 1.16 (the version pinned here) no longer ships PPOTrainer; "
                            "use --algo grpo (the clipped PPO objective with group baselines) or sft")
         if self.algo not in ALGOS:
-            raise BadInput(f"unknown --algo {self.algo!r}: choose grpo or sft")
+            raise BadInput(f"unknown --algo {self.algo!r}: choose grpo, grpo-trl or sft")
         if self.max_steps < 1 or self.generations < 2:
             raise BadInput("--max-steps must be >= 1 and --generations >= 2")
+        if not (0 <= self.epochs <= 1000) or self.prompts_per_step < 1 or self.sync_every < 1 or self.save_every < 1:
+            raise BadInput("--epochs must be between 0 and 1000; prompts per step, sync and save intervals >= 1")
 
 
 # ---- data ------------------------------------------------------------------------------------
@@ -151,7 +160,7 @@ def _common_args(cfg: TrainConfig, out: Path) -> dict:
 def _dataset(examples: list[dict]):
     """Text prompts only: a `messages` column would make TRL apply the chat template again."""
     from datasets import Dataset
-    return Dataset.from_list([{k: v for k, v in r.items() if k != "messages"} for r in examples])
+    return Dataset.from_list([{k: v for k, v in r.items() if k not in ("messages", "schema")} for r in examples])
 
 
 _KEY_ORDER = ("relevant", "answer", "op", "target", "text")
@@ -166,8 +175,7 @@ def sft_examples(task: Task, llm: LlamaCppLLM, n: int, progress=None) -> list[di
         if len(out) >= n:
             break
         system, user = row["messages"][0]["content"], row["messages"][1]["content"]
-        schema = (prompts.answer_schema(row["n_memories"]) if task.cfg.kind == "answer"
-                  else prompts.decide_schema(len(json.loads(row["candidate_ids"]))))
+        schema = row["schema"]
         scored = []
         for s in range(task.cfg.generations):
             try:
@@ -236,10 +244,13 @@ def run(cfg: TrainConfig, progress: Callable[[str, int, int | None], None] | Non
     for t in (task, val):
         if t is not None:
             t.render(tokenizer)
+    if cfg.algo == "grpo":
+        from . import grpo
+        return grpo.run(cfg, task, val, model_file, net, tokenizer, out, say)
     common = _common_args(cfg, out)
     callback = _callback(out, lambda step, row: say("train", step, cfg.max_steps))
     t0 = time.time()
-    if cfg.algo == "grpo":
+    if cfg.algo == "grpo-trl":
         args = trl.GRPOConfig(**common, num_generations=cfg.generations, max_completion_length=cfg.max_completion,
                               temperature=1.0, beta=0.0, log_completions=False)
         trainer = trl.GRPOTrainer(model=net, reward_funcs=task.reward_func(), args=args,
@@ -281,12 +292,12 @@ def run(cfg: TrainConfig, progress: Callable[[str, int, int | None], None] | Non
 
 # what a resumed run must share with the checkpoints it continues (--max-steps may grow)
 _SAME_RUN = ("kind", "algo", "conversations", "data_sha256", "base_sha256", "prompt_version", "generations", "memories",
-             "max_completion", "learning_rate", "lora_r", "lora_layers", "seed", "bank_policy")
+             "max_completion", "learning_rate", "lora_r", "lora_layers", "seed", "bank_policy", "prompts_per_step")
 
 
 def _check_resumable(out: Path, config: dict) -> None:
     old_path = out / "config.json"
-    if not (old_path.exists() and (out / "checkpoints").exists()):
+    if not (old_path.exists() and ((out / "checkpoints").exists() or (out / "grpo_state").exists())):
         return
     old = json.loads(old_path.read_text())
     changed = [k for k in _SAME_RUN if old.get(k) != config.get(k)]
@@ -305,7 +316,7 @@ def curve(out: Path) -> list[dict]:
     for line in path.read_text().splitlines() if path.exists() else []:
         r = json.loads(line)
         if "reward" in r or "loss" in r:
-            rows[r["step"]] = {k: r[k] for k in ("step", "reward", "reward_std", "loss") if k in r}
+            rows[r["step"]] = {k: r[k] for k in ("step", "reward", "reward_std", "loss") if r.get(k) is not None}
     return [rows[k] for k in sorted(rows)]
 
 
