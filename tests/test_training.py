@@ -30,6 +30,17 @@ TINY = [{
 }]
 
 
+def train_tiny(tmp_path, name: str, *args: str, timeout: float = 1500):
+    """`memstore train answer` on the tiny file; asserts it succeeded; returns the run folder."""
+    data = tmp_path / "tiny.json"
+    data.write_text(json.dumps(TINY))
+    out = tmp_path / name
+    proc = memstore_cli("train", "answer", "--data", str(data), "--conversations", "train-1", "--out", str(out),
+                        *args, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return out
+
+
 def logprobs(model_path: str, **kw) -> list[float]:
     from llama_cpp import Llama
     llm = Llama(model_path=model_path, logits_all=True, verbose=False, seed=0, **kw)
@@ -40,16 +51,11 @@ def logprobs(model_path: str, **kw) -> list[float]:
 
 def test_grpo_runs_resumes_and_exports_an_adapter_llama_cpp_serves(tmp_path):
     """memstore's loop: one step, then the same command with two steps resumes from the checkpoint."""
-    data = tmp_path / "tiny.json"
-    data.write_text(json.dumps(TINY))
-    out = tmp_path / "run"
-    args = ["train", "answer", "--algo", "grpo", "--data", str(data), "--conversations", "train-1", "--val", "train-1",
-            "--val-examples", "2", "--generations", "4", "--lr", "2e-3", "--save-every", "1", "--out", str(out)]
-    proc = memstore_cli(*args, "--max-steps", "1", timeout=1500)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    args = ["--algo", "grpo", "--val", "train-1", "--val-examples", "2", "--generations", "4", "--lr", "2e-3",
+            "--save-every", "1"]
+    out = train_tiny(tmp_path, "run", *args, "--max-steps", "1")
     assert json.loads((out / "grpo_state" / "progress.json").read_text())["step"] == 1
-    proc = memstore_cli(*args, "--max-steps", "2", timeout=1500)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    train_tiny(tmp_path, "run", *args, "--max-steps", "2")
     config = json.loads((out / "config.json").read_text())
     assert len(config["data_sha256"]) == 64 and len(config["base_sha256"]) == 64 and config["examples"] == 3
     steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
@@ -104,12 +110,7 @@ def test_a_rollout_is_the_serving_call(tmp_path):
 
 def test_trl_grpo_path_still_trains(tmp_path):
     """TRL's GRPOTrainer, kept as the path bench/bench_train.py measures against."""
-    data = tmp_path / "tiny.json"
-    data.write_text(json.dumps(TINY))
-    out = tmp_path / "trl"
-    proc = memstore_cli("train", "answer", "--algo", "grpo-trl", "--data", str(data), "--conversations", "train-1",
-                        "--max-steps", "1", "--generations", "2", "--out", str(out), timeout=1500)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = train_tiny(tmp_path, "trl", "--algo", "grpo-trl", "--max-steps", "1", "--generations", "2")
     assert (out / "adapter" / "adapter_model.safetensors").exists()
     assert [p["step"] for p in json.loads((out / "result.json").read_text())["curve"]] == [1]
 
@@ -146,12 +147,7 @@ def test_real_answerer_scores_a_deletion_of_the_needed_fact_lower(tmp_path):
 
 
 def test_sft_baseline_clones_best_samples(tmp_path):
-    data = tmp_path / "tiny.json"
-    data.write_text(json.dumps(TINY))
-    out = tmp_path / "sft"
-    proc = memstore_cli("train", "answer", "--algo", "sft", "--data", str(data), "--conversations", "train-1",
-                        "--max-steps", "1", "--generations", "4", "--out", str(out), timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = train_tiny(tmp_path, "sft", "--algo", "sft", "--max-steps", "1", "--generations", "4")
     rows = [json.loads(line) for line in (out / "sft_data.jsonl").read_text().splitlines()]
     assert rows and all(r["prompt"].endswith('{"relevant": [') for r in rows)
     assert (out / "adapter" / "adapter_model.safetensors").exists()
