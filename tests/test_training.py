@@ -108,6 +108,25 @@ def test_a_rollout_is_the_serving_call(tmp_path):
     assert all(not cut for _, cut in first)
 
 
+def test_the_update_sees_the_tokens_llama_cpp_sampled_from():
+    """The torch side's prompt tokens (transformers, the GGUF's chat template) are llama.cpp's for
+    the same serving messages."""
+    from transformers import AutoTokenizer
+
+    from policy import prompts
+    from policy.batched import BatchedJSON
+    from policy.models import qwen
+    from policy.runtime import load
+    from trainer.grpo import prompt_ids
+
+    model = qwen()
+    tokenizer = AutoTokenizer.from_pretrained(str(model.path.parent), gguf_file=model.path.name)
+    user = prompts.answer_user("What is the name of Alice's dog?", "2023-02-01", [("Alice adopted Bella", "2023-01-02")])
+    messages = [{"role": "system", "content": prompts.ANSWER_SYSTEM}, {"role": "user", "content": user}]
+    served = BatchedJSON(load(), n_seq=1, n_ctx=1024, n_batch=512).tokens(prompts.ANSWER_SYSTEM, user)
+    assert prompt_ids(tokenizer, messages) == served
+
+
 def test_trl_grpo_path_still_trains(tmp_path):
     """TRL's GRPOTrainer, kept as the path bench/bench_train.py measures against."""
     out = train_tiny(tmp_path, "trl", "--algo", "grpo-trl", "--max-steps", "1", "--generations", "2")

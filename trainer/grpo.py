@@ -81,6 +81,13 @@ def total_steps(cfg, n_examples: int) -> int:
     return cfg.max_steps
 
 
+def prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
+    """The prompt's tokens on the torch side: the GGUF's chat template through transformers (a
+    test checks them against the tokens llama.cpp evaluates for the same messages)."""
+    out = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    return list(out["input_ids"] if hasattr(out, "keys") else out)
+
+
 class Learner:
     """The LoRA model in torch: completion log-probabilities with the prompt evaluated once per
     group, the clipped GRPO step, and its own state on disk."""
@@ -98,8 +105,7 @@ class Learner:
         self.end_id = end if isinstance(end, int) and end >= 0 else tokenizer.eos_token_id
 
     def prompt_ids(self, messages: list[dict]) -> list[int]:
-        out = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        return list(out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out)
+        return prompt_ids(self.tokenizer, messages)
 
     def completion_ids(self, text: str, cut: bool) -> list[int]:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
