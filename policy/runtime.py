@@ -125,6 +125,12 @@ class LlamaCppLLM(LLM):
         self._grammars: dict[str, Any] = {}
         self._context("")  # load now: a bad model file fails here, not in the middle of an ingest
 
+    def close(self) -> None:
+        """Free the llama.cpp contexts (and the adapter's copy of the weights) now, not at GC."""
+        for ctx in self._contexts.values():
+            ctx.close()
+        self._contexts.clear()
+
     def _context(self, system: str):
         key = system if self.reuse_prefix else ""
         if key not in self._contexts:

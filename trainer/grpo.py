@@ -14,8 +14,9 @@ s a step here. This loop spends the CPU where there is signal:
 4. update: group-normalised advantages, the clipped-ratio objective (GRPO, no KL term) on the LoRA
    model in torch; the prompt's forward pass runs once per group, its KV (with gradients) repeated
    for the group's completions. Samples are on-policy: the adapter llama.cpp samples with is
-   re-exported after every update (`sync_every`), so the ratio is 1 at the update and the clip
-   only matters with `sync_every` > 1 (then the samples lag by up to that many updates);
+   re-exported after every update (`sync_every`), so the ratio is 1 at the update; with
+   `sync_every` > 1 the samples lag by up to that many updates and no importance correction is
+   applied (the old log-probabilities are the learner's own at the update);
 5. export: the LoRA to GGUF (trainer.export, llama.cpp's own converter) and llama.cpp reloads it.
 
 What is custom and why: rollouts (TRL samples with transformers; here they must be llama.cpp's
@@ -33,6 +34,7 @@ import json
 import math
 import random
 import shutil
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,11 +58,9 @@ class Sample:
 
 def group_advantages(rewards: list[float], eps: float = 1e-4) -> list[float] | None:
     """Group-normalised advantages; None when the rewards are all equal (no signal)."""
-    mean = sum(rewards) / len(rewards)
-    var = sum((r - mean) ** 2 for r in rewards) / len(rewards)
-    if var <= eps ** 2:
+    mean, std = statistics.fmean(rewards), statistics.pstdev(rewards)
+    if std <= eps:
         return None
-    std = math.sqrt(var)
     return [(r - mean) / (std + eps) for r in rewards]
 
 
@@ -137,10 +137,6 @@ class Learner:
         per_token = -torch.min(ratio * adv, torch.clamp(ratio, 1 - clip, 1 + clip) * adv)
         return ((per_token * mask).sum(-1) / mask.sum(-1)).mean()
 
-    def state_dict(self) -> dict:
-        import peft
-        return peft.get_peft_model_state_dict(self.model)
-
     def save(self, folder: Path, step: int, extra: dict) -> None:
         """Adapter, optimizer and step, replaced whole (a kill mid-save keeps the previous one)."""
         tmp = folder.with_name(folder.name + ".partial")
@@ -172,8 +168,7 @@ class Rollouts:
         self.llm = LlamaCppLLM(model_file, gguf, batch=1)
 
     def reload(self, gguf: Path) -> None:
-        for ctx in self.llm._contexts.values():
-            ctx.close()
+        self.llm.close()
         self.llm = LlamaCppLLM(self.model_file, gguf, batch=1)
 
     def sample(self, row: dict, n: int, max_tokens: int, seed: int) -> list[tuple[str, bool]]:
@@ -241,7 +236,7 @@ def run(cfg, task, val, model_file: ModelFile, net, tokenizer, out: Path,
             completions = [learner.completion_ids(s.text, s.cut) for s in scored]
             loss = learner.group_loss(prompts[idx], completions, adv) / len(groups)
             loss.backward()
-            losses.append(float(loss) * len(groups))
+            losses.append(loss.item() * len(groups))
         if groups:
             torch.nn.utils.clip_grad_norm_(learner.params, 1.0)
             learner.opt.step()
@@ -256,7 +251,7 @@ def run(cfg, task, val, model_file: ModelFile, net, tokenizer, out: Path,
         n_groups = len(groups) + dropped
         row = {"step": step + 1, "time": time.time(), "epoch": (step + 1) * cfg.prompts_per_step / len(task.examples),
                "reward": sum(rewards_seen) / len(rewards_seen),
-               "reward_std": _std(rewards_seen), "groups": n_groups, "dropped": dropped,
+               "reward_std": statistics.pstdev(rewards_seen), "groups": n_groups, "dropped": dropped,
                "dropped_share": dropped / n_groups, "samples": samples,
                "loss": sum(losses) / len(losses) if losses else None, "step_s": elapsed, **split}
         with open(out / "log.jsonl", "a") as f:
@@ -279,8 +274,8 @@ def run(cfg, task, val, model_file: ModelFile, net, tokenizer, out: Path,
         rows_val = val.examples[:cfg.val_examples]
         trained = [val.score(rollouts.greedy(r, r["max_tokens"]), r) for r in rows_val]
         before = [val.score(base.greedy(r, r["max_tokens"]), r) for r in rows_val]
-        result["validation"] = {"conversation": cfg.val, "n": len(rows_val), "base": _mean(before),
-                                "trained": _mean(trained), "base_scores": before, "trained_scores": trained,
+        result["validation"] = {"conversation": cfg.val, "n": len(rows_val), "base": statistics.fmean(before),
+                                "trained": statistics.fmean(trained), "base_scores": before, "trained_scores": trained,
                                 "paired_95": paired_bootstrap(before, trained) if rows_val else None,
                                 "served_by": "llama.cpp (serving call, greedy)"}
     (out / "result.json").write_text(json.dumps(result, indent=2))
@@ -292,11 +287,3 @@ def _export(learner: Learner, out: Path, gguf: Path) -> None:
     learner.model.save_pretrained(out / "adapter")
     exporting.export(out, gguf)
 
-
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs) if xs else 0.0
-
-
-def _std(xs: list[float]) -> float:
-    m = _mean(xs)
-    return math.sqrt(_mean([(x - m) ** 2 for x in xs])) if xs else 0.0
