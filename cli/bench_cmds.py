@@ -1,4 +1,4 @@
-"""`memstore bench locomo|longmemeval|compare`: policies side by side on the same backbone."""
+"""`memstore bench locomo|longmemeval|own|compare`: policies side by side on the same backbone."""
 
 from __future__ import annotations
 
@@ -43,13 +43,22 @@ def _llms(model, judge):
 
 
 def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: dict, path: str = "new",
-         memories: int | None = None) -> None:
+         memories: int | None = None, expire_after: tuple[str, ...] = (), prepare=None) -> None:
     from evaluation.harness import plot, results, run_task
     if path not in ("new", "today"):
         raise BadInput(f"--path is new or today, not {path!r}")
     out.mkdir(parents=True, exist_ok=True)
     if any(adapters) and "learned" not in policies:
         raise BadInput("--adapter/--answer-adapter apply to the learned policy: add it to --policy")
+    if "stack" in policies:
+        from policy.expiry import parse_rules
+        if not parse_rules(expire_after):
+            raise BadInput("policy 'stack' needs its expiry rules: --expire-after KIND=DAYS (e.g. '*=365')")
+        meta = {**meta, "expire_after": list(expire_after)}
+    elif expire_after:
+        raise BadInput("--expire-after applies to --policy stack only: add it to --policy")
+    if prepare:
+        prepare()
     llm, judge_llm = _llms(model, judge)
     from policy.prompts import ANSWER_PROMPT_VERSION, PROMPT_VERSION
     meta = {**meta, "model": llm.identity, "judge": judge_llm.identity, "policies": policies, "path": path,
@@ -60,6 +69,7 @@ def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: di
             for policy in policies:
                 bar = progress.add_task(f"{task.name} {policy}", total=None)
                 run_task(task, policy, llm, judge_llm, out, adapters=adapters, fast=path == "new", memories=memories,
+                         expire_after=expire_after,
                          progress=lambda phase, n, total: progress.update(
                              bar, completed=n, total=total, description=f"{task.name} {policy} {phase}"))
                 results(out, [t.name for t in tasks], policies, meta)
@@ -130,9 +140,6 @@ def compare(dirs: list[Path],
     """Tabulate runs' results.json side by side, then each policy against the run's best baseline:
     the F1 and judge difference on the same questions with a paired bootstrap 95% interval,
     overall and per category."""
-    from evaluation.paired import chart as draw, compare_run
-    from evaluation.harness import CATEGORIES
-
     if chart is not None and (len(dirs) != 1 or chart.suffix.lower() != ".png"):
         raise BadInput("--chart takes one run folder and a file name ending in .png")
     for d in dirs:
@@ -140,23 +147,84 @@ def compare(dirs: list[Path],
         if not path.exists():
             raise BadInput(f"no results.json in {d}")
         show(json.loads(path.read_text()), title=str(d))
-        try:
-            paired = compare_run(d, categories=CATEGORIES, n_boot=boot)
-        except ValueError as exc:
-            console.print(f"no paired comparison for {d}: {exc}")
-            continue
-        table(f"{d}: each policy minus the best baseline ({paired['best_baseline']}), {paired['questions']} "
-              f"questions answered by all, paired bootstrap 95% interval (points)",
-              ["policy", "questions", "metric", "baseline", "policy", "difference", "95% interval"],
-              [(r["policy"], f"{r['group']} ({r['n']})", r["metric"], f"{r['best_mean']:.1f}", f"{r['policy_mean']:.1f}",
-                f"{r['diff']:+.1f}", f"[{r['lo']:+.1f}, {r['hi']:+.1f}]") for r in paired["rows"]])
-        if chart is not None:
-            draw(paired, chart)
-            console.print(f"wrote {chart}")
+        _paired(d, chart, boot)
+
+
+def _paired(d: Path, chart: Path | None = None, boot: int = 10_000) -> None:
+    """Each policy of run `d` against its best baseline, paired bootstrap intervals (and a chart)."""
+    from evaluation.paired import chart as draw, compare_run
+    from evaluation.harness import CATEGORIES
+    try:
+        paired = compare_run(d, categories=CATEGORIES, n_boot=boot)
+    except ValueError as exc:
+        console.print(f"no paired comparison for {d}: {exc}")
+        return
+    table(f"{d}: each policy minus the best baseline ({paired['best_baseline']}), {paired['questions']} "
+          f"questions answered by all, paired bootstrap 95% interval (points)",
+          ["policy", "questions", "metric", "baseline", "policy", "difference", "95% interval"],
+          [(r["policy"], f"{r['group']} ({r['n']})", r["metric"], f"{r['best_mean']:.1f}", f"{r['policy_mean']:.1f}",
+            f"{r['diff']:+.1f}", f"[{r['lo']:+.1f}, {r['hi']:+.1f}]") for r in paired["rows"]])
+    (d / "paired.json").write_text(json.dumps(paired, indent=2))
+    if chart is not None:
+        draw(paired, chart)
+        console.print(f"wrote {chart}")
+
+
+@bench_app.command()
+def own(db: Path = typer.Option(..., "--db", help="The database file holding your bank."),
+        bank: str = typer.Option(..., "--bank", help="The bank whose recorded inputs are replayed (never written)."),
+        qa: Path = typer.Option(..., "--qa", help="Your questions (JSONL: question, answer, asked_at, optional "
+                                "evidence, category)."),
+        policy: str = typer.Option("heuristic,stack,llm", "--policy", help="Comma-separated policies."),
+        expire_after: list[str] = typer.Option([], "--expire-after", help="The stack policy's expiry rules, "
+                                               "KIND=DAYS (KIND: a word or pattern in the memory text, '*' any); "
+                                               "repeatable, the first match wins."),
+        val_fraction: float = typer.Option(0.0, "--val-fraction", help="Score only the held-out share of the "
+                                           "questions (the same --val-fraction and --seed as `train --from-bank`)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the held-out split."),
+        model: Optional[str] = MODEL, adapter: Optional[str] = ADAPTER, answer_adapter: Optional[str] = ANSWER_ADAPTER,
+        judge: Optional[str] = JUDGE, out: Path = OUT, memories: Optional[int] = MEMORIES) -> None:
+    """Your own workflow: the inputs recorded in BANK replayed through each policy into a bank of
+    its own (in OUT, seeded with the facts already extracted), your questions answered as of
+    their asked_at; F1, BLEU-1, judge, and each policy against the best baseline (heuristic,
+    stack, llm) with paired 95% intervals."""
+    from evaluation import own as own_data
+    from evaluation.harness import Task
+
+    names = _policies(policy)
+    qas = own_data.load_qa(qa)
+    if val_fraction:
+        qas = own_data.split(qas, val_fraction, seed)[1]
+        if not qas:
+            raise BadInput(f"--val-fraction {val_fraction} holds out no question of {qa}")
+    out.mkdir(parents=True, exist_ok=True)
+    copy, record = out / "source.db", out / "source.json"
+    if copy.exists() and (json.loads(record.read_text()) if record.exists() else {}).get("db") != str(db.resolve()):
+        raise BadInput(f"{out} holds a run on another database: use another --out")
+    own_data.snapshot(db, copy)
+    record.write_text(json.dumps({"db": str(db.resolve())}))
+    source = own_data.open_bank(copy, bank)
+    try:
+        own_data.check_evidence(qas, source)
+        task = Task(bank, own_data.turns(source), qas)
+        anchor = source.head()["anchor"]
+    finally:
+        source.close()
+    record.write_text(json.dumps({"db": str(db.resolve()), "bank": bank, "anchor": anchor}))
+
+    def seed_facts() -> None:
+        from memstore import MemoryStore
+        with MemoryStore(out / f"{task.name}.db", names[0]) as target:
+            own_data.seed_facts(copy, target)
+
+    _run([task], names, model, (adapter, answer_adapter), judge, out,
+         {"data": f"{db}:{bank}", "conversations": [bank], "qa": str(qa), "val_fraction": val_fraction, "seed": seed,
+          "anchor": anchor}, memories=memories, expire_after=tuple(expire_after), prepare=seed_facts)
+    _paired(out, out / "paired_f1.png")
 
 
 def _policies(spec: str, extra: tuple[str, ...] = ()) -> list[str]:
-    from policy.manager import POLICIES
+    from policy.agent import POLICIES
     KNOWN = [*POLICIES, *extra]
     names = [p.strip() for p in spec.split(",") if p.strip()]
     bad = [p for p in names if p not in KNOWN]

@@ -15,7 +15,14 @@ from .render import console, emit_json, phase_progress, table
 def train(policy: str = typer.Argument(..., help="manager | answer"),
           algo: str = typer.Option("grpo", "--algo", help="grpo (llama.cpp rollouts, torch update) | grpo-trl (TRL's "
                                    "GRPOTrainer) | sft (ppo: not in TRL 1.16, refused)"),
-          data: Path = typer.Option(..., "--data", help="LoCoMo JSON"),
+          data: Optional[Path] = typer.Option(None, "--data", help="LoCoMo JSON (or train on your own bank: --from-bank)"),
+          from_bank: Optional[str] = typer.Option(None, "--from-bank", help="Train on this bank's recorded inputs "
+                                                  "(with --db and --qa); the bank is never written."),
+          db: Optional[Path] = typer.Option(None, "--db", help="--from-bank: the bank's database file."),
+          qa: Optional[Path] = typer.Option(None, "--qa", help="--from-bank: your questions (JSONL: question, answer, "
+                                            "asked_at, optional evidence, category)."),
+          val_fraction: float = typer.Option(0.2, "--val-fraction", help="--from-bank: share of the questions held "
+                                             "out for validation, never trained on."),
           conversations: str = typer.Option("conv-26", "--conversations", help="Training conversations, comma-separated."),
           val: Optional[str] = typer.Option(None, "--val", help="Validation conversation, e.g. conv-30."),
           max_steps: int = typer.Option(20, "--max-steps", min=1, help="Steps, unless --epochs is given."),
@@ -32,12 +39,15 @@ def train(policy: str = typer.Argument(..., help="manager | answer"),
           out: Path = typer.Option(..., "--out", help="Run folder (resumable)."),
           as_json: bool = typer.Option(False, "--json")) -> None:
     """Train the Memory Manager or the Answer Agent (LoRA) from answer correctness alone, on
-    replayed histories of the training conversations; a rerun with the same --out resumes."""
+    replayed histories of LoCoMo conversations or on your own bank and questions (--from-bank);
+    a rerun with the same --out resumes."""
     from trainer.train import TrainConfig, run
 
     from policy.answer import AnswerAgent
     memories = AnswerAgent.DEFAULT_K if memories is None else memories
-    cfg = TrainConfig(kind=policy, algo=algo, data=str(data), conversations=conversations.split(","), val=val,
+    cfg = TrainConfig(kind=policy, algo=algo, data=str(data) if data else None,
+                      conversations=[] if from_bank else conversations.split(","), val=val,
+                      db=str(db) if db else None, from_bank=from_bank, qa=str(qa) if qa else None, val_fraction=val_fraction,
                       max_steps=max_steps, epochs=epochs, prompts_per_step=prompts_per_step, sync_every=sync_every,
                       save_every=save_every, out=str(out), model=model, generations=generations, memories=memories,
                       learning_rate=learning_rate, lora_layers=lora_layers, val_examples=val_examples)

@@ -75,18 +75,19 @@ def _check_same_models(timing: dict, store: MemoryStore, answered: bool, **model
 def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
              progress: Callable[[str, int, int], None] | None = None,
              adapters: tuple[str | None, str | None] = (None, None), fast: bool = True,
-             memories: int | None = None) -> list[dict]:
+             memories: int | None = None, expire_after: tuple[str, ...] = ()) -> list[dict]:
     """Ingest the task's turns into bank `policy_name`, then answer and grade its questions.
     `adapters` (manager, answer) apply to the learned policy (default: the shipped ones);
     `fast=False` ingests on the path before issue 12; `memories` shown per answer (default: 10,
-    or for `learned` the count its answer adapter was trained with)."""
+    or for `learned` the count its answer adapter was trained with); `expire_after`: the rules
+    of the `stack` policy."""
     learned = policy_name == "learned"
     if policy_name == "observations":
         if task.observations is None:
             raise BadInput(f"{task.name} has no annotated observations: --policy observations is for LoCoMo data")
         policy = ObservationsPolicy(task.observations)
     else:
-        policy = make_policy(policy_name, llm, adapters[0] if learned else None, fast=fast)
+        policy = make_policy(policy_name, llm, adapters[0] if learned else None, fast=fast, expire_after=expire_after)
     answerer = make_answerer(policy_name, llm, adapters[1] if learned else None, k=memories)
     answers_path = out / "answers" / f"{task.name}.{policy_name}.jsonl"
     timing_path = out / "answers" / f"{task.name}.{policy_name}.timing.json"
@@ -114,6 +115,9 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
 
     ingest_before, t = timing["ingest_s"], time.perf_counter()
     report = ingest(store, policy, task.turns, progress=on_turn)
+    if hasattr(policy, "expire") and task.questions:  # scheduled expiry, due by the last question's time
+        with store.transaction():
+            policy.expire(store, max(qa.asked_at for qa in task.questions))
     timing_path.write_text(json.dumps(timing))
 
     # Rewrite the whole lines kept (a kill may have cut the last one) into a temporary file that

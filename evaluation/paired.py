@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-BASELINES = ("append", "heuristic", "llm")
+BASELINES = ("append", "heuristic", "stack", "llm")
 METRICS = ("f1", "judge")
 
 

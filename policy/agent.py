@@ -16,7 +16,8 @@ from memstore import MemoryStore
 
 from .answer import Answer, AnswerAgent
 from memstore.ingest import ingest
-from .manager import POLICIES
+from .expiry import StackPolicy
+from .manager import AppendPolicy, HeuristicPolicy, LearnedPolicy, LLMPolicy
 from .prompts import ANSWER_PROMPT_VERSION, PROMPT_VERSION
 from .runtime import LLM, LlamaCppLLM, load
 from .turns import Turn
@@ -25,6 +26,7 @@ from memstore.clock import to_stamp
 from memstore.errors import BadInput
 
 
+POLICIES = {p.name: p for p in (AppendPolicy, HeuristicPolicy, StackPolicy, LLMPolicy, LearnedPolicy)}
 ADAPTERS = Path(__file__).parent / "adapters"  # the project's own trained adapters (see adapters/README.md)
 _served: dict[tuple, LlamaCppLLM] = {}
 
@@ -72,12 +74,16 @@ def with_adapter(llm: LLM, adapter: str | Path | None, kind: str) -> LLM:
     return _served[key]
 
 
-def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *, fast: bool = True):
+def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *, fast: bool = True,
+                expire_after: tuple[str, ...] | list[str] = ()):
     """A manager policy on the backbone `llm`; `learned` decides with a LoRA adapter (`adapter`,
-    default the shipped one) and extracts facts with the plain backbone. `fast=False`: the path
-    before issue 12 (no batched extraction, a model call for every decision)."""
+    default the shipped one) and extracts facts with the plain backbone; `stack` expires memories
+    by its `expire_after` rules (policy/expiry.py). `fast=False`: the path before issue 12 (no
+    batched extraction, a model call for every decision)."""
     if name not in POLICIES:
         raise BadInput(f"unknown policy {name!r}: choose from {', '.join(POLICIES)}")
+    if name == "stack":
+        return StackPolicy(llm, fast=fast, expire_after=expire_after)
     if name != "learned":
         if adapter:
             raise BadInput("--adapter applies to --policy learned only")
@@ -97,16 +103,17 @@ def make_answerer(name: str, llm: LLM, adapter: str | Path | None = None, k: int
     k = AnswerAgent.DEFAULT_K if k is None else k
     if not 1 <= k <= 200:
         raise BadInput(f"--memories must be between 1 and 200, not {k}")
-    return AnswerAgent(llm, k=k, recency_weight=0.05 if name == "heuristic" else 0.0)
+    return AnswerAgent(llm, k=k, recency_weight=0.05 if name in ("heuristic", "stack") else 0.0)
 
 
 class MemoryAgent:
     def __init__(self, path="memstore.db", bank: str = "default", *, policy: str = "llm", model: str | None = None,
                  adapter: str | None = None, answer_adapter: str | None = None, endpoint: str | None = None,
-                 llm: LLM | None = None, store: MemoryStore | None = None, memories: int | None = None):
+                 llm: LLM | None = None, store: MemoryStore | None = None, memories: int | None = None,
+                 expire_after: tuple[str, ...] = ()):
         self.store = store or MemoryStore(path, bank)
         self.llm = llm or load(model, endpoint=endpoint)
-        self.policy = make_policy(policy, self.llm, adapter)
+        self.policy = make_policy(policy, self.llm, adapter, expire_after=expire_after)
         self.answerer = make_answerer(policy, self.llm, answer_adapter, k=memories)
 
     def observe(self, speaker: str, text: str, time=None, *, message_id: str | None = None,

@@ -194,5 +194,3 @@ class LLMPolicy(ManagerPolicy):
 class LearnedPolicy(LLMPolicy):
     name = "learned"
 
-
-POLICIES = {p.name: p for p in (AppendPolicy, HeuristicPolicy, LLMPolicy, LearnedPolicy)}

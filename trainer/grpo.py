@@ -274,7 +274,7 @@ def run(cfg, task, val, model_file: ModelFile, net, tokenizer, out: Path,
         rows_val = val.examples[:cfg.val_examples]
         trained = [val.score(rollouts.greedy(r, r["max_tokens"]), r) for r in rows_val]
         before = [val.score(base.greedy(r, r["max_tokens"]), r) for r in rows_val]
-        result["validation"] = {"conversation": cfg.val, "n": len(rows_val), "base": statistics.fmean(before),
+        result["validation"] = {"conversation": val.name, "n": len(rows_val), "base": statistics.fmean(before),
                                 "trained": statistics.fmean(trained), "base_scores": before, "trained_scores": trained,
                                 "paired_95": paired_bootstrap(before, trained) if rows_val else None,
                                 "served_by": "llama.cpp (serving call, greedy)"}

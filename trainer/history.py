@@ -1,5 +1,6 @@
 """Replayed histories: the training conversations ingested once into a store of their own, so
-that every rollout can read the bank as it stood at any turn (the "temporal memory bank").
+that every rollout can read the bank as it stood at any turn (the "temporal memory bank"); or a
+user's own bank, whose log already is one (`from_bank`).
 
 The history is built by a non-learned manager (`heuristic` by default: fast once facts are
 extracted) and kept under the cache folder, keyed by the data file's sha256 and the conversation,
@@ -16,6 +17,7 @@ from policy.agent import make_policy
 from memstore.ingest import ingest
 from policy.models import cache_dir, sha256_file
 from policy.runtime import LLM
+from evaluation import own
 from evaluation.datasets import locomo_conversations, locomo_qa, locomo_turns
 from policy.turns import QA, Turn
 
@@ -26,12 +28,10 @@ class History:
     store: MemoryStore
     turns: list[Turn]
     questions: list[QA]
+    evidence_prefix: str = ""  # evidence id -> input id: LoCoMo's dia ids are "D1:3", inputs "conv-26:D1:3"
 
-    def turn_of(self, dia_id: str) -> Turn | None:
-        return self._by_id.get(f"{self.conversation}:{dia_id}")
-
-    def __post_init__(self):
-        self._by_id = {t.input_id: t for t in self.turns}
+    def evidence_input(self, evidence: str) -> str:
+        return self.evidence_prefix + evidence
 
 
 def conversation(data: str | Path, name: str) -> tuple[list[Turn], list[QA]]:
@@ -47,4 +47,14 @@ def build(data: str | Path, name: str, llm: LLM, *, bank_policy: str = "heuristi
     root.mkdir(parents=True, exist_ok=True)
     store = MemoryStore(root / f"{name}-{sha256_file(Path(data))[:12]}.db", bank_policy)
     ingest(store, make_policy(bank_policy, llm), turns, progress=progress)
-    return History(name, store, turns, questions)
+    return History(name, store, turns, questions, f"{name}:")
+
+
+def from_bank(db: str | Path, bank: str, questions: list[QA], copy: Path) -> History:
+    """A user's own bank as the replayed history (issue 18): its recorded inputs are the turns, its
+    own log is the temporal bank. Read from `copy`, a snapshot of the file (evaluation.own), so
+    training never writes the source (the fact cache fills the copy)."""
+    own.snapshot(db, copy)
+    store = own.open_bank(copy, bank)
+    own.check_evidence(questions, store)
+    return History(bank, store, own.turns(store), questions)

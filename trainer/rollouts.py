@@ -56,7 +56,7 @@ def manager_examples(history: History, policy: ManagerPolicy, max_questions: int
     needs: dict[str, list[int]] = {}  # turn id -> QA pairs whose evidence is that turn
     for i, qa in enumerate(history.questions):
         for dia in qa.evidence:
-            needs.setdefault(f"{history.conversation}:{dia}", []).append(i)
+            needs.setdefault(history.evidence_input(dia), []).append(i)
     out, seen = [], set()
     for turn in history.turns:
         if turn.input_id not in needs:

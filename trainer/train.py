@@ -41,9 +41,13 @@ ALGOS = ("grpo", "grpo-trl", "sft", "ppo")
 class TrainConfig:
     kind: str
     algo: str
-    data: str
+    data: str | None
     conversations: list[str]
     val: str | None = None
+    db: str | None = None          # --from-bank: a user's own bank (its file and name) and QA file
+    from_bank: str | None = None
+    qa: str | None = None
+    val_fraction: float = 0.2      # --from-bank: the share of the QA held out (never trained on)
     max_steps: int = 20
     epochs: float = 0.0           # grpo: passes over the examples (0: --max-steps decides)
     prompts_per_step: int = 1     # grpo: groups per optimizer step
@@ -62,6 +66,16 @@ class TrainConfig:
     bank_policy: str = "heuristic"  # the manager that built the replayed histories
 
     def check(self) -> None:
+        if self.from_bank is not None:
+            if not (self.db and self.qa) or self.data or self.val:
+                raise BadInput("--from-bank needs --db and --qa, and no --data or --val (the bank's own inputs are the "
+                               "history; --val-fraction holds questions out)")
+            if self.algo != "grpo":
+                raise BadInput("--from-bank trains with --algo grpo")
+            if not 0 <= self.val_fraction < 1:
+                raise BadInput(f"--val-fraction must be in [0, 1), not {self.val_fraction}")
+        elif not self.data:
+            raise BadInput("give --data (LoCoMo JSON) or --from-bank BANK --db FILE --qa FILE")
         if self.kind not in KINDS:
             raise BadInput(f"unknown policy to train {self.kind!r}: choose manager or answer")
         if self.algo == "ppo":
@@ -78,12 +92,11 @@ class TrainConfig:
 # ---- data ------------------------------------------------------------------------------------
 
 class Task:
-    """Examples + the reward of one policy over some conversations' replayed histories."""
+    """Examples + the reward of one policy over some replayed histories."""
 
-    def __init__(self, cfg: TrainConfig, conversations: list[str], llm: LlamaCppLLM, progress=None):
-        self.cfg, self.llm = cfg, llm
-        self.histories = [histories.build(cfg.data, c, llm, bank_policy=cfg.bank_policy, progress=progress)
-                          for c in conversations]
+    def __init__(self, cfg: TrainConfig, hist: list[histories.History], llm: LlamaCppLLM):
+        self.cfg, self.llm, self.histories = cfg, llm, hist
+        self.name = ",".join(h.conversation for h in hist)
         self._banks: dict[tuple[int, str], Fork] = {}
         self.examples: list[dict] = []
         for i, h in enumerate(self.histories):
@@ -91,7 +104,8 @@ class Task:
                     else rollouts.manager_examples(h, LLMPolicy(llm)))
             self.examples += [{**r, "history": i} for r in rows]
         if not self.examples:
-            raise BadInput(f"no training examples in {', '.join(conversations)}")
+            raise BadInput(f"no {cfg.kind} examples in {self.name}"
+                           + (" (the manager learns from questions with evidence)" if cfg.kind == "manager" else ""))
         if cfg.kind == "manager":
             self.answerer = rewards.ForkAnswerer(AnswerAgent(llm, k=cfg.memories))
 
@@ -227,10 +241,9 @@ def run(cfg: TrainConfig, progress: Callable[[str, int, int | None], None] | Non
         model_file = replace(model_file, sha256=sha256_file(model_file.path))
     say = progress or (lambda *a: None)
     llm = LlamaCppLLM(model_file)
-    task = Task(cfg, cfg.conversations, llm, progress=lambda n, t, _i: say("history", n, t))
-    val = Task(cfg, [cfg.val], llm, progress=lambda n, t, _i: say("val history", n, t)) if cfg.val else None
+    task, val, source = _tasks(cfg, llm, out, say)
     from policy.prompts import ANSWER_PROMPT_VERSION, PROMPT_VERSION
-    config = {**asdict(cfg), "data_sha256": sha256_file(Path(cfg.data)), "base_model": model_file.name,
+    config = {**asdict(cfg), **source, "base_model": model_file.name,
               "base_sha256": model_file.sha256, "examples": len(task.examples),
               # what serving checks before it loads the adapter (policy/agent.py: adapter_contract)
               "prompt_version": ANSWER_PROMPT_VERSION if cfg.kind == "answer" else PROMPT_VERSION,
@@ -283,16 +296,37 @@ def run(cfg: TrainConfig, progress: Callable[[str, int, int | None], None] | Non
         say("validation (base)", 0, None)
         with model.disable_adapter():
             base = validate(model, tokenizer, val, cfg.val_examples, cfg.max_completion)
-        result["validation"] = {"conversation": cfg.val, "n": len(trained), "base": _mean(base),
+        result["validation"] = {"conversation": val.name, "n": len(trained), "base": _mean(base),
                                 "trained": _mean(trained), "base_scores": base, "trained_scores": trained}
     (out / "result.json").write_text(json.dumps(result, indent=2))
     plot(out, result)
     return result
 
 
+def _tasks(cfg: TrainConfig, llm: LlamaCppLLM, out: Path, say) -> tuple[Task, Task | None, dict]:
+    """The training and validation tasks, and what the run records of its data: LoCoMo
+    conversations (replayed histories), or a user's bank and QA file with a held-out share."""
+    if cfg.from_bank is None:
+        build = lambda c, label: histories.build(cfg.data, c, llm, bank_policy=cfg.bank_policy,  # noqa: E731
+                                                 progress=lambda n, t, _i: say(label, n, t))
+        task = Task(cfg, [build(c, "history") for c in cfg.conversations], llm)
+        val = Task(cfg, [build(cfg.val, "val history")], llm) if cfg.val else None
+        return task, val, {"data_sha256": sha256_file(Path(cfg.data))}
+    from evaluation import own
+    train_q, val_q = own.split(own.load_qa(cfg.qa), cfg.val_fraction, cfg.seed)
+    if not train_q:
+        raise BadInput(f"--val-fraction {cfg.val_fraction} leaves no question of {cfg.qa} to train on")
+    hist = histories.from_bank(cfg.db, cfg.from_bank, train_q + val_q, out / "source.db")
+    task = Task(cfg, [replace(hist, questions=train_q)], llm)
+    val = Task(cfg, [replace(hist, conversation=f"{hist.conversation} (held out)", questions=val_q)], llm) \
+        if val_q else None
+    return task, val, {"qa_sha256": sha256_file(Path(cfg.qa)), "bank_anchor": hist.store.head()["anchor"],
+                       "questions": {"train": len(train_q), "held_out": len(val_q)}}
+
+
 # what a resumed run must share with the checkpoints it continues (--max-steps may grow)
-_SAME_RUN = ("kind", "algo", "conversations", "data_sha256", "base_sha256", "prompt_version", "generations", "memories",
-             "max_completion", "learning_rate", "lora_r", "lora_layers", "seed", "bank_policy", "prompts_per_step")
+_SAME_RUN = ("kind", "algo", "conversations", "data_sha256", "db", "from_bank", "qa_sha256", "val_fraction",
+             "base_sha256", "prompt_version", "generations", "memories", "max_completion", "learning_rate", "lora_r", "lora_layers", "seed", "bank_policy", "prompts_per_step")
 
 
 def _check_resumable(out: Path, config: dict) -> None:
