@@ -13,10 +13,11 @@ from .render import console, emit_json, progress_bar, short_time, table
 
 
 
-def _agent(policy: str, model, adapter, endpoint, store=None, answer_adapter=None, memories: int | None = None):
+def _agent(policy: str, model, adapter, endpoint, store=None, answer_adapter=None, memories: int | None = None,
+           expire_after: tuple[str, ...] = ()):
     from policy.agent import MemoryAgent
     return MemoryAgent(policy=policy, model=model, adapter=adapter, answer_adapter=answer_adapter, endpoint=endpoint,
-                       store=store or open_store(create=True), memories=memories)
+                       store=store or open_store(create=True), memories=memories, expire_after=expire_after)
 
 
 @app.command()
@@ -24,6 +25,8 @@ def ingest(file: Path, policy: str = PolicyOpt, model: Optional[str] = ModelOpt,
            endpoint: Optional[str] = EndpointOpt,
            conversation: Optional[str] = typer.Option(None, "--conversation", help="LoCoMo sample id, e.g. conv-30"),
            limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N turns."),
+           expire_after: list[str] = typer.Option([], "--expire-after", help="--policy stack: expiry rules KIND=DAYS "
+                                                  "(KIND: a word or pattern in the memory text, '*' any), repeatable."),
            as_json: bool = JsonOpt) -> None:
     """Feed a dialogue (LoCoMo JSON or chat JSONL: speaker, text, time) through a manager policy.
     Resumable: turns already applied are skipped; an interrupt loses at most the turn in flight."""
@@ -32,7 +35,7 @@ def ingest(file: Path, policy: str = PolicyOpt, model: Optional[str] = ModelOpt,
 
     turns, _ = load_turns(file, conversation)  # validated whole before anything is written
     turns = turns[:limit] if limit else turns
-    agent = _agent(policy, model, adapter, endpoint)
+    agent = _agent(policy, model, adapter, endpoint, expire_after=tuple(expire_after))
     with progress_bar(f"ingest ({policy})", quiet=as_json) as tick:
         report = run_ingest(agent.store, agent.policy, turns, progress=lambda n, total, _id: tick(n, total))
     agent.close()

@@ -223,6 +223,19 @@ def own(db: Path = typer.Option(..., "--db", help="The database file holding you
     _paired(out, out / "paired_f1.png")
 
 
+@bench_app.command("own-qa")
+def own_qa(data: Path = typer.Option(..., "--data", help="LoCoMo JSON"),
+           conversation: str = typer.Option(..., "--conversation", help="e.g. conv-26"),
+           out: Path = typer.Option(..., "--out", help="QA JSONL to write")) -> None:
+    """Write a LoCoMo conversation's questions in the own-QA format (evidence = the input ids
+    `memstore ingest DATA --conversation C` records), to try `bench own` / `train --from-bank` on it."""
+    from evaluation import own as own_data
+    rows = own_data.from_locomo(data, conversation)
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    own_data.load_qa(out)  # what it wrote reads back
+    console.print(f"{len(rows)} questions -> {out}")
+
+
 def _policies(spec: str, extra: tuple[str, ...] = ()) -> list[str]:
     from policy.agent import POLICIES
     KNOWN = [*POLICIES, *extra]

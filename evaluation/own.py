@@ -82,6 +82,18 @@ def _qa(obj) -> QA:
     return QA(obj["question"].strip(), obj["answer"].strip(), category, tuple(evidence), asked)
 
 
+def from_locomo(data: str | Path, conversation: str) -> list[dict]:
+    """A LoCoMo conversation's questions in this format (evidence as the input ids `memstore
+    ingest` records for it, `conv-26:D1:3`), to treat it as a user's own bank and questions."""
+    from .datasets import locomo_conversations, locomo_qa, locomo_turns
+    sample = locomo_conversations(data, [conversation])[0]
+    turns = locomo_turns(sample)
+    known = {t.input_id for t in turns}
+    return [{"question": q.question, "answer": q.answer, "asked_at": q.asked_at, "category": q.category,
+             "evidence": [f"{conversation}:{e}" for e in q.evidence if f"{conversation}:{e}" in known]}
+            for q in locomo_qa(sample, turns)]
+
+
 def check_evidence(qas: Iterable[QA], store: MemoryStore) -> None:
     """Every evidence id must be an input recorded in the bank."""
     known = {i.input_id for i in store.inputs()}

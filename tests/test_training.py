@@ -171,3 +171,59 @@ def test_sft_baseline_clones_best_samples(tmp_path):
     assert rows and all(r["prompt"].endswith('{"relevant": [') for r in rows)
     assert (out / "adapter" / "adapter_model.safetensors").exists()
     assert json.loads((out / "result.json").read_text())["curve"][0]["loss"] >= 0
+
+
+def own_bank(tmp_path):
+    """TINY's dialogue as a user's own bank (ingested by the real model) and its questions in the
+    own-QA format."""
+    chat, qa, db = tmp_path / "chat.jsonl", tmp_path / "qa.jsonl", tmp_path / "desk.db"
+    conv = TINY[0]["conversation"]
+    rows = [{"id": f"t:{m['dia_id']}", "speaker": m["speaker"], "text": m["text"], "time": when}
+            for key, when in (("session_1", "2023-01-02T10:00"), ("session_2", "2023-03-05T16:00")) for m in conv[key]]
+    chat.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    qa.write_text("".join(json.dumps({"question": q["question"], "answer": q["answer"], "asked_at": "2023-04-01",
+                                      "category": q["category"], "evidence": [f"t:{e}" for e in q["evidence"]]}) + "\n"
+                          for q in TINY[0]["qa"]))
+    proc = memstore_cli("--bank", "alice", "ingest", str(chat), "--policy", "heuristic", db=db, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return db, qa
+
+
+def test_train_from_bank_runs_resumes_and_never_writes_the_bank(tmp_path):
+    from conftest import dump
+    db, qa = own_bank(tmp_path)
+    before = dump(db)
+    out = tmp_path / "run"
+    args = ["train", "answer", "--from-bank", "alice", "--db", str(db), "--qa", str(qa), "--val-fraction", "0.34",
+            "--generations", "4", "--lr", "2e-3", "--save-every", "1", "--out", str(out)]
+    for steps in ("1", "2"):
+        proc = memstore_cli(*args, "--max-steps", steps, timeout=1500)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["questions"] == {"train": 2, "held_out": 1} and len(config["qa_sha256"]) == 64
+    assert config["from_bank"] == "alice" and config["bank_anchor"].count(":") == 1
+    assert [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()] == [1, 2]
+    result = json.loads((out / "result.json").read_text())
+    assert result["validation"]["n"] == 1 and "held out" in result["validation"]["conversation"]
+    assert dump(db) == before  # trained on a snapshot: the user's bank is untouched
+
+
+def test_bench_own_prints_policies_with_paired_intervals(tmp_path):
+    from conftest import dump
+    db, qa = own_bank(tmp_path)
+    before = dump(db)
+    out = tmp_path / "own"
+    proc = memstore_cli("bench", "own", "--db", str(db), "--bank", "alice", "--qa", str(qa), "--policy",
+                        "heuristic,stack,llm", "--expire-after", "hiking=30", "--judge", "qwen", "--out", str(out),
+                        timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "minus the best baseline" in proc.stdout and "95% interval" in proc.stdout
+    paired = json.loads((out / "paired.json").read_text())
+    assert paired["questions"] == 3 and {r["policy"] for r in paired["rows"]} | {paired["best_baseline"]} == \
+        {"heuristic", "stack", "llm"}
+    assert (out / "paired_f1.png").stat().st_size > 1000 and dump(db) == before
+    # the stack expired the hiking memory (observed 2 January, rule 30 days) by the questions' time
+    from memstore import MemoryStore
+    with MemoryStore(out / "alice.db", "stack") as bank:
+        assert any(e.op == "DELETE" and "rule hiking=30" in (e.reason or "") for e in bank.events())
+        assert not any("hiking" in m.text.lower() for m in bank.replay(as_of="2023-04-01"))

@@ -34,8 +34,8 @@ PM, ANALYST = "Dana", "Raj"
 START = date(2025, 1, 6)
 
 
-def at(day: int, hour: int = 9) -> str:
-    return f"{START + timedelta(days=day)}T{hour:02d}:{(day * 7) % 60:02d}"
+def at(day: int, hour: int = 9, minute: int = 0) -> str:
+    return f"{START + timedelta(days=day)}T{hour:02d}:{minute:02d}"
 
 
 def book(rng: random.Random, i: int) -> tuple[list[tuple], list[dict]]:
@@ -63,7 +63,7 @@ def book(rng: random.Random, i: int) -> tuple[list[tuple], list[dict]]:
     ]
 
     def q(question, answer, day, evidence, category=4):
-        return {"question": question, "answer": answer, "asked_at": at(day, 18), "evidence": evidence,
+        return {"question": question, "answer": answer, "asked_at": at(day, 18, 5 * i), "evidence": evidence,
                 "category": category}
 
     held = f"How many {ticker} shares do we hold?"
@@ -86,17 +86,17 @@ def make(books: int, seed: int) -> tuple[list[dict], list[dict]]:
     msgs, qas = [], []
     for i in range(books):
         m, q = book(rng, i)
-        msgs += [(*x[:4], f"{i}:{x[4]}") for x in m]
+        msgs += [(*x[:2], 5 * i, *x[2:4], f"{i}:{x[4]}") for x in m]
         qas += [{**x, "evidence": [f"{i}:{e}" for e in x["evidence"]]} for x in q]
     for day in sorted(rng.sample(range(0, 85), k=3 * books)):
-        msgs.append((day, 12, rng.choice([PM, ANALYST]), rng.choice(CHATTER), None))
-    msgs.sort(key=lambda m: (m[0], m[1]))
+        msgs.append((day, 12, 30, rng.choice([PM, ANALYST]), rng.choice(CHATTER), None))
+    msgs.sort(key=lambda m: m[:3])
     ids, chat = {}, []
-    for n, (day, hour, speaker, text, key) in enumerate(msgs, 1):
+    for n, (day, hour, minute, speaker, text, key) in enumerate(msgs, 1):
         mid = f"desk:{n}"
         if key:
             ids[key] = mid
-        chat.append({"id": mid, "speaker": speaker, "text": text, "time": at(day, hour), "session": f"{START + timedelta(days=day)}"})
+        chat.append({"id": mid, "speaker": speaker, "text": text, "time": at(day, hour, minute), "session": f"{START + timedelta(days=day)}"})
     for x in qas:
         x["evidence"] = [ids[e] for e in x["evidence"]]
     return chat, sorted(qas, key=lambda x: x["asked_at"])
@@ -104,7 +104,7 @@ def make(books: int, seed: int) -> tuple[list[dict], list[dict]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--books", type=int, default=4, help="companies followed (11 questions each)")
+    ap.add_argument("--books", type=int, default=6, help="companies followed (11 questions each)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent)
     args = ap.parse_args()
