@@ -34,7 +34,8 @@ def train(policy: str = typer.Argument(..., help="manager | answer"),
           memories: Optional[int] = typer.Option(None, "--memories", min=1, help="Memories the Answer Agent sees while training (default: serving's, 10)."),
           learning_rate: float = typer.Option(5e-5, "--lr"),
           lora_layers: int = typer.Option(8, "--lora-layers", min=1, help="LoRA on the top N blocks."),
-          val_examples: int = typer.Option(12, "--val-examples", min=1),
+          val_examples: Optional[int] = typer.Option(None, "--val-examples", min=1, help="Validation questions "
+                                                     "(default: 12 of --val; every held-out one with --from-bank)."),
           model: Optional[str] = typer.Option(None, "--model", help="Base GGUF: qwen (default) | PATH.gguf"),
           out: Path = typer.Option(..., "--out", help="Run folder (resumable)."),
           as_json: bool = typer.Option(False, "--json")) -> None:
@@ -50,7 +51,8 @@ def train(policy: str = typer.Argument(..., help="manager | answer"),
                       db=str(db) if db else None, from_bank=from_bank, qa=str(qa) if qa else None, val_fraction=val_fraction,
                       max_steps=max_steps, epochs=epochs, prompts_per_step=prompts_per_step, sync_every=sync_every,
                       save_every=save_every, out=str(out), model=model, generations=generations, memories=memories,
-                      learning_rate=learning_rate, lora_layers=lora_layers, val_examples=val_examples)
+                      learning_rate=learning_rate, lora_layers=lora_layers,
+                      val_examples=val_examples or (1_000_000 if from_bank else 12))
     cfg.check()
     with phase_progress(disable=as_json) as progress:
         bars: dict[str, int] = {}

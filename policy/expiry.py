@@ -20,7 +20,7 @@ from typing import Sequence
 
 from memstore import MemoryStore
 from memstore.clock import STAMP_FORMAT, format_stamp, to_stamp
-from memstore.errors import BadInput
+from memstore.errors import BadInput, InvalidOperation
 from memstore.records import Event
 
 from .manager import HeuristicPolicy
@@ -87,10 +87,14 @@ class StackPolicy(HeuristicPolicy):
             if rule is None:
                 continue
             due = _after(m.valid_at, rule.days)
-            if due <= until:
+            if due > until:
+                continue
+            try:
                 events.append(store.delete(m.id, at=due, actor=self.actor, source=source,
                                            reason=f"stack: expired, rule {rule} (observed {m.valid_at[:10]})",
                                            cause={"rule": str(rule), "expired_at": due}))
+            except InvalidOperation:
+                continue  # a version dated after `until` exists (written out of order): its clock runs instead
         return events
 
     def apply_turn(self, store: MemoryStore, turn: Turn, facts: list[str]) -> list[Event]:
