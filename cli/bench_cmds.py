@@ -51,9 +51,8 @@ def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: di
     if any(adapters) and "learned" not in policies:
         raise BadInput("--adapter/--answer-adapter apply to the learned policy: add it to --policy")
     if "stack" in policies:
-        from policy.expiry import parse_rules
-        if not parse_rules(expire_after):
-            raise BadInput("policy 'stack' needs its expiry rules: --expire-after KIND=DAYS (e.g. '*=365')")
+        from policy.expiry import require_rules
+        require_rules(expire_after)  # before any model loads
         meta = {**meta, "expire_after": list(expire_after)}
     elif expire_after:
         raise BadInput("--expire-after applies to --policy stack only: add it to --policy")
@@ -202,7 +201,7 @@ def own(db: Path = typer.Option(..., "--db", help="The database file holding you
     if copy.exists() and (json.loads(record.read_text()) if record.exists() else {}).get("db") != str(db.resolve()):
         raise BadInput(f"{out} holds a run on another database: use another --out")
     own_data.snapshot(db, copy)
-    record.write_text(json.dumps({"db": str(db.resolve())}))
+    record.write_text(json.dumps({"db": str(db.resolve()), "bank": bank}))
     source = own_data.open_bank(copy, bank)
     try:
         own_data.check_evidence(qas, source)
@@ -210,7 +209,6 @@ def own(db: Path = typer.Option(..., "--db", help="The database file holding you
         anchor = source.head()["anchor"]
     finally:
         source.close()
-    record.write_text(json.dumps({"db": str(db.resolve()), "bank": bank, "anchor": anchor}))
 
     def seed_facts() -> None:
         from memstore import MemoryStore

@@ -25,7 +25,7 @@ from typing import Iterable
 from memstore import MemoryStore
 from memstore.clock import to_stamp
 from memstore.errors import BadInput, StoreUnavailable
-from policy.turns import QA
+from policy.turns import QA, read_lines
 
 FIELDS = {"question", "answer", "asked_at", "evidence", "category"}
 CATEGORIES = (1, 2, 3, 4)
@@ -33,12 +33,7 @@ CATEGORIES = (1, 2, 3, 4)
 
 def load_qa(path: str | Path) -> list[QA]:
     path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        raise BadInput(f"no such QA file: {path}") from None
-    except UnicodeDecodeError:
-        raise BadInput(f"{path} is not UTF-8 text") from None
+    lines = read_lines(path, "QA file")
     out, errors, seen = [], [], {}
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -125,11 +120,6 @@ def open_bank(db: str | Path, bank: str) -> MemoryStore:
 def turns(store: MemoryStore) -> list:
     """The bank's recorded inputs in their order, as turns (erased ones have no text: skipped)."""
     return [i for i in store.inputs() if not i.erased]
-
-
-def head(store: MemoryStore) -> dict:
-    h = store.head()
-    return {"seq": h.get("seq"), "hash": h.get("hash")}
 
 
 def _read_only(db: Path) -> sqlite3.Connection:

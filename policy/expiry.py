@@ -60,6 +60,14 @@ def parse_rules(specs: Sequence[str]) -> list[Rule]:
     return rules
 
 
+def require_rules(specs: Sequence[str]) -> list[Rule]:
+    """The stack's rules; none at all is refused (the stack without expiry is `heuristic`)."""
+    rules = parse_rules(specs)
+    if not rules:
+        raise BadInput("policy 'stack' needs its expiry rules: --expire-after KIND=DAYS (e.g. '*=365')")
+    return rules
+
+
 def _after(stamp: str, days: float) -> str:
     return format_stamp(datetime.strptime(stamp, STAMP_FORMAT) + timedelta(days=days))
 
@@ -68,9 +76,7 @@ class StackPolicy(HeuristicPolicy):
     name = "stack"
 
     def __init__(self, llm, decider=None, *, fast: bool = True, expire_after: Sequence[str] = ()):
-        self.rules = parse_rules(expire_after)
-        if not self.rules:
-            raise BadInput("policy 'stack' needs its expiry rules: --expire-after KIND=DAYS (e.g. '*=365')")
+        self.rules = require_rules(expire_after)
         super().__init__(llm, decider, fast=fast)
         self.actor = self.actor.replace("policy:stack/", f"policy:stack[{','.join(map(str, self.rules))}]/", 1)
 

@@ -32,15 +32,20 @@ class QA:
     asked_at: str      # the bank is read as of this time
 
 
+def read_lines(path: Path, what: str = "file") -> list[str]:
+    """A user's text file as lines, or a one-line error (missing, not UTF-8)."""
+    try:
+        return path.read_text().splitlines()
+    except FileNotFoundError:
+        raise BadInput(f"no such {what}: {path}") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{path} is not UTF-8 text") from None
+
+
 def chat_jsonl_turns(path: str | Path) -> list[Turn]:
     """One JSON object per line with `speaker`, `text`, `time` (ISO) and optionally `id`."""
     path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        raise BadInput(f"no such file: {path}") from None
-    except UnicodeDecodeError:
-        raise BadInput(f"{path} is not UTF-8 text") from None
+    lines = read_lines(path)
     turns = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
