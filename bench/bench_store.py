@@ -1,13 +1,17 @@
 """Append throughput and as-of replay latency of the event log, next to a naive Python fold of
 the whole log, in one run. A bank of ~10^4 live memories grows to 10^4, 10^5, 10^6 events
-(mostly updates, some delete+re-add), with valid_at increasing along the log.
+(mostly updates, some delete+re-add), with valid_at increasing along the log, twice: in blocks of
+1,000 through transaction() (the projection kept by the per-event trigger) and through bulk() (kept
+once per block), two files grown in turn; both end verified (--deep) and equal.
 
     python bench/bench_store.py [--sizes 10000,100000,1000000] [--db bench/out/store.db]
 
 `--concurrency`: W writer processes appending at once, one event per transaction and batches of
 50, with memstore's setting `synchronous = FULL` (each commit fsynced: a power loss loses nothing
 committed) beside `NORMAL` (no fsync per commit: a power loss may lose the last commits, the file
-stays consistent), in one run, to show what that durability costs on this machine.
+stays consistent), in one run, to show what that durability costs on this machine; and as a
+baseline, FULL with schema 2's per-append costs put back (its second events index, secure_delete
+on every write, random uuid4 event ids).
 
     python bench/bench_store.py --concurrency [--writers 4] [--seconds 6]
 
@@ -26,6 +30,7 @@ import os
 import random
 import statistics
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -33,6 +38,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+import memstore.store
 from memstore import MemoryStore
 from memstore.clock import format_stamp
 
@@ -65,9 +71,12 @@ def timed(fn, repeat: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
-def _writer(path: str, sync: str, batch: int, seconds: float, go, done) -> None:
+def _writer(path: str, sync: str, batch: int, seconds: float, before: bool, go, done) -> None:
     store = MemoryStore(path, "contention", create=False, timeout=60)
     store.conn.execute(f"PRAGMA synchronous = {sync}")
+    if before:  # schema 2's costs per append: every write securely deleting, random event ids
+        store.conn.execute("PRAGMA secure_delete = ON")
+        memstore.store.new_event_id = lambda: uuid.uuid4().hex
     n = 0
     go.wait()
     end = time.perf_counter() + seconds
@@ -80,12 +89,17 @@ def _writer(path: str, sync: str, batch: int, seconds: float, go, done) -> None:
     done.put(n)
 
 
-def contention(path: Path, writers: int, batch: int, sync: str, seconds: float) -> float:
+def contention(path: Path, writers: int, batch: int, sync: str, seconds: float, before: bool = False) -> float:
     for p in path.parent.glob(path.name + "*"):
         p.unlink()
-    MemoryStore(path, "contention").close()
+    store = MemoryStore(path, "contention")
+    if before:  # and schema 2's second index on events
+        store.conn.execute("CREATE INDEX events_state_seq ON events (bank, memory_id, seq) "
+                           "WHERE outcome = 'applied' AND op <> 'NOOP'")
+    store.close()
     go, done = mp.Event(), mp.Queue()
-    procs = [mp.Process(target=_writer, args=(str(path), sync, batch, seconds, go, done)) for _ in range(writers)]
+    procs = [mp.Process(target=_writer, args=(str(path), sync, batch, seconds, before, go, done))
+             for _ in range(writers)]
     for p in procs:
         p.start()
     time.sleep(2.0)  # every writer has imported and opened the file
@@ -105,13 +119,16 @@ def main_concurrency(args) -> None:
     path = Path(args.db).with_name("contention.db")
     path.parent.mkdir(parents=True, exist_ok=True)
     table = Table(title=f"writer processes appending at once, {args.seconds:.0f} s each (one run)")
-    for col in ("writers x events per transaction", "synchronous FULL, memstore's (ev/s)", "NORMAL (ev/s)", "ratio"):
+    for col in ("writers x events per transaction", "before, FULL (ev/s)", "memstore now, FULL (ev/s)",
+                "now / before", "now, NORMAL (ev/s)", "NORMAL / FULL"):
         table.add_column(col, justify="right")
     for writers, batch in ((args.writers, 1), (args.writers, 50), (1, 50)):
+        before = contention(path, writers, batch, "FULL", args.seconds, before=True)
         full = contention(path, writers, batch, "FULL", args.seconds)
         normal = contention(path, writers, batch, "NORMAL", args.seconds)
-        table.add_row(f"{writers} x {batch}", f"{full:,.0f}", f"{normal:,.0f}", f"{normal / full:.2f}x")
-    Console().print(table)
+        table.add_row(f"{writers} x {batch}", f"{before:,.0f}", f"{full:,.0f}", f"{full / before:.2f}x",
+                      f"{normal:,.0f}", f"{normal / full:.2f}x")
+    Console(width=170).print(table)
 
 
 GUARDS = [f"{t}_guard_{a}" for t in ("versions", "banks") for a in ("insert", "update", "delete")] \
@@ -127,7 +144,7 @@ def append_rate(path: Path, guarded: bool, n: int = 60_000) -> float:
         for trigger in GUARDS + ["versions_follow_log"]:
             store.conn.execute(f"DROP TRIGGER {trigger}")
         body = DDL[DDL.index("CREATE TRIGGER IF NOT EXISTS versions_follow_log"):]
-        body = body[:body.index("END;") + 4]
+        body = body[:body.index("END;") + 4].replace(" AND NOT EXISTS (SELECT 1 FROM projection_guard)", "")
         store.conn.executescript(body.replace("    INSERT INTO projection_guard VALUES ('trigger');\n", "")
                                  .replace("    DELETE FROM projection_guard;\n", ""))
     rng, live = random.Random(0), []
@@ -156,6 +173,27 @@ def main_guards(args) -> None:
     Console().print(table)
 
 
+def grow(store: MemoryStore, bulk: bool, size: int, state: dict) -> float:
+    """Append until the log holds `size` events (the workload of the table: mostly updates, 5%
+    delete + re-add) in blocks of BATCH, each a transaction() or a bulk(); returns events/s."""
+    rng, live = state["rng"], state["live"]
+    t = time.perf_counter()
+    start = state["n"]
+    while state["n"] < size:
+        with (store.bulk() if bulk else store.transaction()):
+            for _ in range(min(BATCH, size - state["n"])):
+                n = state["n"]
+                if len(live) < LIVE:
+                    live.append(store.add(f"memory {n}: the user mentioned fact #{n}", at=stamp(n)).memory_id)
+                elif rng.random() < 0.05:
+                    victim = live.pop(rng.randrange(len(live)))
+                    store.delete(victim, at=stamp(n), reason="superseded")
+                else:
+                    store.update(rng.choice(live), f"memory revised at {n}", at=stamp(n))
+                state["n"] += 1
+    return (state["n"] - start) / (time.perf_counter() - t)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,100000,1000000")
@@ -172,45 +210,38 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     path = Path(args.db)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for p in path.parent.glob(path.name + "*"):
-        p.unlink()
-    store = MemoryStore(path, "bench")
-    rng = random.Random(0)
-    live: list[str] = []
-    n = 0
+    paths = {False: path, True: path.with_name(path.stem + "-bulk" + path.suffix)}
+    for p in paths.values():
+        for old in p.parent.glob(p.name + "*"):
+            old.unlink()
+    stores = {bulk: MemoryStore(p, "bench") for bulk, p in paths.items()}
+    states = {bulk: {"rng": random.Random(0), "live": [], "n": 0} for bulk in paths}
     rows = []
-    console = Console()
+    console = Console(width=170)
     with Progress(console=console) as progress:
-        task = progress.add_task("appending", total=sizes[-1])
+        task = progress.add_task("appending (transaction, then bulk)", total=2 * sizes[-1])
         for size in sizes:
-            t = time.perf_counter()
-            start = n
-            while n < size:
-                with store.transaction():
-                    for _ in range(min(BATCH, size - n)):
-                        if len(live) < LIVE:
-                            live.append(store.add(f"memory {n}: the user mentioned fact #{n}", at=stamp(n)).memory_id)
-                        elif rng.random() < 0.05:
-                            victim = live.pop(rng.randrange(len(live)))
-                            store.delete(victim, at=stamp(n), reason="superseded")
-                        else:
-                            store.update(rng.choice(live), f"memory revised at {n}", at=stamp(n))
-                        n += 1
-                progress.update(task, completed=n)
-            append_rate = (n - start) / (time.perf_counter() - t)
+            rates = {}
+            for bulk, store in stores.items():  # the two files grow in turn, so both see the same machine state
+                rates[bulk] = grow(store, bulk, size, states[bulk])
+                progress.update(task, completed=states[False]["n"] + states[True]["n"])
+            store, n = stores[True], size
             end, mid = stamp(n), stamp(n // 2)
             rep_end, bank = timed(lambda: store.replay(end), 5)
             rep_mid, _ = timed(lambda: store.replay(mid), 5)
             rep_seq, _ = timed(lambda: store.replay(f"@{n // 2}"), 5)
             fold, folded = timed(lambda: naive_fold(store, end), 1 if size >= 10**6 else 3)
             assert {m.id: m.text for m in bank} == folded, "projection and fold disagree"
-            rows.append((size, len(bank), append_rate, rep_end, rep_mid, rep_seq, fold))
-    table = Table(title=f"event log: as-of replay vs naive fold ({path}, one run)")
-    for col in ("events", "live", "append ev/s", "replay as-of end", "as-of mid", "as-of @seq",
-                "naive fold", "fold / replay"):
+            assert sorted(m.text for m in stores[False].replay(end)) == sorted(folded.values()), "the two paths differ"
+            rows.append((size, len(bank), rates[False], rates[True], rep_end, rep_mid, rep_seq, fold))
+    assert all(s.verify(deep=True)["ok"] for s in stores.values())
+    table = Table(title=f"event log: appends per block of {BATCH:,}, as-of replay vs naive fold ({path}, one run)")
+    for col in ("events", "live", "append ev/s transaction()", "bulk()", "bulk / transaction",
+                "replay as-of end", "as-of mid", "as-of @seq", "naive fold", "fold / replay"):
         table.add_column(col, justify="right")
-    for size, nlive, rate, r_end, r_mid, r_seq, fold in rows:
-        table.add_row(f"{size:,}", f"{nlive:,}", f"{rate:,.0f}", f"{r_end * 1e3:.1f} ms", f"{r_mid * 1e3:.1f} ms",
+    for size, nlive, tx, bulk, r_end, r_mid, r_seq, fold in rows:
+        table.add_row(f"{size:,}", f"{nlive:,}", f"{tx:,.0f}", f"{bulk:,.0f}", f"{bulk / tx:.2f}x",
+                      f"{r_end * 1e3:.1f} ms", f"{r_mid * 1e3:.1f} ms",
                       f"{r_seq * 1e3:.1f} ms", f"{fold * 1e3:.0f} ms", f"{fold / r_end:.1f}x")
     console.print(table)
 

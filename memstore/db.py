@@ -12,7 +12,7 @@ from typing import Iterator
 import sqlite_utils
 
 from .errors import BadInput, StoreUnavailable
-from .schema import DDL, MIGRATE_FROM_1, SCHEMA_VERSION
+from .schema import DDL, MIGRATE, SCHEMA_VERSION
 
 
 def describe_sqlite_error(path: str | Path, exc: sqlite3.Error) -> StoreUnavailable:
@@ -52,7 +52,6 @@ def connect(path: str | Path, *, create: bool, timeout: float) -> sqlite_utils.D
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         conn.execute("PRAGMA mmap_size = 1073741824")  # replay reads scattered rows: map, don't copy
         conn.execute("PRAGMA cache_size = -65536")
-        conn.execute("PRAGMA secure_delete = ON")  # erased text is overwritten, not left in free pages
         # every commit is fsynced: a power loss keeps all that was committed (NORMAL would be ~1.4x
         # faster for single-event writers, bench/bench_store.py --concurrency, and lose the last commits)
         conn.execute("PRAGMA synchronous = FULL")
@@ -76,11 +75,11 @@ def connect(path: str | Path, *, create: bool, timeout: float) -> sqlite_utils.D
             raise StoreUnavailable(f"{path} was made by an older memstore (no {', '.join(sorted(missing))}); "
                                    "export it and start a new file")
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if version is not None and version[0] == "1":
+        if version is not None and version[0] in ("1", "2"):
             # one transaction: a concurrent open sees the old schema or the new one, never half
             conn.executescript(
-                f"BEGIN IMMEDIATE; {MIGRATE_FROM_1}\n"
-                f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version' AND value = '1';\n"
+                f"BEGIN IMMEDIATE; {MIGRATE}\n"
+                f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version' AND value IN ('1', '2');\n"
                 f"INSERT OR IGNORE INTO meta VALUES ('db_id', '{uuid.uuid4().hex}'); COMMIT;")
             version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if version is None or int(version[0]) != SCHEMA_VERSION:

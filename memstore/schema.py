@@ -2,7 +2,9 @@
 DELETE on both tables, except the one deliberate purge of `erase` (text columns set to NULL,
 `erased` flipped to 1, nothing else touched, and only once an ERASE tombstone exists)."""
 
-SCHEMA_VERSION = 2  # 2: derived tables guarded, no insert may replace a row, a file id (db_id)
+SCHEMA_VERSION = 3  # 2: derived tables guarded, no insert may replace a row, a file id (db_id);
+                    # 3: the projection trigger stands aside while a bulk append maintains it at once,
+                    #    one index fewer on events
 
 OPS = ("ADD", "UPDATE", "DELETE", "NOOP", "RESTORE", "ERASE")
 # Ops after which the memory is live; DELETE and ERASE end it. NOOP never changes state.
@@ -55,11 +57,9 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_bank_seq ON events (bank, seq);
 -- erasures per bank, counted by the vector view before every search
 CREATE INDEX IF NOT EXISTS events_erase ON events (bank, seq) WHERE op = 'ERASE';
--- history of one memory, NOOPs and refusals included
+-- history of one memory, NOOPs and refusals included; its current state is the newest
+-- state-changing entry (schema 1-2 had a second, partial index for that: one more random page per append)
 CREATE INDEX IF NOT EXISTS events_memory ON events (bank, memory_id, seq);
--- state-changing events only: a memory's current state is one seek
-CREATE INDEX IF NOT EXISTS events_state_seq ON events (bank, memory_id, seq)
-    WHERE outcome = 'applied' AND op <> 'NOOP';
 
 -- INSERT OR REPLACE deletes the row it replaces without firing delete triggers: refuse it here
 CREATE TRIGGER IF NOT EXISTS events_no_replace BEFORE INSERT ON events
@@ -107,11 +107,13 @@ CREATE VIRTUAL TABLE IF NOT EXISTS versions_rtree USING rtree(id, seq_lo, seq_hi
 -- The derived tables are written only while projection_guard holds a row, which the maintaining
 -- triggers (and `memstore repair`) insert first and delete last: a raw write to them is refused.
 -- (Virtual tables take no triggers: the R*Tree is checked by `verify --deep` instead.)
+-- A bulk append (MemoryStore.bulk) holds the guard for its whole transaction and maintains the
+-- projection once for all its events at the end, so the per-row trigger stands aside meanwhile.
 CREATE TABLE IF NOT EXISTS projection_guard (writer TEXT NOT NULL);
 {_GUARDS}
 
 CREATE TRIGGER IF NOT EXISTS versions_follow_log AFTER INSERT ON events
-WHEN NEW.outcome = 'applied' AND NEW.op <> 'NOOP'
+WHEN NEW.outcome = 'applied' AND NEW.op <> 'NOOP' AND NOT EXISTS (SELECT 1 FROM projection_guard)
 BEGIN
     INSERT INTO projection_guard VALUES ('trigger');
     INSERT OR IGNORE INTO banks (name) VALUES (NEW.bank);
@@ -183,8 +185,10 @@ WHEN NOT (
 BEGIN SELECT RAISE(ABORT, 'memstore: the input log is append-only (only erase may purge text)'); END;
 """
 
-# Schema 1 -> 2: the maintaining triggers gain the guard, the new triggers and table are created.
-MIGRATE_FROM_1 = """DROP TRIGGER IF EXISTS versions_follow_log;
+# Schema 1 or 2 -> 3: the maintaining triggers are replaced (1: they gain the guard; 2: the
+# projection trigger stands aside during a bulk append), the newer triggers and table are created.
+MIGRATE = """DROP TRIGGER IF EXISTS versions_follow_log;
+DROP INDEX IF EXISTS events_state_seq;
 DROP TRIGGER IF EXISTS versions_forget_erased;
 DROP TRIGGER IF EXISTS inputs_no_update;
 """ + DDL

@@ -1,0 +1,97 @@
+"""bulk(): many appends with the projection kept once at the end must leave exactly the derived
+rows the per-event trigger leaves, refuse what cannot be answered mid-block, and roll back whole."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from memstore import InvalidOperation, MemoryStore
+
+VERSIONS = "SELECT event_seq, bank, start_valid, end_valid, end_seq, op, text, actor, reason FROM versions ORDER BY 1"
+BOXES = "SELECT * FROM versions_rtree ORDER BY id"
+
+STEP = st.tuples(st.sampled_from(["ADD", "UPDATE", "DELETE", "NOOP", "RESTORE"]),
+                 st.sampled_from(["alpha", "beta"]), st.integers(0, 7), st.integers(0, 30))
+
+
+def play(path, steps, blocks, bulk: bool) -> MemoryStore:
+    """Apply the steps to a new file, in blocks, each block a bulk() or a transaction(). Memory ids
+    are random, so steps name memories by their creation index in the bank."""
+    stores = {b: MemoryStore(path, b) for b in ("alpha", "beta")}
+    made: dict[str, list[str]] = {"alpha": [], "beta": []}
+    cuts = sorted({0, len(steps), *[c % (len(steps) + 1) for c in blocks]})
+    for lo, hi in zip(cuts, cuts[1:]):
+        for bank in stores:  # one bank's block, then the other's: blocks of several banks interleave
+            store = stores[bank]
+            with (store.bulk() if bulk else store.transaction()):
+                for i in range(lo, hi):
+                    op, b, k, day = steps[i]
+                    if b != bank:
+                        continue
+                    at = f"2024-01-{1 + day // 2:02d}T{10 + day % 2}:00"
+                    target = made[bank][k % len(made[bank])] if made[bank] else "m-none"
+                    if op == "ADD":
+                        made[bank].append(store.apply("ADD", text=f"fact {i}", at=at).memory_id)
+                    elif op == "RESTORE":
+                        try:
+                            store.restore(target, at=at)
+                        except Exception:
+                            store.apply("NOOP", target, at=at, reason="restore refused")
+                    else:
+                        store.apply(op, target, text=f"fact {i} v", at=at, reason=f"step {i}")
+    stores["beta"].close()
+    return stores["alpha"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(STEP, min_size=1, max_size=60), blocks=st.lists(st.integers(0, 60), max_size=4))
+def test_bulk_leaves_the_projection_the_trigger_leaves(tmp_path_factory, steps, blocks):
+    d = tmp_path_factory.mktemp("bulk")
+    one, many = play(d / "one.db", steps, blocks, bulk=False), play(d / "many.db", steps, blocks, bulk=True)
+    assert [tuple(r) for r in many.conn.execute(VERSIONS)] == [tuple(r) for r in one.conn.execute(VERSIONS)]
+    assert [tuple(r) for r in many.conn.execute(BOXES)] == [tuple(r) for r in one.conn.execute(BOXES)]
+    assert many.verify(all_banks=True, deep=True)["ok"]
+    assert many.conn.execute("SELECT COUNT(*) FROM projection_guard").fetchone()[0] == 0
+    one.close(), many.close()
+
+
+def test_bulk_refuses_mid_block_reads_and_rolls_back_whole(db_path):
+    store = MemoryStore(db_path, "alpha")
+    kept = store.add("kept", at="2024-01-01")
+    with pytest.raises(InvalidOperation, match="inside bulk"):
+        with store.bulk():
+            store.update(kept.memory_id, "changed", at="2024-01-02")
+            store.replay()
+    for what in (lambda s: s.search("kept"), lambda s: s.erase(kept.memory_id, reason="x"), lambda s: s.verify()):
+        with pytest.raises(InvalidOperation, match="inside bulk"):
+            with store.bulk():
+                what(store)
+    with pytest.raises(InvalidOperation, match="inside another"):
+        with store.transaction():
+            with store.bulk():
+                pass
+    # nothing of the failed blocks stayed, and the per-event trigger works again afterwards
+    assert [e.op for e in store.events()] == ["ADD"]
+    assert store.conn.execute("SELECT COUNT(*) FROM projection_guard").fetchone()[0] == 0
+    store.update(kept.memory_id, "changed", at="2024-01-03")
+    assert [m.text for m in store.replay()] == ["changed"]
+    assert store.verify(deep=True)["ok"]
+
+
+def test_a_schema_2_file_is_migrated(db_path):
+    MemoryStore(db_path, "alpha").add("old", at="2024-01-01")
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("CREATE INDEX events_state_seq ON events (bank, memory_id, seq) "
+                 "WHERE outcome = 'applied' AND op <> 'NOOP'")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.close()
+    store = MemoryStore(db_path, "alpha", create=False)
+    assert store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+    assert store.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events_state_seq'").fetchone() is None
+    with store.bulk():
+        store.add("new", at="2024-01-02")
+    assert sorted(m.text for m in store.replay()) == ["new", "old"] and store.verify(deep=True)["ok"]
