@@ -15,6 +15,6 @@ quiet() {
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 quiet .venv/bin/pip install -q torch==2.13.0
-CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}" quiet .venv/bin/pip install -q -e ".[dev,browse]"
+CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}" quiet .venv/bin/pip install -q -e ".[dev,browse,peers]"
 .venv/bin/python -c "import memstore, llama_cpp, torch, hnswlib, duckdb"
 echo "memstore installed in .venv (activate with: source .venv/bin/activate)"

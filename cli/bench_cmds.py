@@ -24,6 +24,8 @@ JUDGE = typer.Option(None, "--judge", help="Judge model: a name/GGUF path, or an
                      "endpoint; default: qwen1.5b when its extra is installed, else the backbone")
 OUT = typer.Option(..., "--out", help="Output folder (resumable).")
 PATH = typer.Option("new", "--path", help="new (batched extraction, no-call decisions) | today (the path before issue 12)")
+ENDPOINT = typer.Option(None, "--endpoint", help="mem0's LLM: an OpenAI-compatible URL (default: llama-cpp-python's "
+                        "server on the backbone, started on a loopback port for the run)")
 MEMORIES = typer.Option(None, "--memories", min=1, max=200,
                         help="Memories shown to the Answer Agent per question (default 10; learned: as trained).")
 
@@ -47,10 +49,17 @@ def _judge(spec: str):
 
 
 def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: dict, path: str = "new",
-         memories: int | None = None, expire_after: tuple[str, ...] = (), prepare=None) -> None:
+         memories: int | None = None, expire_after: tuple[str, ...] = (), prepare=None,
+         endpoint: str | None = None) -> None:
     from evaluation.harness import plot, results, run_task
     if path not in ("new", "today"):
         raise BadInput(f"--path is new or today, not {path!r}")
+    if "mem0" in policies:
+        from evaluation.mem0_peer import VERSION, require
+        require()  # before any model loads
+        meta = {**meta, "mem0": {"mem0ai": VERSION, "endpoint": endpoint or "llama-cpp-python server (loopback)"}}
+    elif endpoint:
+        raise BadInput("--endpoint is mem0's LLM: add mem0 to --policy")
     out.mkdir(parents=True, exist_ok=True)
     if any(adapters) and "learned" not in policies:
         raise BadInput("--adapter/--answer-adapter apply to the learned policy: add it to --policy")
@@ -72,7 +81,7 @@ def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: di
             for policy in policies:
                 bar = progress.add_task(f"{task.name} {policy}", total=None)
                 run_task(task, policy, llm, judge_llm, out, adapters=adapters, fast=path == "new", memories=memories,
-                         expire_after=expire_after,
+                         expire_after=expire_after, endpoint=endpoint,
                          progress=lambda phase, n, total: progress.update(
                              bar, completed=n, total=total, description=f"{task.name} {policy} {phase}"))
                 results(out, [t.name for t in tasks], policies, meta)
@@ -102,13 +111,13 @@ def locomo(data: Path = typer.Option(..., "--data", help="LoCoMo JSON"), policy:
                                                   "conversation, and the questions whose evidence lies in them."),
            model: Optional[str] = MODEL, adapter: Optional[str] = ADAPTER,
            answer_adapter: Optional[str] = ANSWER_ADAPTER, judge: Optional[str] = JUDGE, out: Path = OUT,
-           path: str = PATH, memories: Optional[int] = MEMORIES) -> None:
+           path: str = PATH, memories: Optional[int] = MEMORIES, endpoint: Optional[str] = ENDPOINT) -> None:
     """LoCoMo: each conversation's turns through each policy, then its QA (category 5 excluded)
     answered as of the end of the conversation; F1 (official and set), BLEU-1, judge, per category."""
     from evaluation.datasets import locomo_conversations, locomo_observations, locomo_qa, locomo_turns
     from evaluation.harness import Task
 
-    names = _policies(policy, extra=("observations",))
+    names = _policies(policy, extra=("observations", "mem0"))
     samples = locomo_conversations(data, conversations.split(",") if conversations else None)
     wanted = [s.get("sample_id") for s in samples]
     tasks = []
@@ -117,7 +126,8 @@ def locomo(data: Path = typer.Option(..., "--data", help="LoCoMo JSON"), policy:
         tasks.append(Task(sample.get("sample_id"), turns, locomo_qa(sample, turns, sessions)[:limit],
                           locomo_observations(sample, turns), f"sessions={sessions}" if sessions else ""))
     _run(tasks, names, model, (adapter, answer_adapter), judge, out,
-         {"data": str(data), "conversations": wanted, "limit": limit, "sessions": sessions}, path, memories)
+         {"data": str(data), "conversations": wanted, "limit": limit, "sessions": sessions}, path, memories,
+         endpoint=endpoint)
 
 
 @bench_app.command()
@@ -125,15 +135,15 @@ def longmemeval(data: Path = typer.Option(..., "--data", help="LongMemEval JSON"
                 limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N records."),
                 model: Optional[str] = MODEL, adapter: Optional[str] = ADAPTER,
                 answer_adapter: Optional[str] = ANSWER_ADAPTER, judge: Optional[str] = JUDGE, out: Path = OUT,
-                path: str = PATH, memories: Optional[int] = MEMORIES) -> None:
+                path: str = PATH, memories: Optional[int] = MEMORIES, endpoint: Optional[str] = ENDPOINT) -> None:
     """LongMemEval format: each record's haystack into its own bank, its question answered as of
     its question_date."""
     from evaluation.datasets import longmemeval_records
     from evaluation.harness import Task
 
     tasks = [Task(name, turns, [qa]) for name, turns, qa in longmemeval_records(data)[:limit]]
-    _run(tasks, _policies(policy), model, (adapter, answer_adapter), judge, out, {"data": str(data), "records": len(tasks)},
-         path, memories)
+    _run(tasks, _policies(policy, extra=("mem0",)), model, (adapter, answer_adapter), judge, out,
+         {"data": str(data), "records": len(tasks)}, path, memories, endpoint=endpoint)
 
 
 @bench_app.command()

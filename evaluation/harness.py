@@ -75,17 +75,20 @@ def _check_same_models(timing: dict, store: MemoryStore, answered: bool, **model
 def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
              progress: Callable[[str, int, int], None] | None = None,
              adapters: tuple[str | None, str | None] = (None, None), fast: bool = True,
-             memories: int | None = None, expire_after: tuple[str, ...] = ()) -> list[dict]:
+             memories: int | None = None, expire_after: tuple[str, ...] = (), endpoint: str | None = None) -> list[dict]:
     """Ingest the task's turns into bank `policy_name`, then answer and grade its questions.
     `adapters` (manager, answer) apply to the learned policy (default: the shipped ones);
     `fast=False` ingests on the path before issue 12; `memories` shown per answer (default: 10,
     or for `learned` the count its answer adapter was trained with); `expire_after`: the rules
-    of the `stack` policy."""
+    of the `stack` policy; `endpoint`: mem0's LLM (default: the backbone served on loopback)."""
     learned = policy_name == "learned"
     if policy_name == "observations":
         if task.observations is None:
             raise BadInput(f"{task.name} has no annotated observations: --policy observations is for LoCoMo data")
         policy = ObservationsPolicy(task.observations)
+    elif policy_name == "mem0":
+        from .mem0_peer import Mem0Policy
+        policy = Mem0Policy(llm, out / "mem0" / task.name, task.name, endpoint)
     else:
         policy = make_policy(policy_name, llm, adapters[0] if learned else None, fast=fast, expire_after=expire_after)
     answerer = make_answerer(policy_name, llm, adapters[1] if learned else None, k=memories)
@@ -114,7 +117,11 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
             progress("ingest", n, total)
 
     ingest_before, t = timing["ingest_s"], time.perf_counter()
-    report = ingest(store, policy, task.turns, progress=on_turn)
+    try:
+        report = ingest(store, policy, task.turns, progress=on_turn)
+    finally:
+        if hasattr(policy, "close"):  # mem0's server
+            policy.close()
     if hasattr(policy, "expire") and task.questions:  # scheduled expiry, due by the last question's time
         with store.transaction():
             policy.expire(store, max(qa.asked_at for qa in task.questions))
