@@ -10,7 +10,7 @@ llama-cpp-python's own server, started here on a loopback port on the backbone's
 stopped after; or `--endpoint URL` for one the user runs. Every event mem0 reports (ADD, and
 UPDATE/DELETE should a pipeline emit them) is replayed into a memstore bank, one turn one
 transaction, each event citing mem0's memory id; mem0's failures (a call that fails, output
-it could not parse, turns with no memory) are counted in `<task>.mem0.stats.json`, not hidden.
+it could not parse, turns with no memory) are counted in the folder's `stats.json`, not hidden.
 
 A turn's mem0 events are journaled before the turn's transaction, so a killed run resumes
 without asking mem0 twice about the same message."""
@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 from memstore.errors import BadInput
@@ -152,16 +153,12 @@ class Mem0Policy(ManagerPolicy):
         self.fast, self.batch, self.extracted_fresh = False, 1, 0
         self.actor = f"policy:mem0/mem0ai=={VERSION}/" + (f"endpoint:{endpoint}" if endpoint else llm.identity)
         self.mem, self.url, self._stack = None, None, contextlib.ExitStack()
-        journal, stats = self.journal, self.stats_path
         self.done = {}
-        if journal.exists():
-            for line in journal.read_text().splitlines():
+        if self.journal.exists():
+            for line in self.journal.read_text().splitlines():
                 with contextlib.suppress(ValueError):
                     rec = json.loads(line)
                     self.done[rec["input_id"]] = rec
-        self.stats = json.loads(stats.read_text()) if stats.exists() else {
-            "mem0ai": VERSION, "pipeline": "ADD-only extraction (mem0 2.x additive pipeline)", "turns": 0,
-            "calls_failed": 0, "parse_errors": 0, "turns_without_memory": 0, "events": {}, "errors": []}
         self._ids: dict[str, str] = {}  # mem0 memory id -> memstore memory id
 
     def _memory(self):
@@ -194,22 +191,24 @@ class Mem0Policy(ManagerPolicy):
             events, error = [], f"{type(exc).__name__}: {exc}"[:200]
         finally:
             logging.getLogger("mem0").removeHandler(handler)
-        s = self.stats
-        s["turns"] += 1
-        s["calls_failed"] += error is not None
-        s["parse_errors"] += sum("pars" in m.lower() for m in handler.records)
-        s["turns_without_memory"] += not events
-        for e in events:
-            s["events"][e["event"]] = s["events"].get(e["event"], 0) + 1
-        s["errors"] = (s["errors"] + [m for m in [error, *handler.records] if m])[-20:]
-        rec = {"input_id": turn.input_id, "events": events, "error": error}
+        rec = {"input_id": turn.input_id, "events": events, "error": error, "logged": handler.records}
         with open(self.journal, "a") as f:  # before the turn's transaction: a rerun does not ask again
             f.write(json.dumps(rec) + "\n")
             f.flush()
             os.fsync(f.fileno())
         self.done[turn.input_id] = rec
-        self.stats_path.write_text(json.dumps(s, indent=2))
+        self.stats_path.write_text(json.dumps(self.stats(), indent=2))
         return events
+
+    def stats(self) -> dict:
+        """mem0's failures, folded from the journal (so they agree with it after any kill)."""
+        recs = list(self.done.values())
+        events = Counter(e["event"] for r in recs for e in r["events"])
+        return {"mem0ai": VERSION, "pipeline": "ADD-only extraction (mem0 2.x additive pipeline)",
+                "turns": len(recs), "calls_failed": sum(r["error"] is not None for r in recs),
+                "parse_errors": sum("pars" in m.lower() for r in recs for m in r.get("logged", [])),
+                "turns_without_memory": sum(not r["events"] for r in recs), "events": dict(events),
+                "errors": [m for r in recs for m in [r["error"], *r.get("logged", [])] if m][-20:]}
 
     def apply_turn(self, store, turn, events):
         base = dict(at=turn.time, actor=self.actor, source=[turn.input_id])
