@@ -136,7 +136,9 @@ def test_training_history_from_a_bank_never_writes_the_source(tmp_path):
         ingest(store, make_policy("append", ScriptedLLM()), turns)
     before, digest = dump(db), hashlib.sha256(db.read_bytes()).hexdigest()
     qas = own.load_qa(write(tmp_path, {"question": "How many ACME shares do we hold?", "answer": "200",
-                                       "asked_at": "2025-01-12", "evidence": ["desk:2"]}))
+                                       "asked_at": "2025-01-12", "evidence": ["desk:2"]},
+                            {"question": "How many ACME shares did we hold on 6 January?", "answer": "100",
+                             "asked_at": "2025-01-06", "evidence": ["desk:0"]}))
     (tmp_path / "run").mkdir()
     h = history.from_bank(db, "desk", qas, tmp_path / "run" / "source.db")
     assert [t.input_id for t in h.turns] == ["desk:0", "desk:1", "desk:2", "desk:3"]
@@ -147,6 +149,8 @@ def test_training_history_from_a_bank_never_writes_the_source(tmp_path):
     manager_rows = rollouts.manager_examples(h, LLMPolicy(llm))
     assert len(manager_rows) == 1 and manager_rows[0]["fact"] == "Dana hold 200 shares of ACME."  # third person
     assert "100 shares of ACME" in manager_rows[0]["messages"][1]["content"]  # the bank as of just before
+    # the candidate's own question was asked before this turn: no op here can change its answer
+    assert [q[0] for q in json.loads(manager_rows[0]["questions"])] == ["How many ACME shares do we hold?"]
     h.store.close()
     assert dump(db) == before and hashlib.sha256(db.read_bytes()).hexdigest() == digest
     with pytest.raises(BadInput, match="not recorded in bank 'desk'"):

@@ -72,7 +72,11 @@ def manager_examples(history: History, policy: ManagerPolicy, max_questions: int
             qas = list(needs[turn.input_id])
             for h in hits:  # the QA pairs a candidate memory answers: an op on it must keep them right
                 qas += needs.get(source_turn.get(h.id, ""), [])
-            qas = list(dict.fromkeys(qas))[:max_questions]
+            # an op at this turn cannot change an answer given before it (a user's as-of questions
+            # may be asked mid-history, about a candidate's older turn)
+            qas = [i for i in dict.fromkeys(qas) if history.questions[i].asked_at > before][:max_questions]
+            if not qas:
+                continue
             shown = [(h.text, h.valid_at[:10]) for h in hits]
             out.append({"messages": messages(prompts.DECIDE_SYSTEM, prompts.decide_user(fact, turn.time[:10], shown)),
                         "schema": prompts.decide_schema(len(hits)), "max_tokens": prompts.DECIDE_MAX_TOKENS,
