@@ -16,7 +16,11 @@ $M bench own --db "$RUN/desk.db" --bank desk --qa "$HERE/desk_qa.jsonl" --val-fr
 $M train answer --from-bank desk --db "$RUN/desk.db" --qa "$HERE/desk_qa.jsonl" --val-fraction 0.3 \
     --epochs 1 --lr 1e-4 --out "$RUN/train-answer"
 $M export "$RUN/train-answer" --gguf "$RUN/answer-desk.gguf"
-# 4. judge again: the learned policy beside the baselines, on the same held-out questions
+# ... and the Memory Manager, rewarded by the answers its ops lead to on the same 70%
+$M train manager --from-bank desk --db "$RUN/desk.db" --qa "$HERE/desk_qa.jsonl" --val-fraction 0.3 \
+    --epochs 1 --lr 1e-4 --save-every 2 --val-examples 8 --out "$RUN/train-manager"
+$M export "$RUN/train-manager" --gguf "$RUN/manager-desk.gguf"
+# 4. judge again: the learned policy (both tuned adapters) beside the baselines, same held-out questions
 $M bench own --db "$RUN/desk.db" --bank desk --qa "$HERE/desk_qa.jsonl" --val-fraction 0.3 \
-    --policy heuristic,stack,llm,learned --answer-adapter "$RUN/answer-desk.gguf" "${RULES[@]}" \
-    --judge qwen --out "$RUN/own"   # resumes: the baselines' answers are kept, learned is added
+    --policy heuristic,stack,llm,learned --adapter "$RUN/manager-desk.gguf" --answer-adapter "$RUN/answer-desk.gguf" \
+    "${RULES[@]}" --judge qwen --out "$RUN/own"   # resumes: the baselines' answers are kept, learned is added
