@@ -1,8 +1,11 @@
 """Append throughput and as-of replay latency of the event log, next to a naive Python fold of
 the whole log, in one run. A bank of ~10^4 live memories grows to 10^4, 10^5, 10^6 events
-(mostly updates, some delete+re-add), with valid_at increasing along the log, twice: in blocks of
-1,000 through transaction() (the projection kept by the per-event trigger) and through bulk() (kept
-once per block), two files grown in turn; both end verified (--deep) and equal.
+(mostly updates, some delete+re-add), with valid_at increasing along the log, three times: in
+blocks of 1,000 through transaction() (the projection kept by the per-event trigger), through
+bulk() (kept once per block) and, as the baseline, through bulk() as it was before session 13
+(a WAL checkpoint every 1,000 pages, each closed version looked up again in SQL); the files grow
+in turn and end verified (--deep) and equal. Each table also prints this disk's fdatasync time,
+so a figure reads against the machine it ran on (the same code gave 2x other figures on a slower disk).
 
     python bench/bench_store.py [--sizes 10000,100000,1000000] [--db bench/out/store.db]
 
@@ -49,6 +52,36 @@ T0 = datetime(2023, 1, 1, tzinfo=timezone.utc)
 
 def stamp(i: int) -> str:
     return format_stamp(T0 + timedelta(seconds=30 * i))
+
+
+class BulkBefore(MemoryStore):
+    """bulk() without session 13's two changes: the default WAL checkpoint (every 1,000 pages) and
+    no note of each memory's open version when its op is checked (the block's end looks it up)."""
+
+    BULK_CHECKPOINT_PAGES = 1000
+
+    def _current(self, memory_id: str):
+        return self.conn.execute("SELECT * FROM events WHERE bank = ? AND memory_id = ? AND outcome = 'applied' "
+                                 "AND op <> 'NOOP' ORDER BY seq DESC LIMIT 1", (self.bank, memory_id)).fetchone()
+
+
+def fdatasync_ms(folder: Path, n: int = 200) -> float:
+    """Median time to make one rewritten 4 KiB page durable on this disk: what a FULL commit waits for."""
+    path = folder / "fdatasync.probe"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        os.write(fd, bytes(n * 4096))
+        os.fsync(fd)
+        times = []
+        for i in range(n):
+            os.pwrite(fd, b"x" * 4096, i * 4096)
+            t = time.perf_counter()
+            os.fdatasync(fd)
+            times.append(time.perf_counter() - t)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return statistics.median(times) * 1e3
 
 
 def naive_fold(store: MemoryStore, time_cutoff: str) -> dict:
@@ -118,7 +151,8 @@ def contention(path: Path, writers: int, batch: int, sync: str, seconds: float, 
 def main_concurrency(args) -> None:
     path = Path(args.db).with_name("contention.db")
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = Table(title=f"writer processes appending at once, {args.seconds:.0f} s each (one run)")
+    sync = fdatasync_ms(path.parent)
+    table = Table(title=f"writer processes appending at once, {args.seconds:.0f} s each (one run; fdatasync {sync:.3f} ms)")
     for col in ("writers x events per transaction", "before, FULL (ev/s)", "memstore now, FULL (ev/s)",
                 "now / before", "now, NORMAL (ev/s)", "NORMAL / FULL"):
         table.add_column(col, justify="right")
@@ -210,38 +244,43 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     path = Path(args.db)
     path.parent.mkdir(parents=True, exist_ok=True)
-    paths = {False: path, True: path.with_name(path.stem + "-bulk" + path.suffix)}
-    for p in paths.values():
+    modes = {"transaction": (MemoryStore, path), "bulk": (MemoryStore, path.with_name(path.stem + "-bulk" + path.suffix)),
+             "before": (BulkBefore, path.with_name(path.stem + "-bulk-before" + path.suffix))}
+    for _, p in modes.values():
         for old in p.parent.glob(p.name + "*"):
             old.unlink()
-    stores = {bulk: MemoryStore(p, "bench") for bulk, p in paths.items()}
-    states = {bulk: {"rng": random.Random(0), "live": [], "n": 0} for bulk in paths}
+    sync = fdatasync_ms(path.parent)
+    stores = {m: cls(p, "bench") for m, (cls, p) in modes.items()}
+    states = {m: {"rng": random.Random(0), "live": [], "n": 0} for m in modes}
     rows = []
-    console = Console(width=170)
+    console = Console(width=190)
     with Progress(console=console) as progress:
-        task = progress.add_task("appending (transaction, then bulk)", total=2 * sizes[-1])
+        task = progress.add_task("appending (transaction, bulk, bulk before)", total=len(modes) * sizes[-1])
         for size in sizes:
             rates = {}
-            for bulk, store in stores.items():  # the two files grow in turn, so both see the same machine state
-                rates[bulk] = grow(store, bulk, size, states[bulk])
-                progress.update(task, completed=states[False]["n"] + states[True]["n"])
-            store, n = stores[True], size
+            for m, store in stores.items():  # the files grow in turn, so all see the same machine state
+                rates[m] = grow(store, m != "transaction", size, states[m])
+                progress.update(task, completed=sum(s["n"] for s in states.values()))
+            store, n = stores["bulk"], size
             end, mid = stamp(n), stamp(n // 2)
             rep_end, bank = timed(lambda: store.replay(end), 5)
             rep_mid, _ = timed(lambda: store.replay(mid), 5)
             rep_seq, _ = timed(lambda: store.replay(f"@{n // 2}"), 5)
             fold, folded = timed(lambda: naive_fold(store, end), 1 if size >= 10**6 else 3)
             assert {m.id: m.text for m in bank} == folded, "projection and fold disagree"
-            assert sorted(m.text for m in stores[False].replay(end)) == sorted(folded.values()), "the two paths differ"
-            rows.append((size, len(bank), rates[False], rates[True], rep_end, rep_mid, rep_seq, fold))
+            for other in ("transaction", "before"):
+                assert sorted(m.text for m in stores[other].replay(end)) == sorted(folded.values()), "the paths differ"
+            rows.append((size, len(bank), rates, rep_end, rep_mid, rep_seq, fold))
     assert all(s.verify(deep=True)["ok"] for s in stores.values())
-    table = Table(title=f"event log: appends per block of {BATCH:,}, as-of replay vs naive fold ({path}, one run)")
-    for col in ("events", "live", "append ev/s transaction()", "bulk()", "bulk / transaction",
-                "replay as-of end", "as-of mid", "as-of @seq", "naive fold", "fold / replay"):
+    table = Table(title=f"event log: appends per block of {BATCH:,}, as-of replay vs naive fold "
+                        f"({path}, one run; fdatasync {sync:.3f} ms)")
+    for col in ("events", "live", "append ev/s transaction()", "bulk() before", "bulk()", "bulk / before",
+                "bulk / transaction", "replay as-of end", "as-of mid", "as-of @seq", "naive fold", "fold / replay"):
         table.add_column(col, justify="right")
-    for size, nlive, tx, bulk, r_end, r_mid, r_seq, fold in rows:
-        table.add_row(f"{size:,}", f"{nlive:,}", f"{tx:,.0f}", f"{bulk:,.0f}", f"{bulk / tx:.2f}x",
-                      f"{r_end * 1e3:.1f} ms", f"{r_mid * 1e3:.1f} ms",
+    for size, nlive, rates, r_end, r_mid, r_seq, fold in rows:
+        tx, before, bulk = rates["transaction"], rates["before"], rates["bulk"]
+        table.add_row(f"{size:,}", f"{nlive:,}", f"{tx:,.0f}", f"{before:,.0f}", f"{bulk:,.0f}", f"{bulk / before:.2f}x",
+                      f"{bulk / tx:.2f}x", f"{r_end * 1e3:.1f} ms", f"{r_mid * 1e3:.1f} ms",
                       f"{r_seq * 1e3:.1f} ms", f"{fold * 1e3:.0f} ms", f"{fold / r_end:.1f}x")
     console.print(table)
 

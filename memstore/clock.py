@@ -12,6 +12,7 @@ from .errors import BadInput
 STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # for parsing; writing goes through format_stamp
 MAX_SEQ = 2**63 - 1  # SQLite's largest integer
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_STORED = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z", re.ASCII)  # a stamp as format_stamp writes it
 
 
 def format_stamp(value: datetime) -> str:
@@ -33,6 +34,12 @@ def to_stamp(value: str | datetime | date | None, *, end_of_day: bool = False) -
         return now_stamp()
     if isinstance(value, str):
         text = value.strip()
+        if _STORED.fullmatch(text):  # already stored form (imports, replays): check it is a real time, keep it
+            try:
+                datetime.fromisoformat(text)
+                return text
+            except ValueError:
+                pass  # fall through to the one-line error below
         try:
             if _DATE_ONLY.match(text):
                 value = date.fromisoformat(text)

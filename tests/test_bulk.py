@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memstore import InvalidOperation, MemoryStore
+from memstore.errors import StoreUnavailable
 
 VERSIONS = "SELECT event_seq, bank, start_valid, end_valid, end_seq, op, text, actor, reason FROM versions ORDER BY 1"
 BOXES = "SELECT * FROM versions_rtree ORDER BY id"
@@ -95,3 +96,20 @@ def test_a_schema_2_file_is_migrated(db_path):
     with store.bulk():
         store.add("new", at="2024-01-02")
     assert sorted(m.text for m in store.replay()) == ["new", "old"] and store.verify(deep=True)["ok"]
+
+
+def test_bulk_refuses_to_close_a_version_the_projection_lost(db_path):
+    """bulk() closes a memory's open version by the seq its state check saw; if the projection
+    lost that version behind the store's back, the block is refused whole, not written askew."""
+    store = MemoryStore(db_path, "alpha")
+    kept = store.add("kept", at="2024-01-01")
+    store.conn.execute("INSERT INTO projection_guard VALUES ('test')")  # lift the guard, as repair does
+    store.conn.execute("UPDATE versions SET end_seq = 999 WHERE event_seq = ?", (kept.seq,))
+    store.conn.execute("DELETE FROM projection_guard")
+    before = store.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    with pytest.raises(StoreUnavailable, match="out of step"):
+        with store.bulk():
+            store.add("new", at="2024-01-02")
+            store.update(kept.memory_id, "changed", at="2024-01-02")
+    assert store.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == before
+    assert not store.verify(deep=True)["ok"]

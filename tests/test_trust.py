@@ -211,6 +211,12 @@ def test_times_before_year_1000_keep_their_order(db_path):
     assert store.events()[0].valid_at == "0999-06-01T00:00:00.000000Z"
     with pytest.raises(BadInput, match="0001-9999"):
         store.add("x", at="0001-01-01T00:00+01:00")
+    # a time already in stored form is kept as it is, but only if it is a real time
+    assert store.add("x", at="0999-06-02T00:00:00.000000Z").valid_at == "0999-06-02T00:00:00.000000Z"
+    for bad in ("2023-13-01T00:00:00.000000Z", "2023-02-30T00:00:00.000000Z", "2023-01-01T24:00:00.000000Z",
+                "٢٠٢٣-01-01T00:00:00.000000Z"):
+        with pytest.raises(BadInput, match="bad timestamp"):
+            store.add("x", at=bad)
     assert store.verify(deep=True)["ok"]
 
 
