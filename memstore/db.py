@@ -52,8 +52,8 @@ def connect(path: str | Path, *, create: bool, timeout: float) -> sqlite_utils.D
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         conn.execute("PRAGMA mmap_size = 1073741824")  # replay reads scattered rows: map, don't copy
         conn.execute("PRAGMA cache_size = -65536")
-        # every commit is fsynced: a power loss keeps all that was committed (NORMAL would be ~1.4x
-        # faster for single-event writers, bench/bench_store.py --concurrency, and lose the last commits)
+        # every commit is fsynced: a power loss keeps all that was committed (NORMAL would be
+        # 1.4x-2.1x faster for single-event writers, bench/bench_store.py --concurrency, and lose the last commits)
         conn.execute("PRAGMA synchronous = FULL")
         tables = set(db.table_names())
         if "events" not in tables:
