@@ -60,9 +60,8 @@ class BulkBefore(MemoryStore):
 
     BULK_CHECKPOINT_PAGES = 1000
 
-    def _current(self, memory_id: str):
-        return self.conn.execute("SELECT * FROM events WHERE bank = ? AND memory_id = ? AND outcome = 'applied' "
-                                 "AND op <> 'NOOP' ORDER BY seq DESC LIMIT 1", (self.bank, memory_id)).fetchone()
+    def _note_open(self, memory_id, row) -> None:
+        pass
 
 
 def fdatasync_ms(folder: Path, n: int = 200) -> float:

@@ -257,14 +257,12 @@ class MemoryStore:
             self._tail = tail[0] if tail else GENESIS
         if isinstance(cause, str):
             cause = {"note": cause}
-        source = list(source)
-        cause_json = _json(cause)
         row = {
             "seq": self._next_seq, "event_id": new_event_id(), "bank": self.bank,
             "memory_id": memory_id, "op": op, "outcome": outcome, "text": text,
             "prev_text": prev_text, "valid_at": valid_at, "recorded_at": now_stamp(),
-            "actor": actor or self.actor, "reason": reason, "source": json.dumps(source) if source else "[]",
-            "cause": cause_json, "erased": 0, "prev_hash": self._tail,
+            "actor": actor or self.actor, "reason": reason, "source": json.dumps(list(source)),
+            "cause": _json(cause), "erased": 0, "prev_hash": self._tail,
         }
         row["content_digest"] = content_digest(row[c] for c in EVENT_CONTENT)
         row["hash"] = event_hash(self._tail, row, self.key)
@@ -273,23 +271,22 @@ class MemoryStore:
         self._tail = row["hash"]
         if self._bulk is not None:
             self._bulk.append(row)
-        # built from what was written, without reading it back (source and cause as JSON would give them)
-        return Event(seq=row["seq"], event_id=row["event_id"], bank=self.bank, memory_id=memory_id, op=op,
-                     outcome=outcome, text=text, prev_text=prev_text, valid_at=valid_at,
-                     recorded_at=row["recorded_at"], actor=row["actor"], reason=reason,
-                     source=json.loads(row["source"]) if source else [],
-                     cause=None if cause_json is None else json.loads(cause_json), hash=row["hash"])
+        return Event.from_row(row)
 
     def _current(self, memory_id: str) -> sqlite3.Row | None:
         """The memory's last state-changing event, or None if the bank has no such memory."""
         row = self.conn.execute(
             f"SELECT * FROM events WHERE bank = ? AND memory_id = ? AND {_STATE} ORDER BY seq DESC LIMIT 1",
             (self.bank, memory_id)).fetchone()
-        if self._bulk is not None and memory_id not in self._bulk_open and (
-                row is None or not self._bulk or row["seq"] < self._bulk[0]["seq"]):
-            # from before the block: the version open then (if any) is the one its first event closes
-            self._bulk_open[memory_id] = (row["seq"], row["valid_at"]) if row and row["op"] in LIVE_OPS else None
+        if self._bulk is not None:
+            self._note_open(memory_id, row)
         return row
+
+    def _note_open(self, memory_id: str, row: sqlite3.Row | None) -> None:
+        """Inside bulk(): keep the version a memory had open before the block (if any), which the
+        block's first event of that memory closes, so _project need not look it up again."""
+        if memory_id not in self._bulk_open and (row is None or not self._bulk or row["seq"] < self._bulk[0]["seq"]):
+            self._bulk_open[memory_id] = (row["seq"], row["valid_at"]) if row and row["op"] in LIVE_OPS else None
 
     def _live(self, memory_id: str, op: str) -> sqlite3.Row:
         cur = self._current(memory_id)
