@@ -13,7 +13,7 @@ from memstore import MemoryStore
 from memstore.fork import Fork
 from policy.answer import AnswerAgent
 from policy.runtime import LLM
-from trainer.rewards import ForkAnswerer, Op, answer_reward, apply_op, manager_reward, parse_op
+from trainer.rewards import ForkAnswerer, Op, answer_reward, apply_op, manager_reward, manager_rewards, parse_op
 
 
 def msg(obj) -> list[dict]:
@@ -98,3 +98,21 @@ def test_deleting_the_needed_fact_scores_lower(tmp_path):
     calls = answerer.calls
     manager_reward(msg({"op": "NOOP"}), **common)
     assert answerer.calls == calls
+
+
+def test_a_group_is_scored_together_and_not_at_all_when_no_op_changes_what_is_shown(tmp_path):
+    store, ids = banker_bank(tmp_path)
+    questions = [["When did Jon lose his job as a banker?", "19 January, 2023", 2, "2023-08-01T00:00:00.000000Z"]]
+    answerer = ForkAnswerer(AnswerAgent(MemoryReader(), k=1))
+    common = dict(fact="Jon opened a dance studio", day="2023-01-25", bank=Fork(store, "2023-01-25"),
+                  candidate_ids=ids, questions=questions, answerer=answerer)
+    # NOOP and DELETE of the dog memory leave the banker memory the one shown: equal rewards, no call
+    same = [msg({"op": "NOOP"}), msg({"op": "DELETE", "target": 2}), msg({"op": "NOOP"})]
+    assert manager_rewards(same, **common) == [None, None, None] and answerer.calls == 0
+    # scored anyway when asked: the reward each would get alone
+    assert manager_rewards(same, skip_equal=False, **common) == [1.0, 1.0, 1.0] and answerer.calls == 1
+    # an op serving would refuse scores 0, so that group is scored; so is one that changes what is shown
+    assert manager_rewards(same + [msg({"op": "DELETE", "target": 7})], **common) == [1.0, 1.0, 1.0, 0.0]
+    mixed = [msg({"op": "DELETE", "target": 1}), msg({"op": "NOOP"}), msg({"op": "DELETE", "target": 1})]
+    assert manager_rewards(mixed, **common) == [manager_reward(c, **common) for c in mixed] == [0.0, 1.0, 0.0]
+    assert answerer.calls == 2  # the view without the banker memory: one more answer, cached after

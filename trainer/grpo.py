@@ -10,7 +10,9 @@ s a step here. This loop spends the CPU where there is signal:
 2. reward: the task's (official F1 of the answer; for the manager, the frozen Answer Agent on a
    fork with the sampled op applied);
 3. dynamic sampling: a group whose rewards are all equal is dropped before any backward pass and
-   counted (`dropped` in the log: the share of groups without signal);
+   counted (`dropped` in the log: the share of groups without signal); a manager group whose ops
+   all leave the frozen answerer the same memories is dropped before its reward is even computed
+   (`unscored`: those rewards are equal whatever they are, so no answer is generated for them);
 4. update: group-normalised advantages, the clipped-ratio objective (GRPO, no KL term) on the LoRA
    model in torch; the prompt's forward pass runs once per group, its KV (with gradients) repeated
    for the group's completions. Samples are on-policy: the adapter llama.cpp samples with is
@@ -210,7 +212,7 @@ def run(cfg, task, val, model_file: ModelFile, net, tokenizer, out: Path,
     for step in range(start, steps):
         t0 = time.time()
         split = {"rollout_s": 0.0, "reward_s": 0.0, "update_s": 0.0, "export_s": 0.0}
-        rewards_seen, dropped, losses, samples = [], 0, [], 0
+        rewards_seen, dropped, unscored, losses, samples = [], 0, 0, [], 0
         learner.opt.zero_grad(set_to_none=True)
         groups = []
         for j, idx in enumerate(schedule(len(task.examples), step, cfg.prompts_per_step, cfg.seed)):
@@ -219,9 +221,16 @@ def run(cfg, task, val, model_file: ModelFile, net, tokenizer, out: Path,
             drawn = rollouts.sample(row, cfg.generations, row["max_tokens"], seed=(cfg.seed * 1_000_003 + step) * 97 + j * 16)
             split["rollout_s"] += time.time() - t
             t = time.time()
-            scored = [Sample(text, 0.0 if cut else task.score(text, row), cut) for text, cut in drawn]
+            valid = [i for i, (_, cut) in enumerate(drawn) if not cut]
+            got = dict(zip(valid, task.score_group([drawn[i][0] for i in valid], row,
+                                                   skip_equal=len(valid) == len(drawn)))) if valid else {}
             split["reward_s"] += time.time() - t
-            samples += len(scored)
+            samples += len(drawn)
+            if any(r is None for r in got.values()):
+                unscored += 1  # every op leaves the answerer the same memories: equal rewards, never computed
+                dropped += 1
+                continue
+            scored = [Sample(text, got.get(i) or 0.0, cut) for i, (text, cut) in enumerate(drawn)]
             rewards = [s.reward for s in scored]
             rewards_seen += rewards
             adv = group_advantages(rewards)
@@ -250,8 +259,10 @@ def run(cfg, task, val, model_file: ModelFile, net, tokenizer, out: Path,
         wall += elapsed
         n_groups = len(groups) + dropped
         row = {"step": step + 1, "time": time.time(), "epoch": (step + 1) * cfg.prompts_per_step / len(task.examples),
-               "reward": sum(rewards_seen) / len(rewards_seen),
-               "reward_std": statistics.pstdev(rewards_seen), "groups": n_groups, "dropped": dropped,
+               # the mean over scored samples; a step whose groups were all unscored has none
+               "reward": statistics.fmean(rewards_seen) if rewards_seen else None,
+               "reward_std": statistics.pstdev(rewards_seen) if rewards_seen else None,
+               "groups": n_groups, "dropped": dropped, "unscored": unscored,
                "dropped_share": dropped / n_groups, "samples": samples,
                "loss": sum(losses) / len(losses) if losses else None, "step_s": elapsed, **split}
         with open(out / "log.jsonl", "a") as f:
@@ -267,7 +278,8 @@ def run(cfg, task, val, model_file: ModelFile, net, tokenizer, out: Path,
     groups_total = sum(last[s].get("groups", 0) for s in last)
     result = {"train_s": wall, "steps": steps, "epochs": steps * cfg.prompts_per_step / len(task.examples),
               "examples": len(task.examples), "curve": curve(out), "timing": timing,
-              "dropped_share": (sum(last[s].get("dropped", 0) for s in last) / groups_total) if groups_total else None}
+              "dropped_share": (sum(last[s].get("dropped", 0) for s in last) / groups_total) if groups_total else None,
+              "unscored_share": (sum(last[s].get("unscored", 0) for s in last) / groups_total) if groups_total else None}
     if val is not None:
         say("validation", 0, None)
         base = Rollouts(model_file, None)

@@ -92,32 +92,68 @@ def apply_op(bank: Fork, op: Op, fact: str, candidate_ids: Sequence[str], day: s
     return out
 
 
+def view_key(view: tuple) -> tuple:
+    """(question, asked_at, hits) -> what the answer depends on: the question, its day, the memories shown."""
+    question, asked_at, hits = view
+    return question, asked_at[:10], tuple((h.text, h.valid_at[:10]) for h in hits)
+
+
 class ForkAnswerer:
     """The serving Answer Agent with frozen weights, over forks. Answers are cached by (question,
-    memories shown): sampled ops that leave the retrieved memories alike cost one model call."""
+    day, memories shown): sampled ops that leave the retrieved memories alike cost one answer, and
+    the answers a group of samples still needs are decoded together (`AnswerAgent.answer_many`)."""
 
     def __init__(self, agent: AnswerAgent):
         self.agent = agent
         self._answers: dict[tuple, str] = {}
         self.calls = 0
 
+    def views(self, questions: Sequence[tuple[str, str]], bank: Fork) -> list[tuple]:
+        """(question, asked_at, the memories the answerer is shown on `bank`) for each question."""
+        return [(q, at, tuple(self.agent.retrieve(bank, q, at))) for q, at in questions]
+
+    def answers(self, views: Sequence[tuple]) -> list[str]:
+        """The answer to each view; the ones not yet cached are computed in one batch."""
+        todo = {}
+        for v in views:
+            if view_key(v) not in self._answers:
+                todo.setdefault(view_key(v), (v[0], list(v[2]), v[1][:10], v[1]))
+        if todo:
+            self.calls += len(todo)
+            for k, a in zip(todo, self.agent.answer_many(list(todo.values()))):
+                self._answers[k] = a.answer
+        return [self._answers[view_key(v)] for v in views]
+
     def answer(self, question: str, asked_at: str, bank: Fork) -> str:
-        hits = self.agent.retrieve(bank, question, asked_at)
-        key = (question, asked_at[:10], tuple((h.text, h.valid_at[:10]) for h in hits))
-        if key not in self._answers:
-            self.calls += 1
-            self._answers[key] = self.agent.answer_from(question, hits, asked_at[:10], asked_at).answer
-        return self._answers[key]
+        return self.answers(self.views([(question, asked_at)], bank))[0]
 
 
-def manager_reward(completion, *, fact: str, day: str, bank: Fork,
-                   candidate_ids: Sequence[str], questions: Sequence[tuple[str, str, int, str]],
-                   answerer: ForkAnswerer) -> float:
-    """Mean F1 of the frozen answerer on `questions` ((question, gold, category, asked_at)) after
-    the op; 0 for an output serving would not accept."""
-    op = parse_op(completion, len(candidate_ids))
-    if op is None:
-        return 0.0
-    after = apply_op(bank, op, fact, candidate_ids, day)
-    scores = [score_official(answerer.answer(q, asked, after), gold, cat) for q, gold, cat, asked in questions]
-    return float(np.mean(scores)) if scores else 0.0
+def manager_rewards(completions: Sequence, *, fact: str, day: str, bank: Fork,
+                    candidate_ids: Sequence[str], questions: Sequence[tuple[str, str, int, str]],
+                    answerer: ForkAnswerer, skip_equal: bool = True) -> list[float | None]:
+    """One reward per sampled completion of a group: the mean F1 of the frozen answerer on
+    `questions` ((question, gold, category, asked_at)) after the completion's op; 0 for an output
+    serving would not accept. With `skip_equal`, when every completion is valid and leaves the
+    answerer shown the same memories for every question, the rewards are equal whatever they are:
+    None for all, and no answer is computed (the group carries no signal; the loop drops it, as
+    dynamic sampling does)."""
+    if not questions:
+        return [0.0] * len(completions)
+    ops = [parse_op(c, len(candidate_ids)) for c in completions]
+    asked = [(q, at) for q, _, _, at in questions]
+    views = {op: answerer.views(asked, apply_op(bank, op, fact, candidate_ids, day)) for op in dict.fromkeys(ops) if op}
+    shown = {tuple(view_key(v) for v in vs) for vs in views.values()}
+    if skip_equal and None not in ops and len(shown) == 1:
+        return [None] * len(completions)
+    answers = answerer.answers([v for vs in views.values() for v in vs])
+    score, i = {}, 0
+    for op, vs in views.items():
+        got = answers[i:i + len(vs)]
+        i += len(vs)
+        score[op] = float(np.mean([score_official(a, gold, cat) for a, (_, gold, cat, _) in zip(got, questions)]))
+    return [score[op] if op else 0.0 for op in ops]
+
+
+def manager_reward(completion, **kwargs) -> float:
+    """The reward of one completion (`manager_rewards` of a group of one, always scored)."""
+    return manager_rewards([completion], skip_equal=False, **kwargs)[0]

@@ -116,12 +116,18 @@ class Task:
         return self._banks[(i, stamp)]
 
     def score(self, completion, row: dict) -> float:
+        return self.score_group([completion], row, skip_equal=False)[0]
+
+    def score_group(self, completions: list, row: dict, skip_equal: bool = True) -> list[float | None]:
+        """The rewards of a group of samples of one prompt. For the manager, the answers the group
+        needs are computed together, and with `skip_equal` a group whose ops all leave the answerer
+        the same memories is not scored at all: None for every sample (equal rewards, no signal)."""
         if self.cfg.kind == "answer":
-            return rewards.answer_reward(completion, row["gold"], row["category"])
-        return rewards.manager_reward(
-            completion, fact=row["fact"], day=row["day"], bank=self.bank(row["history"], row["turn_time"]),
+            return [rewards.answer_reward(c, row["gold"], row["category"]) for c in completions]
+        return rewards.manager_rewards(
+            completions, fact=row["fact"], day=row["day"], bank=self.bank(row["history"], row["turn_time"]),
             candidate_ids=json.loads(row["candidate_ids"]), questions=json.loads(row["questions"]),
-            answerer=self.answerer)
+            answerer=self.answerer, skip_equal=skip_equal)
 
     def render(self, tokenizer) -> None:
         """Each example's prompt as text: the chat template + the JSON opening serving's grammar forces."""
