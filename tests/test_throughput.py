@@ -134,3 +134,40 @@ def test_memories_shown_per_answer_is_an_option_with_bounds():
     assert make_answerer("llm", ScriptedLLM(), k=20).k == 20
     with pytest.raises(BadInput, match="--memories"):
         make_answerer("llm", ScriptedLLM(), k=0)
+
+
+class CountingReader(ScriptedLLM):
+    """Answers with the number of memories it was shown; records each json_many batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def _complete(self, system, user, schema, max_tokens, temperature, seed):
+        if "cut" in user:
+            return '{"relevant": [1], "answer": "cut o', 10, max_tokens
+        shown = user.count("\n") - 2
+        return json.dumps({"relevant": [1, 1], "answer": f"{shown} memories"}), 10, 5
+
+    def json_many(self, system, users, schema, *, max_tokens=256):
+        self.batches.append(len(users))
+        return super().json_many(system, users, schema, max_tokens=max_tokens)
+
+
+def test_answers_of_a_chunk_are_what_one_at_a_time_gives(tmp_path):
+    from policy.answer import AnswerAgent
+
+    store = MemoryStore(tmp_path / "a.db", "b")
+    for i in range(4):
+        store.add(f"Jon fact number {i}", at=f"2023-01-0{i + 1}")
+    agent = AnswerAgent(CountingReader(), k=3)
+    asks = [(q, agent.retrieve(store, q, "2023-02-01"), "2023-02-01", "2023-02-01")
+            for q in ("What is fact 1?", "What is fact 2?", "Is this cut?")]
+    asks.insert(1, ("What about two?", asks[0][1][:2], "2023-02-01", "2023-02-01"))
+    many = agent.answer_many(asks)
+    assert agent.llm.batches == [3, 1]  # one batch per number of memories shown (the grammar differs)
+    one = [agent.answer_from(*a) for a in asks]
+    assert [(a.answer, [h.id for h in a.kept]) for a in many] == [(a.answer, [h.id for h in a.kept]) for a in one]
+    assert [a.answer for a in many] == ["3 memories", "2 memories", "3 memories", ""]  # a cut-off output: empty
+    assert [len(a.kept) for a in many] == [1, 1, 1, 0]
+
