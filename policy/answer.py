@@ -10,7 +10,7 @@ from memstore import MemoryStore
 from memstore.vector_view import Hit
 
 from . import prompts
-from .runtime import LLM, LLMError
+from .runtime import LLM
 
 
 @dataclass
@@ -52,11 +52,12 @@ class AnswerAgent:
         return self.answer_from(question, self.retrieve(store, question, as_of), when, as_of)
 
     def answer_many(self, asks: list[tuple[str, list[Hit], str, object]]) -> list[Answer]:
-        """`answer_from` for several (question, hits, when, as_of) at once: one batched greedy
-        decode per number of memories shown (the grammar depends on it), so the generated tokens
-        of several answers share each step's pass over the weights (policy/batched.py). Same
-        prompts, grammar and greedy pick as one call at a time, up to floating-point differences
-        between batch shapes; a cut-off output is an empty answer, as in `answer_from`."""
+        """The model's part for several (question, hits, when, as_of): keep the relevant memories
+        among `hits` and answer, as of day `when`. One batched greedy decode per number of
+        memories shown (the grammar depends on it), so the generated tokens of several answers
+        share each step's pass over the weights (policy/batched.py); same prompts, grammar and
+        greedy pick as one call at a time, up to floating-point differences between batch
+        shapes. No usable output (cut off) is an empty answer."""
         out: list[Answer | None] = [None] * len(asks)
         by_n: dict[int, list[int]] = {}
         for i, (_, hits, _, _) in enumerate(asks):
@@ -66,23 +67,14 @@ class AnswerAgent:
                      for i in idx]
             for i, got in zip(idx, self.llm.json_many(prompts.ANSWER_SYSTEM, users, prompts.answer_schema(n),
                                                       max_tokens=prompts.ANSWER_MAX_TOKENS)):
-                out[i] = self._read(asks[i][0], asks[i][1], got, asks[i][3])
+                question, hits, _, as_of = asks[i]
+                if got is None:
+                    out[i] = Answer(question, "", [], hits, as_of)
+                    continue
+                kept = [hits[j - 1] for j in dict.fromkeys(got.get("relevant", [])) if 1 <= j <= len(hits)]
+                out[i] = Answer(question, str(got.get("answer", "")).strip(), kept, hits, as_of)
         return out
 
     def answer_from(self, question: str, hits: list[Hit], when: str, as_of=None) -> Answer:
-        """The model's part: keep the relevant memories among `hits` and answer, as of day `when`."""
-        shown = [(h.text, h.valid_at[:10]) for h in hits]
-        try:
-            out = self.llm.json(prompts.ANSWER_SYSTEM, prompts.answer_user(question, when, shown),
-                                prompts.answer_schema(len(shown)), max_tokens=prompts.ANSWER_MAX_TOKENS)
-        except LLMError:
-            out = None
-        return self._read(question, hits, out, as_of)
-
-    @staticmethod
-    def _read(question: str, hits: list[Hit], out: dict | None, as_of) -> Answer:
-        """The Answer from the model's JSON (None: no usable output, an empty answer)."""
-        if out is None:
-            return Answer(question, "", [], hits, as_of)
-        kept = [hits[i - 1] for i in dict.fromkeys(out.get("relevant", [])) if 1 <= i <= len(hits)]
-        return Answer(question, str(out.get("answer", "")).strip(), kept, hits, as_of)
+        """`answer_many` of one: one call (a runtime's `json_many` of one prompt is its `json`)."""
+        return self.answer_many([(question, hits, when, as_of)])[0]

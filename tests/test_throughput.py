@@ -170,4 +170,3 @@ def test_answers_of_a_chunk_are_what_one_at_a_time_gives(tmp_path):
     assert [(a.answer, [h.id for h in a.kept]) for a in many] == [(a.answer, [h.id for h in a.kept]) for a in one]
     assert [a.answer for a in many] == ["3 memories", "2 memories", "3 memories", ""]  # a cut-off output: empty
     assert [len(a.kept) for a in many] == [1, 1, 1, 0]
-

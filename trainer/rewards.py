@@ -114,15 +114,16 @@ class ForkAnswerer:
 
     def answers(self, views: Sequence[tuple]) -> list[str]:
         """The answer to each view; the ones not yet cached are computed in one batch."""
+        keys = [view_key(v) for v in views]
         todo = {}
-        for v in views:
-            if view_key(v) not in self._answers:
-                todo.setdefault(view_key(v), (v[0], list(v[2]), v[1][:10], v[1]))
+        for k, v in zip(keys, views):
+            if k not in self._answers:
+                todo.setdefault(k, (v[0], list(v[2]), v[1][:10], v[1]))
         if todo:
             self.calls += len(todo)
             for k, a in zip(todo, self.agent.answer_many(list(todo.values()))):
                 self._answers[k] = a.answer
-        return [self._answers[view_key(v)] for v in views]
+        return [self._answers[k] for k in keys]
 
     def answer(self, question: str, asked_at: str, bank: Fork) -> str:
         return self.answers(self.views([(question, asked_at)], bank))[0]
