@@ -13,6 +13,7 @@ the judge's verdicts on the one-by-one answers."""
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -40,6 +41,8 @@ def main() -> int:
     ap.add_argument("--conversation", default="conv-26")
     ap.add_argument("--questions", type=int, default=32)
     ap.add_argument("--model", default=None)
+    ap.add_argument("--save", type=Path, default=Path(__file__).resolve().parent / "results" / "bench_answers.json",
+                    help="where the figures go as JSON")
     args = ap.parse_args()
     if not args.data.exists():
         console.print(f"no LoCoMo data at {args.data}: pass --data")
@@ -78,6 +81,14 @@ def main() -> int:
     console.print(table)
     b = paired_bootstrap(f1(one), f1(many))
     console.print(f"F1 chunked - one by one: {b['diff']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}] (paired 95%)")
+    if args.save:
+        args.save.parent.mkdir(parents=True, exist_ok=True)
+        args.save.write_text(json.dumps({
+            "conversation": args.conversation, "questions": n, "memories": agent.k, "chunk": CHUNK,
+            "answers_s": {"one_by_one": one_s, "chunked": many_s}, "judge_s": {"one_by_one": judge_one_s, "chunked": judge_many_s},
+            "answers_identical": sum(a.answer == b.answer for a, b in zip(one, many)),
+            "verdicts_identical": sum(a.correct == b.correct for a, b in zip(v_one, v_many)),
+            "f1": {"one_by_one": statistics.fmean(f1(one)), "chunked": statistics.fmean(f1(many))}, "f1_diff": b}, indent=1))
     return 0
 
 
