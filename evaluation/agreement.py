@@ -13,7 +13,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .judge import judge
+from .judge import CHUNK, judge_many
 
 F1_CALL = "F1 >= 0.5"
 
@@ -62,16 +62,19 @@ def rejudge(rows: list[dict], llm, path: Path, on_row: Callable[[], None] = lamb
             if line.strip():
                 rec = json.loads(line)
                 done[json.dumps(rec["item"])] = rec["correct"]
+    todo = [row for row in rows if json.dumps(ident(row)) not in done]
+    for _ in range(len(rows) - len(todo)):
+        on_row()
     with path.open("a") as f:
-        for row in rows:
-            key = json.dumps(ident(row))
-            if key not in done:
-                verdict = judge(llm, row["question"], str(row["gold"]), row.get("answer") or "")
-                done[key] = verdict.correct
+        for start in range(0, len(todo), CHUNK):  # judged a chunk at a time (batched decoding), saved as they come
+            chunk = todo[start:start + CHUNK]
+            verdicts = judge_many(llm, [(row["question"], str(row["gold"]), row.get("answer") or "") for row in chunk])
+            for row, verdict in zip(chunk, verdicts):
+                done[json.dumps(ident(row))] = verdict.correct
                 f.write(json.dumps({"item": ident(row), "correct": verdict.correct, "reason": verdict.reason},
                                    ensure_ascii=False) + "\n")
-                f.flush()
-            on_row()
+                on_row()
+            f.flush()
     return [done[json.dumps(ident(row))] for row in rows]
 
 

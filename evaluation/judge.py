@@ -20,6 +20,11 @@ JUDGE_SCHEMA = {"type": "object", "properties": {"reason": {"type": "string"},
                 "required": ["reason", "label"]}
 
 
+# Questions answered, or answers judged, together: a chunk is decoded in batches (policy/batched.py)
+# and its results saved when it ends, so a killed run loses at most one chunk.
+CHUNK = 16
+
+
 @dataclass(frozen=True)
 class Verdict:
     correct: bool
@@ -27,11 +32,28 @@ class Verdict:
 
 
 def judge(llm: LLM, question: str, gold: str, answer: str) -> Verdict:
-    if not answer.strip():
-        return Verdict(False, "empty answer")
-    user = f"Question: {question}\nGold answer: {gold}\nGenerated answer: {answer}"
-    try:
-        out = llm.json(JUDGE_SYSTEM, user, JUDGE_SCHEMA, max_tokens=96)
-    except LLMError as exc:
-        return Verdict(False, f"judge failed: {exc}")
+    return judge_many(llm, [(question, gold, answer)])[0]
+
+
+def judge_many(llm: LLM, items: list[tuple[str, str, str]]) -> list[Verdict]:
+    """Verdicts for several (question, gold, answer): one greedy call each, decoded together where
+    the runtime batches (a local model: policy/batched.py), one after another elsewhere."""
+    out: list[Verdict | None] = [None if answer.strip() else Verdict(False, "empty answer") for _, _, answer in items]
+    todo = [i for i, v in enumerate(out) if v is None]
+    users = [f"Question: {items[i][0]}\nGold answer: {items[i][1]}\nGenerated answer: {items[i][2]}" for i in todo]
+    if len(users) == 1:  # one call: its error says what went wrong
+        try:
+            got = [llm.json(JUDGE_SYSTEM, users[0], JUDGE_SCHEMA, max_tokens=96)]
+        except LLMError as exc:
+            got = [Verdict(False, f"judge failed: {exc}")]
+    else:
+        got = llm.json_many(JUDGE_SYSTEM, users, JUDGE_SCHEMA, max_tokens=96) if users else []
+    for i, o in zip(todo, got):
+        out[i] = o if isinstance(o, Verdict) else _verdict(o)
+    return out
+
+
+def _verdict(out: dict | None) -> Verdict:
+    if out is None:
+        return Verdict(False, "judge failed: no usable output (cut off or not JSON)")
     return Verdict(out.get("label") == "CORRECT", str(out.get("reason", "")).strip())

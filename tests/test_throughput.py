@@ -170,3 +170,20 @@ def test_answers_of_a_chunk_are_what_one_at_a_time_gives(tmp_path):
     assert [(a.answer, [h.id for h in a.kept]) for a in many] == [(a.answer, [h.id for h in a.kept]) for a in one]
     assert [a.answer for a in many] == ["3 memories", "2 memories", "3 memories", ""]  # a cut-off output: empty
     assert [len(a.kept) for a in many] == [1, 1, 1, 0]
+
+
+def test_judging_a_chunk_is_judging_one_at_a_time():
+    from evaluation.judge import judge, judge_many
+
+    class Grader(ScriptedLLM):
+        def _complete(self, system, user, schema, max_tokens, temperature, seed):
+            gold, answer = user.split("Gold answer: ")[1].split("\nGenerated answer: ")
+            if answer == "cut":
+                return '{"reason": "the ans', 10, max_tokens
+            return json.dumps({"reason": "compared", "label": "CORRECT" if gold == answer else "WRONG"}), 10, 5
+
+    items = [("q1", "Paris", "Paris"), ("q2", "Rome", ""), ("q3", "Rome", "Oslo"), ("q4", "Rome", "cut")]
+    many = judge_many(Grader(), items)
+    assert [v.correct for v in many] == [True, False, False, False]
+    assert many[1].reason == "empty answer" and many[3].reason.startswith("judge failed")
+    assert [v.correct for v in many] == [judge(Grader(), *i).correct for i in items]
