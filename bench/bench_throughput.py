@@ -9,8 +9,9 @@ Per phase (extraction, decisions, answers): wall, model calls, prompt tokens, ho
 the model evaluated (the rest reused from the KV cache), generated tokens, and tokens/s; and the
 raw runtime on a fixed prompt, measured in the same run, so each figure also reads as a ratio to
 the machine's own speed. The new path: batched extraction a window ahead, no model call where
-the decision schema leaves no choice, `--memories` shown to the Answer Agent. Today's path
-(`--baseline`, on by default): one extraction per turn, a model call per decision, 60 memories.
+the decision schema leaves no choice, `--memories` shown to the Answer Agent, 16 questions
+answered at a time. Today's path (`--baseline`, on by default): one extraction per turn, a model
+call per decision, 60 memories, one answer at a time.
 
 A long run resumes: each finished phase (one path's ingest, one path's answers) is kept in
 `--out`/state.json and skipped by a rerun of the same command; an unfinished one starts over."""
@@ -37,6 +38,7 @@ from policy.answer import AnswerAgent  # noqa: E402
 from policy.manager import LLMPolicy  # noqa: E402
 from policy.runtime import load  # noqa: E402
 from evaluation.datasets import load_turns, locomo_qa  # noqa: E402
+from evaluation.judge import CHUNK  # noqa: E402
 from evaluation.metrics import score_official  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "locomo_dev.json"
@@ -87,19 +89,23 @@ def run_ingest(path: str, fast: bool, model, turns, db: Path) -> dict:
             "other_s": round(wall - model_s, 1), "ops": report.ops}
 
 
-def run_answers(path: str, model, qas, db: Path, k: int, lookup: int = 0) -> dict:
-    llm = load(model, batch=1, lookup=lookup)
+def run_answers(path: str, model, qas, db: Path, k: int, lookup: int = 0, chunk: int = 1) -> dict:
+    """Answers `chunk` questions at a time, decoded together (the harness's new path: CHUNK; today's: 1)."""
+    llm = load(model, batch=chunk, lookup=lookup)
     agent = AnswerAgent(llm, k=k)
     store = MemoryStore(db, "bench")
     rows = []
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"{path}: answers (k={k})", total=len(qas))
         t = time.perf_counter()
-        for qa in qas:
-            a = agent.answer(store, qa.question, as_of=qa.asked_at, asked_at=qa.asked_at)
-            rows.append({"question": qa.question, "gold": qa.answer, "category": qa.category, "answer": a.answer,
-                         "f1": score_official(a.answer, qa.answer, qa.category)})
-            bar.advance(task)
+        for start in range(0, len(qas), chunk):
+            some = qas[start:start + chunk]
+            answers = agent.answer_many([(qa.question, agent.retrieve(store, qa.question, qa.asked_at),
+                                          qa.asked_at[:10], qa.asked_at) for qa in some])
+            for qa, a in zip(some, answers):
+                rows.append({"question": qa.question, "gold": qa.answer, "category": qa.category, "answer": a.answer,
+                             "f1": score_official(a.answer, qa.answer, qa.category)})
+            bar.advance(task, len(some))
         wall = time.perf_counter() - t
     store.close()
     return {**usage_row(llm, wall), "k": k, "f1": round(sum(r["f1"] for r in rows) / max(len(rows), 1), 4),
@@ -182,7 +188,7 @@ def main() -> int:
     for name, fast, k in paths:
         db = args.out / f"{name}.db"
         phase(f"{name}:ingest", lambda: run_ingest(name, fast, args.model, turns, db))
-        phase(f"{name}:answers", lambda: run_answers(name, args.model, qas, db, k))
+        phase(f"{name}:answers", lambda: run_answers(name, args.model, qas, db, k, chunk=CHUNK if fast else 1))
     for k in [int(k) for k in args.sweep.split(",") if k.strip()]:
         phase(f"sweep:{k}", lambda: run_answers(f"sweep k={k}", args.model, qas, args.out / "new.db", k))
     if args.lookup:
@@ -219,7 +225,12 @@ def report(state: dict, paths: list[str]) -> None:
                       f"answers {state[f'{name}:answers']['wall_s'] / 60:.1f}); F1 {state[f'{name}:answers']['f1']:.3f}; "
                       f"ops {state[f'{name}:ingest']['ops']}")
     if "today" in totals:
+        from evaluation.paired import paired_bootstrap
         console.print(f"speed-up, today's path / new path: {totals['today'] / totals['new']:.2f}x")
+        today, new = state["today:answers"]["rows"], state["new:answers"]["rows"]
+        b = paired_bootstrap([r["f1"] for r in today], [r["f1"] for r in new])
+        console.print(f"F1 new path - today's, same {len(new)} questions: {b['diff']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}] "
+                      f"(paired 95%)")
     sweep = sorted((v["k"], v) for key, v in state.items() if key.startswith("sweep:") or key == "new:answers")
     if len(sweep) > 1:
         from evaluation.paired import paired_bootstrap

@@ -114,20 +114,65 @@ def locomo(data: Path = typer.Option(..., "--data", help="LoCoMo JSON"), policy:
            path: str = PATH, memories: Optional[int] = MEMORIES, endpoint: Optional[str] = ENDPOINT) -> None:
     """LoCoMo: each conversation's turns through each policy, then its QA (category 5 excluded)
     answered as of the end of the conversation; F1 (official and set), BLEU-1, judge, per category."""
+    names = _policies(policy, extra=("observations", "mem0"))
+    tasks = _locomo_tasks(data, conversations, limit, sessions)
+    _run(tasks, names, model, (adapter, answer_adapter), judge, out,
+         {"data": str(data), "conversations": [t.name for t in tasks], "limit": limit, "sessions": sessions}, path,
+         memories, endpoint=endpoint)
+
+
+def _locomo_tasks(data: Path, conversations: str | None, limit: int | None, sessions: int | None) -> list:
     from evaluation.datasets import locomo_conversations, locomo_observations, locomo_qa, locomo_turns
     from evaluation.harness import Task
 
-    names = _policies(policy, extra=("observations", "mem0"))
-    samples = locomo_conversations(data, conversations.split(",") if conversations else None)
-    wanted = [s.get("sample_id") for s in samples]
     tasks = []
-    for sample in samples:
+    for sample in locomo_conversations(data, conversations.split(",") if conversations else None):
         turns = locomo_turns(sample, sessions)
         tasks.append(Task(sample.get("sample_id"), turns, locomo_qa(sample, turns, sessions)[:limit],
                           locomo_observations(sample, turns), f"sessions={sessions}" if sessions else ""))
-    _run(tasks, names, model, (adapter, answer_adapter), judge, out,
-         {"data": str(data), "conversations": wanted, "limit": limit, "sessions": sessions}, path, memories,
-         endpoint=endpoint)
+    return tasks
+
+
+@bench_app.command()
+def reread(run: Path = typer.Argument(..., help="A finished `memstore bench locomo` output folder."),
+           bank: str = typer.Option(..., "--bank", help="The policy whose banks are read (never written)."),
+           reader: str = typer.Option(..., "--reader", help="The policy whose Answer Agent answers (e.g. llm: the "
+                                      "untrained agent; learned: the trained one)."),
+           name: Optional[str] = typer.Option(None, "--as", help="Its row in the run (default: BANK.READER-reader)."),
+           answer_adapter: Optional[str] = ANSWER_ADAPTER, memories: Optional[int] = MEMORIES,
+           model: Optional[str] = MODEL, judge: Optional[str] = JUDGE) -> None:
+    """One policy's banks read by another policy's Answer Agent, on the run's questions, backbone
+    and judge: what a manager's bank is worth apart from its reader (the learned manager's bank
+    read by the untrained agent, and so on). Added to the run's results and paired comparison."""
+    from evaluation.harness import reread_task, results
+
+    path = run / "results.json"
+    if not path.exists():
+        raise BadInput(f"no results.json in {run}: reread reads a finished `memstore bench locomo` run")
+    meta = json.loads(path.read_text())["meta"]
+    if "limit" not in meta:
+        raise BadInput(f"{run} is not a `memstore bench locomo` run")
+    policies = list(json.loads(path.read_text())["policies"])
+    if bank not in policies:
+        raise BadInput(f"{run} has no policy {bank!r} (it has {', '.join(policies)})")
+    _policies(reader)
+    name = name or f"{bank}.{reader}-reader"
+    if name in _known(extra=("observations", "mem0")):
+        raise BadInput(f"--as {name!r} is a policy's own row: choose another name")
+    tasks = _locomo_tasks(Path(meta["data"]), ",".join(meta["conversations"]), meta["limit"], meta["sessions"])
+    llm, judge_llm = _llms(model, judge)
+    for what, loaded in (("model", llm), ("judge", judge_llm)):
+        if loaded.identity != meta[what]:
+            raise BadInput(f"{run} was made with {what} {meta[what]}, not {loaded.identity}: pass the run's --{what}")
+    with phase_progress() as progress:
+        for task in tasks:
+            bar = progress.add_task(f"{task.name} {name}", total=None)
+            reread_task(task, bank, reader, name, llm, judge_llm, run, answer_adapter, memories,
+                        progress=lambda phase, n, total: progress.update(bar, completed=n, total=total,
+                                                                         description=f"{task.name} {name} {phase}"))
+    policies = [p for p in policies if p != name] + [name]
+    show(results(run, [t.name for t in tasks], policies, meta))
+    _paired(run, run / "paired_f1.png")
 
 
 @bench_app.command()
@@ -288,9 +333,13 @@ def judges(run: Path = typer.Argument(..., help="A `memstore bench` output folde
     console.print(f"wrote {out / 'agreement.json'}, {out / 'agreement.png'}")
 
 
-def _policies(spec: str, extra: tuple[str, ...] = ()) -> list[str]:
+def _known(extra: tuple[str, ...] = ()) -> list[str]:
     from policy.agent import POLICIES
-    KNOWN = [*POLICIES, *extra]
+    return [*POLICIES, *extra]
+
+
+def _policies(spec: str, extra: tuple[str, ...] = ()) -> list[str]:
+    KNOWN = _known(extra)
     names = [p.strip() for p in spec.split(",") if p.strip()]
     bad = [p for p in names if p not in KNOWN]
     if bad or not names:

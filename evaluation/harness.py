@@ -127,6 +127,24 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
             policy.expire(store, max(qa.asked_at for qa in task.questions))
     timing_path.write_text(json.dumps(timing))
 
+    done = answer_task(task, policy_name, store, answerer, judge_llm, answers_path, done, timing, timing_path,
+                       CHUNK if fast else 1, progress)
+    store.close()
+    # Keep the highest peak of the processes that did work on this task; a rerun that only reads
+    # the results (its process may hold other policies' models by now) leaves it alone.
+    if report.applied or len(done) > answered_before or "peak_rss_mb" not in timing:
+        timing["peak_rss_mb"] = max(timing.get("peak_rss_mb", 0.0), peak_rss_mb())
+    timing_path.write_text(json.dumps(timing))
+    return done
+
+
+def answer_task(task: Task, name: str, store: MemoryStore, answerer, judge_llm: LLM, answers_path: Path,
+                done: list[dict], timing: dict, timing_path: Path, chunk: int = CHUNK,
+                progress: Callable[[str, int, int], None] | None = None) -> list[dict]:
+    """Answer and grade the task's questions not in `done` from `store`, appending each row to
+    `answers_path` as it comes. The new path answers (and judges) a chunk of questions at a time,
+    decoded together (a row's answer_s is then its share of the chunk's time); today's path
+    (chunk=1) answers one by one."""
     # Rewrite the whole lines kept (a kill may have cut the last one) into a temporary file that
     # replaces the answers file at once, then append: a kill at any point keeps every answer.
     tmp = answers_path.with_suffix(".jsonl.tmp")
@@ -135,9 +153,6 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, answers_path)
-    # The new path answers (and judges) a chunk of questions at a time, decoded together: answer_s
-    # of a row is then its share of the chunk's time. Today's path (fast=False) answers one by one.
-    chunk = CHUNK if fast else 1
     with open(answers_path, "a") as f:
         for start in range(len(done), len(task.questions), chunk):
             qas = task.questions[start:start + chunk]
@@ -147,7 +162,7 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
             elapsed = (time.perf_counter() - t) / len(qas)
             verdicts = judge_many(judge_llm, [(qa.question, qa.answer, a.answer) for qa, a in zip(qas, answers)])
             for qa, answer, verdict in zip(qas, answers, verdicts):
-                row = {"task": task.name, "policy": policy_name, "question": qa.question, "gold": qa.answer,
+                row = {"task": task.name, "policy": name, "question": qa.question, "gold": qa.answer,
                        "category": qa.category, "answer": answer.answer, "kept": [h.id for h in answer.kept],
                        "f1": score_official(answer.answer, qa.answer, qa.category),
                        "f1_set": f1_set(answer.answer, qa.answer), "bleu1": bleu1(answer.answer, qa.answer),
@@ -159,10 +174,42 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
             timing_path.write_text(json.dumps(timing))
             if progress:
                 progress("answer", len(done), len(task.questions))
-    store.close()
-    # Keep the highest peak of the processes that did work on this task; a rerun that only reads
-    # the results (its process may hold other policies' models by now) leaves it alone.
-    if report.applied or len(done) > answered_before or "peak_rss_mb" not in timing:
+    return done
+
+
+def reread_task(task: Task, bank: str, reader: str, name: str, llm: LLM, judge_llm: LLM, out: Path,
+                answer_adapter: str | None = None, memories: int | None = None,
+                progress: Callable[[str, int, int], None] | None = None) -> list[dict]:
+    """Answer the task's questions from bank `bank` of a finished run with the Answer Agent of
+    policy `reader` (e.g. the learned manager's bank read by the untrained agent), saved as the
+    run's policy `name`: separates what a manager's bank is worth from what its reader adds.
+    The bank is only read."""
+    db = out / f"{task.name}.db"
+    bank_timing = out / "answers" / f"{task.name}.{bank}.timing.json"
+    if not db.exists() or not bank_timing.exists():
+        raise BadInput(f"no bank {bank!r} of {task.name} in {out}: run `memstore bench` with --policy {bank} first")
+    built = json.loads(bank_timing.read_text())
+    answerer = make_answerer(reader, llm, answer_adapter, k=memories)
+    answers_path = out / "answers" / f"{task.name}.{name}.jsonl"
+    timing_path = out / "answers" / f"{task.name}.{name}.timing.json"
+    timing = json.loads(timing_path.read_text()) if timing_path.exists() else \
+        {"ingest_s": built["ingest_s"], "answer_s": 0.0, "bank": bank, "reader": reader}
+    if (timing.get("bank"), timing.get("reader")) != (bank, reader):
+        raise BadInput(f"{answers_path.name} holds answers from bank {timing.get('bank')!r} read by "
+                       f"{timing.get('reader')!r}: choose another --as")
+    done = _read_jsonl(answers_path)
+    store = MemoryStore(db, bank)
+    try:
+        _check_same_models(timing, store, bool(done), manager=built.get("manager", ""),
+                           answerer=f"{answerer.llm.identity}/prompt:{ANSWER_PROMPT_VERSION}"
+                                    + (f"/k={answerer.k}" if answerer.k != 60 else ""), judge=judge_llm.identity)
+        timing_path.parent.mkdir(parents=True, exist_ok=True)
+        before = len(done)
+        done = answer_task(task, name, store, answerer, judge_llm, answers_path, done, timing, timing_path,
+                           progress=progress)
+    finally:
+        store.close()
+    if len(done) > before or "peak_rss_mb" not in timing:
         timing["peak_rss_mb"] = max(timing.get("peak_rss_mb", 0.0), peak_rss_mb())
     timing_path.write_text(json.dumps(timing))
     return done
