@@ -34,9 +34,9 @@ def _rows(out: Path) -> dict[str, dict[tuple, dict]]:
     """policy -> {(task, position, question): answer row}, from the run's answers files."""
     by_policy: dict[str, dict[tuple, dict]] = {}
     for path in sorted((out / "answers").glob("*.jsonl")):
-        task, policy = path.name[:-len(".jsonl")].rsplit(".", 1)
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        by_policy.setdefault(policy, {}).update({(task, i, r["question"]): r for i, r in enumerate(rows)})
+        for i, r in enumerate(rows):  # each row names its task and policy (a reread's name may hold a dot)
+            by_policy.setdefault(r["policy"], {})[(r["task"], i, r["question"])] = r
     return by_policy
 
 

@@ -45,6 +45,7 @@ def test_compare_against_the_best_baseline(tmp_path):
         "append": {"c1": [(1, 0.0, False), (2, 0.5, True)], "c2": [(2, 0.0, False)]},
         "heuristic": {"c1": [(1, 0.2, False), (2, 0.6, True)], "c2": [(2, 0.4, True)]},
         "learned": {"c1": [(1, 0.5, True), (2, 0.6, True)], "c2": [(2, 1.0, True)]},
+        "learned.llm-reader": {"c1": [(1, 0.3, True), (2, 0.6, True)], "c2": [(2, 0.4, True)]},  # `bench reread`
     })
     res = compare_run(out, categories={1: "multi-hop", 2: "temporal"}, n_boot=2000)
     assert res["best_baseline"] == "heuristic" and res["questions"] == 3
@@ -53,7 +54,9 @@ def test_compare_against_the_best_baseline(tmp_path):
     assert learned[("overall", "judge")]["diff"] == pytest.approx(100 / 3)
     assert learned[("multi-hop", "f1")]["n"] == 1 and learned[("temporal", "f1")]["n"] == 2
     assert learned[("overall", "f1")]["lo"] <= learned[("overall", "f1")]["diff"] <= learned[("overall", "f1")]["hi"]
-    assert {r["policy"] for r in res["rows"]} == {"append", "learned"}
+    reader = {(r["group"], r["metric"]): r for r in res["rows"] if r["policy"] == "learned.llm-reader"}
+    assert reader[("overall", "f1")]["diff"] == pytest.approx(10 / 3)
+    assert {r["policy"] for r in res["rows"]} == {"append", "learned", "learned.llm-reader"}
 
     chart = tmp_path / "paired.png"
     proc = memstore_cli("bench", "compare", str(out), "--chart", str(chart), "--bootstrap", "500", env={"COLUMNS": "200"})
