@@ -319,7 +319,7 @@ HARNESS = textwrap.dedent("""
     ask = lambda i: QA(f"What does Jon like ({i})?", "tea", 1, (), to_stamp("2023-01-02"))
     task = evaluate.Task("t", [Turn("t:1", "Jon", "Jon likes tea", to_stamp("2023-01-01"))], [ask(i) for i in range(n)])
     if kill:  # killed while the first new answer is being computed
-        AnswerAgent.answer = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+        AnswerAgent.answer_many = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
     llm = ScriptedLLM()
     evaluate.run_task(task, "append", llm, llm, __import__("pathlib").Path(sys.argv[1]))
 """)
