@@ -51,8 +51,7 @@ def main() -> int:
     hist = history.build(args.data, args.conversation, llm)
     agent = AnswerAgent(llm)
     qas = hist.questions[:args.questions]
-    asks = [(qa.question, agent.retrieve(hist.store, qa.question, qa.asked_at), qa.asked_at[:10], qa.asked_at)
-            for qa in qas]
+    asks = [agent.ask(hist.store, qa.question, qa.asked_at, qa.asked_at) for qa in qas]
     t = time.perf_counter()
     one = [agent.answer_from(*a) for a in asks]
     one_s = time.perf_counter() - t
@@ -69,14 +68,16 @@ def main() -> int:
 
     f1 = lambda answers: [score_official(a.answer, qa.answer, qa.category) for a, qa in zip(answers, qas)]  # noqa: E731
     n = len(qas)
+    same_answers = sum(a.answer == b.answer for a, b in zip(one, many))
+    same_verdicts = sum(a.correct == b.correct for a, b in zip(v_one, v_many))
     table = Table(title=f"{args.conversation}: {n} questions, {agent.k} memories shown, chunks of {CHUNK} (one run)")
     for col in ("", "one by one s", "chunked s", "ratio", "identical", "one by one", "chunked"):
         table.add_column(col, justify="right")
     table.add_row("answers", f"{one_s:.0f} ({one_s / n:.1f}/q)", f"{many_s:.0f} ({many_s / n:.1f}/q)",
-                  f"{one_s / many_s:.2f}x", f"{sum(a.answer == b.answer for a, b in zip(one, many))}/{n}",
+                  f"{one_s / many_s:.2f}x", f"{same_answers}/{n}",
                   f"F1 {statistics.fmean(f1(one)):.3f}", f"F1 {statistics.fmean(f1(many)):.3f}")
     table.add_row("judge verdicts", f"{judge_one_s:.0f}", f"{judge_many_s:.0f}", f"{judge_one_s / judge_many_s:.2f}x",
-                  f"{sum(a.correct == b.correct for a, b in zip(v_one, v_many))}/{n}",
+                  f"{same_verdicts}/{n}",
                   f"{sum(v.correct for v in v_one)} correct", f"{sum(v.correct for v in v_many)} correct")
     console.print(table)
     b = paired_bootstrap(f1(one), f1(many))
@@ -86,8 +87,7 @@ def main() -> int:
         args.save.write_text(json.dumps({
             "conversation": args.conversation, "questions": n, "memories": agent.k, "chunk": CHUNK,
             "answers_s": {"one_by_one": one_s, "chunked": many_s}, "judge_s": {"one_by_one": judge_one_s, "chunked": judge_many_s},
-            "answers_identical": sum(a.answer == b.answer for a, b in zip(one, many)),
-            "verdicts_identical": sum(a.correct == b.correct for a, b in zip(v_one, v_many)),
+            "answers_identical": same_answers, "verdicts_identical": same_verdicts,
             "f1": {"one_by_one": statistics.fmean(f1(one)), "chunked": statistics.fmean(f1(many))}, "f1_diff": b}, indent=1))
     return 0
 

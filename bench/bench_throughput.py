@@ -100,8 +100,7 @@ def run_answers(path: str, model, qas, db: Path, k: int, lookup: int = 0, chunk:
         t = time.perf_counter()
         for start in range(0, len(qas), chunk):
             some = qas[start:start + chunk]
-            answers = agent.answer_many([(qa.question, agent.retrieve(store, qa.question, qa.asked_at),
-                                          qa.asked_at[:10], qa.asked_at) for qa in some])
+            answers = agent.answer_many([agent.ask(store, qa.question, qa.asked_at, qa.asked_at) for qa in some])
             for qa, a in zip(some, answers):
                 rows.append({"question": qa.question, "gold": qa.answer, "category": qa.category, "answer": a.answer,
                              "f1": score_official(a.answer, qa.answer, qa.category)})
@@ -204,6 +203,7 @@ def main() -> int:
 
 
 def report(state: dict, paths: list[str]) -> None:
+    from evaluation.paired import paired_bootstrap
     ref = state["reference"]
     console.print(f"raw runtime on a fixed prompt (same run): {ref['prompt_tok_s']} prompt tok/s, "
                   f"{ref['gen_tok_s']} generated tok/s")
@@ -225,7 +225,6 @@ def report(state: dict, paths: list[str]) -> None:
                       f"answers {state[f'{name}:answers']['wall_s'] / 60:.1f}); F1 {state[f'{name}:answers']['f1']:.3f}; "
                       f"ops {state[f'{name}:ingest']['ops']}")
     if "today" in totals:
-        from evaluation.paired import paired_bootstrap
         console.print(f"speed-up, today's path / new path: {totals['today'] / totals['new']:.2f}x")
         today, new = state["today:answers"]["rows"], state["new:answers"]["rows"]
         b = paired_bootstrap([r["f1"] for r in today], [r["f1"] for r in new])
@@ -233,7 +232,6 @@ def report(state: dict, paths: list[str]) -> None:
                       f"(paired 95%)")
     sweep = sorted((v["k"], v) for key, v in state.items() if key.startswith("sweep:") or key == "new:answers")
     if len(sweep) > 1:
-        from evaluation.paired import paired_bootstrap
         top_k, top = sweep[-1]
         t = Table(title="answers on the new path's bank against the number of memories shown")
         for col in ("memories", "F1", f"F1 - F1(k={top_k}), paired 95% CI", "wall s", "s/question", "prompt tok/question"):

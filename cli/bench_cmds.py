@@ -149,10 +149,10 @@ def reread(run: Path = typer.Argument(..., help="A finished `memstore bench loco
     path = run / "results.json"
     if not path.exists():
         raise BadInput(f"no results.json in {run}: reread reads a finished `memstore bench locomo` run")
-    meta = json.loads(path.read_text())["meta"]
+    before = json.loads(path.read_text())
+    meta, policies = before["meta"], list(before["policies"])
     if "limit" not in meta:
         raise BadInput(f"{run} is not a `memstore bench locomo` run")
-    policies = list(json.loads(path.read_text())["policies"])
     if bank not in policies:
         raise BadInput(f"{run} has no policy {bank!r} (it has {', '.join(policies)})")
     _policies(reader)

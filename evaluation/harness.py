@@ -72,6 +72,11 @@ def _check_same_models(timing: dict, store: MemoryStore, answered: bool, **model
         timing[key] = now
 
 
+def _answerer_id(answerer) -> str:
+    """What writes an answers file: the reader's model (adapter included), prompt and memory count."""
+    return f"{answerer.llm.identity}/prompt:{ANSWER_PROMPT_VERSION}" + (f"/k={answerer.k}" if answerer.k != 60 else "")
+
+
 def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
              progress: Callable[[str, int, int], None] | None = None,
              adapters: tuple[str | None, str | None] = (None, None), fast: bool = True,
@@ -101,8 +106,7 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
     try:
         _check_same_models(timing, store, answered_before > 0, manager=policy.actor + ("/fast" if fast else "")
                            + (f"/{task.scope}" if task.scope else ""),
-                           answerer=f"{answerer.llm.identity}/prompt:{ANSWER_PROMPT_VERSION}"
-                                    + (f"/k={answerer.k}" if answerer.k != 60 else ""), judge=judge_llm.identity)
+                           answerer=_answerer_id(answerer), judge=judge_llm.identity)
     except BadInput:
         store.close()
         raise
@@ -157,8 +161,7 @@ def answer_task(task: Task, name: str, store: MemoryStore, answerer, judge_llm: 
         for start in range(len(done), len(task.questions), chunk):
             qas = task.questions[start:start + chunk]
             t = time.perf_counter()
-            answers = answerer.answer_many([(qa.question, answerer.retrieve(store, qa.question, qa.asked_at),
-                                             qa.asked_at[:10], qa.asked_at) for qa in qas])
+            answers = answerer.answer_many([answerer.ask(store, qa.question, qa.asked_at, qa.asked_at) for qa in qas])
             elapsed = (time.perf_counter() - t) / len(qas)
             verdicts = judge_many(judge_llm, [(qa.question, qa.answer, a.answer) for qa, a in zip(qas, answers)])
             for qa, answer, verdict in zip(qas, answers, verdicts):
@@ -201,8 +204,7 @@ def reread_task(task: Task, bank: str, reader: str, name: str, llm: LLM, judge_l
     store = MemoryStore(db, bank)
     try:
         _check_same_models(timing, store, bool(done), manager=built.get("manager", ""),
-                           answerer=f"{answerer.llm.identity}/prompt:{ANSWER_PROMPT_VERSION}"
-                                    + (f"/k={answerer.k}" if answerer.k != 60 else ""), judge=judge_llm.identity)
+                           answerer=_answerer_id(answerer), judge=judge_llm.identity)
         timing_path.parent.mkdir(parents=True, exist_ok=True)
         before = len(done)
         done = answer_task(task, name, store, answerer, judge_llm, answers_path, done, timing, timing_path,

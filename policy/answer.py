@@ -46,10 +46,15 @@ class AnswerAgent:
             hits = sorted(hits, key=lambda h: h.score + self.recency_weight * rank[h.valid_at], reverse=True)
         return hits
 
-    def answer(self, store: MemoryStore, question: str, as_of=None, asked_at: str | None = None) -> Answer:
-        """`store`: a MemoryStore, or anything with its `search` (a training fork)."""
+    def ask(self, store: MemoryStore, question: str, as_of=None, asked_at: str | None = None) -> tuple:
+        """The (question, hits, when, as_of) that `answer_many` takes: the memories retrieved as
+        of `as_of` and the day the question is answered as of. `store`: a MemoryStore, or anything
+        with its `search` (a training fork)."""
         when = (asked_at or (as_of if isinstance(as_of, str) and not as_of.startswith("@") else "now"))[:10]
-        return self.answer_from(question, self.retrieve(store, question, as_of), when, as_of)
+        return question, self.retrieve(store, question, as_of), when, as_of
+
+    def answer(self, store: MemoryStore, question: str, as_of=None, asked_at: str | None = None) -> Answer:
+        return self.answer_from(*self.ask(store, question, as_of, asked_at))
 
     def answer_many(self, asks: list[tuple[str, list[Hit], str, object]]) -> list[Answer]:
         """The model's part for several (question, hits, when, as_of): keep the relevant memories
