@@ -192,6 +192,8 @@ def reread_task(task: Task, bank: str, reader: str, name: str, llm: LLM, judge_l
     if not db.exists() or not bank_timing.exists():
         raise BadInput(f"no bank {bank!r} of {task.name} in {out}: run `memstore bench` with --policy {bank} first")
     built = json.loads(bank_timing.read_text())
+    if "reader" in built:  # opening it as a bank would create an empty one
+        raise BadInput(f"{bank!r} is a reread row, not a bank: --bank {built['bank']}")
     answerer = make_answerer(reader, llm, answer_adapter, k=memories)
     answers_path = out / "answers" / f"{task.name}.{name}.jsonl"
     timing_path = out / "answers" / f"{task.name}.{name}.timing.json"

@@ -58,7 +58,8 @@ def test_locomo_harness_end_to_end(tmp_path):
     assert cmp.returncode == 0 and "append" in cmp.stdout
     # one policy's bank read by another's Answer Agent: a row of its own, the bank untouched
     import sqlite3
-    events = lambda: sqlite3.connect(out / "tiny-1.db").execute("SELECT count(*) FROM events").fetchone()[0]  # noqa: E731
+    events = lambda: sqlite3.connect(out / "tiny-1.db").execute(  # noqa: E731
+        "SELECT (SELECT count(*) FROM events), (SELECT group_concat(name) FROM banks)").fetchone()
     before = events()
     reread = memstore_cli("bench", "reread", str(out), "--bank", "append", "--reader", "heuristic", timeout=600)
     assert reread.returncode == 0, reread.stderr[-2000:]
@@ -68,9 +69,11 @@ def test_locomo_harness_end_to_end(tmp_path):
     rows2 = [json.loads(line) for line in (out / "answers" / "tiny-1.append.heuristic-reader.jsonl").read_text().splitlines()]
     assert [r["gold"] for r in rows2] == ["Bubbles", "Chicago"]
     for bad_args, says in ((["--bank", "llm", "--reader", "heuristic"], "no policy 'llm'"),
-                           (["--bank", "append", "--reader", "heuristic", "--as", "append"], "own row")):
+                           (["--bank", "append", "--reader", "heuristic", "--as", "append"], "own row"),
+                           (["--bank", "append.heuristic-reader", "--reader", "heuristic"], "reread row")):
         bad = memstore_cli("bench", "reread", str(out), *bad_args)
         assert bad.returncode == 1 and says in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert events() == before
     # resuming with another backbone would mix two systems in one bank: refused, nothing written
     answers = (out / "answers" / "tiny-1.append.jsonl").read_text()
     other = memstore_cli(*args, "--model", "smollm2", timeout=600)
