@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import collections
+import sys
 import tempfile
 
 from memstore import MemoryStore
+from memstore.errors import MemstoreError
 from policy.manager import LLMPolicy
 
 
@@ -20,11 +22,17 @@ def main() -> None:
     ap.add_argument("db")
     ap.add_argument("--bank", default="default")
     args = ap.parse_args()
-    src = MemoryStore(args.db, args.bank)
+    try:  # the source is only read: a missing file or bank is an error, never created
+        src = MemoryStore(args.db, args.bank, create=False)
+    except MemstoreError as exc:
+        sys.exit(f"decision_floor: {exc}")
+    if args.bank not in src.banks():
+        sys.exit(f"decision_floor: no bank {args.bank!r} in {args.db} (banks: {', '.join(src.banks()) or 'none'})")
+    chose = f"{LLMPolicy.name}: model chose"  # the reason LLMPolicy.decide records for a model decision
     scratch = MemoryStore(tempfile.mkdtemp() + "/rebuilt.db", "rebuilt")
     ids, rows = {}, []
     for e in src.events():
-        if e.reason and e.reason.startswith("llm: model chose"):
+        if e.reason and e.reason.startswith(chose):
             hits = [h for h in scratch.search(e.cause["fact"], k=LLMPolicy.k, as_of=e.valid_at)
                     if h.score >= LLMPolicy.min_score]
             rows.append((hits[0].score if hits else 0.0, e.op))
