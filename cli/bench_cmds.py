@@ -1,4 +1,4 @@
-"""`memstore bench locomo|longmemeval|own|compare|judges`: policies side by side on the same backbone."""
+"""`memstore bench locomo|longmemeval|own|compare|publish|judges`: policies side by side on the same backbone."""
 
 from __future__ import annotations
 
@@ -206,6 +206,26 @@ def compare(dirs: list[Path],
             raise BadInput(f"no results.json in {d}")
         show(json.loads(path.read_text()), title=str(d))
         _paired(d, chart, boot)
+
+
+@bench_app.command()
+def publish(runs: list[Path] = typer.Argument(..., help="Finished `memstore bench locomo` output folders, one conversation each."),
+            out: Path = typer.Option(..., "--out", help="Folder to write (e.g. bench/results/harness-conv-41); rebuilt whole."),
+            policy: Optional[str] = typer.Option(None, "--policy", help="Comma-separated policies (default: those every run answered)."),
+            boot: int = typer.Option(10_000, "--bootstrap", min=100, max=1_000_000, help="Bootstrap resamples.")) -> None:
+    """Copy runs' answers into a folder fit to commit: questions as sha256 ids, no gold answers or
+    judge reasons (LoCoMo stays out of the repo); several runs pool into one table. Then the table,
+    the paired comparison against the best baseline, and their charts, as `compare` prints them."""
+    from evaluation.publish import publish as scrubbed
+    for r in runs:
+        if not r.is_dir():
+            raise BadInput(f"no run folder {r}")
+    names = [p.strip() for p in policy.split(",") if p.strip()] if policy else None
+    table_ = scrubbed(runs, out, names)
+    if table_["meta"]["left_out"]:
+        console.print(f"left out (not answered in every run): {', '.join(table_['meta']['left_out'])}")
+    show(table_, title=str(out))
+    _paired(out, out / "paired_f1.png", boot)
 
 
 def _paired(d: Path, chart: Path | None = None, boot: int = 10_000) -> None:

@@ -64,3 +64,56 @@ def test_compare_against_the_best_baseline(tmp_path):
     assert "heuristic" in proc.stdout and "learned" in proc.stdout and chart.stat().st_size > 5000
     bad = memstore_cli("bench", "compare", str(out), str(out), "--chart", str(chart))
     assert bad.returncode == 1 and "--chart" in bad.stderr
+
+
+def test_publish_pools_runs_without_locomo_text(tmp_path):
+    """`bench publish`: questions become sha256 ids, gold answers and judge reasons go, two
+    conversations' runs pool into one table; a run folder, unequal runs or a policy missing
+    from one run are refused in one line with nothing written."""
+    import hashlib
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_run(a, {"append": {"c1": [(1, 0.0, False), (2, 0.5, True)]},
+                  "learned": {"c1": [(1, 0.5, True), (2, 0.5, True)]}, "llm": {"c1": [(1, 0.1, False), (2, 0.1, False)]}})
+    write_run(b, {"append": {"c2": [(2, 0.2, False)]}, "learned": {"c2": [(2, 1.0, True)]}})
+    for run in (a, b):  # the harness also keeps the judge's reasoning, which quotes the gold answer
+        for path in (run / "answers").glob("*.jsonl"):
+            rows = [{**json.loads(line), "judge_reason": "gold says g"} for line in path.read_text().splitlines()]
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "pooled"
+    proc = memstore_cli("bench", "publish", str(a), str(b), "--out", str(out), "--bootstrap", "500",
+                        env={"COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    assert "left out (not answered in every run): llm" in proc.stdout
+    rows = [json.loads(line) for p in sorted((out / "answers").glob("*.jsonl")) for line in p.read_text().splitlines()]
+    assert len(rows) == 6 and all("gold" not in r and "judge_reason" not in r for r in rows)
+    assert {r["question"] for r in rows} == {"sha256:" + hashlib.sha256(q.encode()).hexdigest()[:16] for q in ("q0", "q1")}
+    table = json.loads((out / "results.json").read_text())
+    assert table["meta"]["conversations"] == ["c1", "c2"] and set(table["policies"]) == {"append", "learned"}
+    assert table["policies"]["learned"]["overall"]["n"] == 3
+    assert table["policies"]["learned"]["overall"]["f1"] == pytest.approx(100 * 2 / 3)
+    paired = json.loads((out / "paired.json").read_text())
+    assert paired["best_baseline"] == "append" and paired["questions"] == 3
+    assert (out / "paired_f1.png").stat().st_size > 5000 and (out / "f1.png").exists()
+    again = memstore_cli("bench", "publish", str(out), "--out", str(tmp_path / "again"))  # ids stay ids
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "again" / "answers" / "c1.learned.jsonl").read_text() == (out / "answers" / "c1.learned.jsonl").read_text()
+
+    before = sorted(p.name for p in (a / "answers").iterdir())
+    (tmp_path / "other").mkdir()
+    other = json.loads((b / "results.json").read_text())
+    other["meta"]["model"] = "another"
+    (tmp_path / "other" / "answers").mkdir()
+    for p in (b / "answers").iterdir():
+        (tmp_path / "other" / "answers" / p.name).write_text(p.read_text())
+    (tmp_path / "other" / "results.json").write_text(json.dumps(other))
+    for argv, says in (([str(a), "--out", str(a)], "one of the runs"),
+                       ([str(a), "--out", str(b)], "holds a run"),
+                       ([str(a), str(tmp_path / "other"), "--out", str(tmp_path / "x")], "differ in model"),
+                       ([str(a), str(b), "--policy", "llm", "--out", str(tmp_path / "x")], "not answered in every run"),
+                       ([str(a), str(a), "--out", str(tmp_path / "x")], "more than one run"),
+                       ([str(a), str(a / "answers"), "--out", str(tmp_path / "x")], "no results.json"),
+                       ([str(tmp_path / "nope"), "--out", str(tmp_path / "x")], "no run folder")):
+        bad = memstore_cli("bench", "publish", *argv)
+        assert bad.returncode == 1 and says in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert not (tmp_path / "x").exists() and sorted(p.name for p in (a / "answers").iterdir()) == before
+    assert "gold" in (b / "answers" / "c2.learned.jsonl").read_text()

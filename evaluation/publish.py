@@ -1,0 +1,107 @@
+"""Harness runs made fit to commit: LoCoMo is CC BY-NC and stays out of the repository.
+
+A run folder holds each question, its gold answer and the judge's reasoning (which quotes both).
+`publish` copies one or more runs' answers into a folder where each question is `sha256:` + 16 hex
+digits of its text (still unique, still pairs the same question across policies and runs) and the
+gold answer and judge reason are gone; the scores, the model's own answers, the kept memory ids and
+the timings stay. Several runs (one conversation each) make one pooled folder, so a comparison over
+conversations is a command, not a hand-made copy. The folder gets results.json, the per-metric
+charts and, from `evaluation.paired`, paired.json and paired_f1.png."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from memstore.errors import BadInput
+
+PRIVATE = ("gold", "judge_reason")
+PREFIX = "sha256:"
+SAME = ("model", "judge", "path", "memories", "prompts", "sessions", "limit")  # what pooled runs must share
+
+
+def question_id(question: str) -> str:
+    """The published stand-in for a question (idempotent: an id stays itself)."""
+    if question.startswith(PREFIX):
+        return question
+    return PREFIX + hashlib.sha256(question.encode()).hexdigest()[:16]
+
+
+def scrub(row: dict) -> dict:
+    return {k: (question_id(v) if k == "question" else v) for k, v in row.items() if k not in PRIVATE}
+
+
+def _answers(run: Path) -> dict[tuple[str, str], Path]:
+    """(task, policy) -> answers file of a run, named by the rows themselves."""
+    found = {}
+    for path in sorted((run / "answers").glob("*.jsonl")):
+        first = next((line for line in path.read_text().splitlines() if line.strip()), None)
+        if first is not None:
+            row = json.loads(first)
+            found[(row["task"], row["policy"])] = path
+    return found
+
+
+def _meta(runs: list[Path]) -> list[dict]:
+    metas = []
+    for run in runs:
+        path = run / "results.json"
+        if not path.exists():
+            raise BadInput(f"no results.json in {run}: not a finished `memstore bench` run")
+        metas.append(json.loads(path.read_text())["meta"])
+    for key in SAME:
+        values = {json.dumps(m.get(key), sort_keys=True) for m in metas}
+        if len(values) > 1:
+            raise BadInput(f"the runs differ in {key} ({' vs '.join(sorted(values))}): they cannot be pooled")
+    return metas
+
+
+def _guard(dest: Path, runs: list[Path]) -> None:
+    """Refuse to write into a run folder (its answers hold the gold answers a publish drops)."""
+    if any(dest.resolve() == r.resolve() for r in runs):
+        raise BadInput(f"{dest} is one of the runs: publish into another folder")
+    if dest.exists() and (any(dest.glob("*.db")) or any(
+            any(k in json.loads(line) for k in PRIVATE)
+            for p in (dest / "answers").glob("*.jsonl") for line in p.read_text().splitlines()[:1])):
+        raise BadInput(f"{dest} holds a run (a database or gold answers): publish into another folder")
+
+
+def publish(runs: list[Path], dest: Path, policies: list[str] | None = None) -> dict:
+    """Copy the runs' answers for `policies` (default: those every run has) into `dest`, scrubbed,
+    and rebuild its results.json. Returns that table, with the policies left out in its meta."""
+    from .harness import plot, results
+
+    metas = _meta(runs)
+    found = [_answers(run) for run in runs]
+    tasks = [t for f in found for t in dict.fromkeys(task for task, _ in f)]
+    if len(set(tasks)) < len(tasks):
+        raise BadInput(f"a conversation is in more than one run ({', '.join(sorted({t for t in tasks if tasks.count(t) > 1}))})")
+    per_run = [{p for _, p in f} for f in found]
+    everywhere = sorted(set.intersection(*per_run)) if per_run else []
+    if policies is None:
+        policies = everywhere
+    missing = [p for p in policies if p not in everywhere]
+    if missing or not policies:
+        raise BadInput(f"policy {', '.join(missing) or '(none)'} is not answered in every run; "
+                       f"the runs share: {', '.join(everywhere) or 'none'}")
+    _guard(dest, runs)
+    answers = dest / "answers"
+    answers.mkdir(parents=True, exist_ok=True)
+    for old in [*answers.glob("*.jsonl"), *answers.glob("*.timing.json")]:
+        old.unlink()  # a published folder is derived: rebuilt whole
+    for f in found:
+        for (task, policy), path in f.items():
+            if policy not in policies:
+                continue
+            rows = [scrub(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+            (answers / path.name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+            timing = path.with_name(path.name[:-len(".jsonl")] + ".timing.json")
+            if timing.exists():
+                (answers / timing.name).write_text(timing.read_text())
+    left_out = sorted(set().union(*per_run) - set(policies))
+    meta = {**{k: metas[0].get(k) for k in SAME}, "conversations": tasks, "policies": policies,
+            "published_from": [str(r) for r in runs], "left_out": left_out}
+    table = results(dest, tasks, policies, meta)
+    plot(table, dest)
+    return table
