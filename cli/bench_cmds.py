@@ -318,13 +318,15 @@ def judges(run: Path = typer.Argument(..., help="A `memstore bench` output folde
            judge: list[str] = typer.Option(..., "--judge", help="A judge to compare (name, GGUF path or http(s) URL); "
                                            "repeatable."),
            out: Optional[Path] = typer.Option(None, "--out", help="Folder for verdicts, agreement.json and "
-                                              "agreement.png (default: RUN/judges; resumable).")) -> None:
+                                              "agreement.png (default: RUN/judges; resumable)."),
+           policy: Optional[str] = typer.Option(None, "--policy", help="Comma-separated policies whose answers are "
+                                                "judged (default: all the run's).")) -> None:
     """How far to trust a judge: the run's saved answers judged again by each --judge; every pair
     of raters (the run's own judge, each --judge, and F1 >= 0.5) as agreement and Cohen's kappa."""
     from evaluation.agreement import answer_rows, chart, judge_file, rejudge, report
 
     try:
-        rows = answer_rows(run)
+        rows = answer_rows(run, [p.strip() for p in policy.split(",") if p.strip()] if policy else None)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     meta = json.loads((run / "results.json").read_text()).get("meta", {}) if (run / "results.json").exists() else {}
@@ -348,6 +350,9 @@ def judges(run: Path = typer.Argument(..., help="A `memstore bench` output folde
           ["rater A", "rater B", "agree", "Cohen's kappa"],
           [(p["a"], p["b"], f"{p['agree']:.0%}", "n/a" if p["kappa"] is None else f"{p['kappa']:.2f}")
            for p in result["pairs"]])
+    raters = list(result["accepted"])
+    table("accepted, per policy", ["policy", "answers", *raters],
+          [(p, str(a["n"]), *(f"{a[r]:.1%}" for r in raters)) for p, a in result["accepted_by_policy"].items()])
     for name, identity in identities.items():
         console.print(f"{name}: {identity}")
     console.print(f"wrote {out / 'agreement.json'}, {out / 'agreement.png'}")

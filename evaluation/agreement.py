@@ -34,8 +34,9 @@ def agreement(a: Sequence[bool], b: Sequence[bool]) -> dict:
     return {"n": len(a), "agree": sum(x == y for x, y in zip(a, b)) / len(a), "kappa": kappa(a, b)}
 
 
-def answer_rows(run: Path) -> list[dict]:
-    """Every answer of a harness run (`answers/*.jsonl`), each with where it came from."""
+def answer_rows(run: Path, policies: Sequence[str] | None = None) -> list[dict]:
+    """Every answer of a harness run (`answers/*.jsonl`), each with where it came from; only
+    `policies`' answers where given (each must have some)."""
     rows = []
     for path in sorted((run / "answers").glob("*.jsonl")):
         for i, line in enumerate(path.read_text().splitlines()):
@@ -43,6 +44,11 @@ def answer_rows(run: Path) -> list[dict]:
                 rows.append({**json.loads(line), "_key": f"{path.name}:{i}"})
     if not rows:
         raise ValueError(f"no answers in {run / 'answers'} (a folder written by `memstore bench`)")
+    if policies:
+        have = sorted({str(r.get("policy")) for r in rows})
+        if missing := [p for p in policies if p not in have]:
+            raise ValueError(f"no answers of {', '.join(missing)} in {run}: it has {', '.join(have)}")
+        rows = [r for r in rows if r.get("policy") in policies]
     return rows
 
 
@@ -82,8 +88,13 @@ def report(rows: list[dict], verdicts: dict[str, list[bool]]) -> dict:
     """Each rater's acceptance rate, and agreement + kappa for every pair of raters (the judges
     and the F1 call)."""
     raters = {**verdicts, F1_CALL: [float(r["f1"]) >= 0.5 for r in rows]}
+    by_policy: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        by_policy.setdefault(str(r.get("policy", "")), []).append(i)
     return {"n": len(rows),
             "accepted": {name: sum(v) / len(v) for name, v in raters.items()},
+            "accepted_by_policy": {p: {"n": len(ix), **{name: sum(v[i] for i in ix) / len(ix) for name, v in raters.items()}}
+                                   for p, ix in by_policy.items()},
             "pairs": [{"a": a, "b": b, **agreement(raters[a], raters[b])} for a, b in combinations(raters, 2)]}
 
 

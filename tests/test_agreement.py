@@ -36,7 +36,7 @@ class CountingJudge(LLM):
 def _run(tmp_path, answers):
     (tmp_path / "answers").mkdir(exist_ok=True)
     (tmp_path / "answers" / "t.observations.jsonl").write_text(
-        "".join(json.dumps({"question": f"q{i}", "gold": g, "answer": a, "f1": f, "judge": j}) + "\n"
+        "".join(json.dumps({"policy": "observations", "question": f"q{i}", "gold": g, "answer": a, "f1": f, "judge": j}) + "\n"
                 for i, (g, a, f, j) in enumerate(answers)))
     return answer_rows(tmp_path)
 
@@ -55,6 +55,10 @@ def test_rejudge_resumes_and_rejudges_changed_answers(tmp_path):
     result = report(rows, {"saved": [r["judge"] for r in rows], "fake": [True, True, False]})
     assert result["accepted"] == {"saved": 2 / 3, "fake": 2 / 3, "F1 >= 0.5": 2 / 3}
     assert all(p["agree"] == 1.0 and p["kappa"] == 1.0 for p in result["pairs"])
+    assert result["accepted_by_policy"] == {"observations": {"n": 3, "saved": 2 / 3, "fake": 2 / 3, "F1 >= 0.5": 2 / 3}}
+    assert answer_rows(tmp_path, ["observations"]) == rows
+    with pytest.raises(ValueError, match="no answers of llm"):
+        answer_rows(tmp_path, ["llm"])
 
 
 def test_no_answers_is_a_clear_error(tmp_path):
