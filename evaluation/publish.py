@@ -100,7 +100,8 @@ def publish(runs: list[Path], dest: Path, policies: list[str] | None = None) -> 
             if timing.exists():
                 (answers / timing.name).write_text(timing.read_text())
     left_out = sorted(set().union(*per_run) - set(policies))
-    meta = {**{k: metas[0].get(k) for k in SAME}, "conversations": tasks, "policies": policies,
+    data = list(dict.fromkeys(str(m.get("data")) for m in metas))
+    meta = {"data": data[0] if len(data) == 1 else data, **{k: metas[0].get(k) for k in SAME}, "conversations": tasks, "policies": policies,
             "published_from": [str(r) for r in runs], "left_out": left_out}
     table = results(dest, tasks, policies, meta)
     plot(table, dest)
