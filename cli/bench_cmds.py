@@ -320,13 +320,15 @@ def judges(run: Path = typer.Argument(..., help="A `memstore bench` output folde
            out: Optional[Path] = typer.Option(None, "--out", help="Folder for verdicts, agreement.json and "
                                               "agreement.png (default: RUN/judges; resumable)."),
            policy: Optional[str] = typer.Option(None, "--policy", help="Comma-separated policies whose answers are "
-                                                "judged (default: all the run's).")) -> None:
+                                                "judged (default: all the run's)."),
+           data: Optional[Path] = typer.Option(None, "--data", help="The LoCoMo JSON a published folder (`bench "
+                                              "publish`) came from: gives back its questions and gold answers.")) -> None:
     """How far to trust a judge: the run's saved answers judged again by each --judge; every pair
     of raters (the run's own judge, each --judge, and F1 >= 0.5) as agreement and Cohen's kappa."""
     from evaluation.agreement import answer_rows, chart, judge_file, rejudge, report
 
     try:
-        rows = answer_rows(run, [p.strip() for p in policy.split(",") if p.strip()] if policy else None)
+        rows = answer_rows(run, [p.strip() for p in policy.split(",") if p.strip()] if policy else None, data)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     meta = json.loads((run / "results.json").read_text()).get("meta", {}) if (run / "results.json").exists() else {}

@@ -34,9 +34,10 @@ def agreement(a: Sequence[bool], b: Sequence[bool]) -> dict:
     return {"n": len(a), "agree": sum(x == y for x, y in zip(a, b)) / len(a), "kappa": kappa(a, b)}
 
 
-def answer_rows(run: Path, policies: Sequence[str] | None = None) -> list[dict]:
+def answer_rows(run: Path, policies: Sequence[str] | None = None, data: Path | None = None) -> list[dict]:
     """Every answer of a harness run (`answers/*.jsonl`), each with where it came from; only
-    `policies`' answers where given (each must have some)."""
+    `policies`' answers where given (each must have some). A published folder's rows (questions
+    as ids, no gold) get their question and gold back from `data`, the LoCoMo file."""
     rows = []
     for path in sorted((run / "answers").glob("*.jsonl")):
         for i, line in enumerate(path.read_text().splitlines()):
@@ -49,6 +50,12 @@ def answer_rows(run: Path, policies: Sequence[str] | None = None) -> list[dict]:
         if missing := [p for p in policies if p not in have]:
             raise ValueError(f"no answers of {', '.join(missing)} in {run}: it has {', '.join(have)}")
         rows = [r for r in rows if r.get("policy") in policies]
+    if any("gold" not in r for r in rows):
+        if data is None:
+            raise ValueError(f"{run} holds published answers (questions as sha256 ids, no gold answers): "
+                             "pass --data with the LoCoMo file they came from")
+        from .publish import restore
+        rows = restore(rows, data)
     return rows
 
 

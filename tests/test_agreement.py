@@ -72,3 +72,25 @@ def test_cli_refuses_a_folder_without_answers(tmp_path):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [f"memstore: error: no answers in {tmp_path / 'answers'} "
                                                 "(a folder written by `memstore bench`)"]
+
+
+def test_published_answers_get_their_question_and_gold_back_from_the_data(tmp_path):
+    """A `bench publish` folder keeps no LoCoMo text; `bench judges --data` restores it by id."""
+    from evaluation.publish import scrub
+    from memstore.errors import BadInput
+    data = tmp_path / "locomo.json"
+    data.write_text(json.dumps([{"sample_id": "c1", "conversation": {}, "qa": [
+        {"question": "Where?", "answer": "Paris", "category": 1},
+        {"question": "Trick?", "adversarial_answer": "x", "category": 5}]}]))
+    run = tmp_path / "published"
+    (run / "answers").mkdir(parents=True)
+    row = {"task": "c1", "policy": "llm", "question": "Where?", "gold": "Paris", "answer": "in Paris",
+           "f1": 0.67, "judge": True, "judge_reason": "gold is Paris"}
+    (run / "answers" / "c1.llm.jsonl").write_text(json.dumps(scrub(row)) + "\n")
+    with pytest.raises(ValueError, match="pass --data"):
+        answer_rows(run)
+    [back] = answer_rows(run, data=data)
+    assert (back["question"], back["gold"], back["answer"]) == ("Where?", "Paris", "in Paris")
+    (run / "answers" / "c1.llm.jsonl").write_text(json.dumps(scrub({**row, "question": "Elsewhere?"})) + "\n")
+    with pytest.raises(BadInput, match="is not in"):
+        answer_rows(run, data=data)
