@@ -209,12 +209,13 @@ def compare(dirs: list[Path],
 
 
 @bench_app.command()
-def publish(runs: list[Path] = typer.Argument(..., help="Finished `memstore bench locomo` output folders, one conversation each."),
+def publish(runs: list[Path] = typer.Argument(..., help="Finished `memstore bench locomo` output folders (by conversation or by policy)."),
             out: Path = typer.Option(..., "--out", help="Folder to write (e.g. bench/results/harness-conv-41); rebuilt whole."),
             policy: Optional[str] = typer.Option(None, "--policy", help="Comma-separated policies (default: those every run answered)."),
             boot: int = typer.Option(10_000, "--bootstrap", min=100, max=1_000_000, help="Bootstrap resamples.")) -> None:
     """Copy runs' answers into a folder fit to commit: questions as sha256 ids, no gold answers or
-    judge reasons (LoCoMo stays out of the repo); several runs pool into one table. Then the table,
+    judge reasons (LoCoMo stays out of the repo); runs of several conversations, or of other policies
+    on the same ones, pool into one table. Then the table,
     the paired comparison against the best baseline, and their charts, as `compare` prints them."""
     from evaluation.publish import publish as scrubbed
     for r in runs:
@@ -223,7 +224,7 @@ def publish(runs: list[Path] = typer.Argument(..., help="Finished `memstore benc
     names = [p.strip() for p in policy.split(",") if p.strip()] if policy else None
     table_ = scrubbed(runs, out, names)
     if table_["meta"]["left_out"]:
-        console.print(f"left out (not answered in every run): {', '.join(table_['meta']['left_out'])}")
+        console.print(f"left out (not answered on every conversation): {', '.join(table_['meta']['left_out'])}")
     show(table_, title=str(out))
     _paired(out, out / "paired_f1.png", boot)
 

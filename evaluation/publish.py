@@ -93,41 +93,45 @@ def _guard(dest: Path, runs: list[Path]) -> None:
 
 
 def publish(runs: list[Path], dest: Path, policies: list[str] | None = None) -> dict:
-    """Copy the runs' answers for `policies` (default: those every run has) into `dest`, scrubbed,
-    and rebuild its results.json. Returns that table, with the policies left out in its meta."""
+    """Copy the runs' answers for `policies` (default: those answered on every conversation the
+    runs hold) into `dest`, scrubbed, and rebuild its results.json. Runs may split by conversation
+    or by policy (a peer run beside the main one); the same conversation and policy twice is
+    refused. Returns the table, with the policies left out in its meta."""
     from .harness import plot, results
 
     metas = _meta(runs)
-    found = [_answers(run) for run in runs]
-    tasks = [t for f in found for t in dict.fromkeys(task for task, _ in f)]
-    if len(set(tasks)) < len(tasks):
-        raise BadInput(f"a conversation is in more than one run ({', '.join(sorted({t for t in tasks if tasks.count(t) > 1}))})")
-    per_run = [{p for _, p in f} for f in found]
-    everywhere = sorted(set.intersection(*per_run)) if per_run else []
+    found: dict[tuple[str, str], Path] = {}
+    for run in runs:
+        for key, path in _answers(run).items():
+            if key in found:
+                raise BadInput(f"{key[0]} {key[1]} is answered in two runs ({found[key].parent.parent} and {run})")
+            found[key] = path
+    tasks = list(dict.fromkeys(task for task, _ in found))
+    everywhere = sorted({p for _, p in found if all((t, p) in found for t in tasks)})
     if policies is None:
         policies = everywhere
     missing = [p for p in policies if p not in everywhere]
     if missing or not policies:
-        raise BadInput(f"policy {', '.join(missing) or '(none)'} is not answered in every run; "
-                       f"the runs share: {', '.join(everywhere) or 'none'}")
+        raise BadInput(f"policy {', '.join(missing) or '(none)'} is not answered on every conversation "
+                       f"({', '.join(tasks) or 'none'}); all of them have: {', '.join(everywhere) or 'none'}")
     _guard(dest, runs)
     answers = dest / "answers"
     answers.mkdir(parents=True, exist_ok=True)
     for old in [*answers.glob("*.jsonl"), *answers.glob("*.timing.json")]:
         old.unlink()  # a published folder is derived: rebuilt whole
-    for f in found:
-        for (task, policy), path in f.items():
-            if policy not in policies:
-                continue
-            rows = [scrub(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
-            (answers / path.name).write_text("".join(json.dumps(r) + "\n" for r in rows))
-            timing = path.with_name(path.name[:-len(".jsonl")] + ".timing.json")
-            if timing.exists():
-                (answers / timing.name).write_text(timing.read_text())
-    left_out = sorted(set().union(*per_run) - set(policies))
+    for (task, policy), path in found.items():
+        if policy not in policies:
+            continue
+        rows = [scrub(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+        (answers / path.name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        timing = path.with_name(path.name[:-len(".jsonl")] + ".timing.json")
+        if timing.exists():
+            (answers / timing.name).write_text(timing.read_text())
+    left_out = sorted({p for _, p in found} - set(policies))
     data = list(dict.fromkeys(str(m.get("data")) for m in metas))
-    meta = {"data": data[0] if len(data) == 1 else data, **{k: metas[0].get(k) for k in SAME}, "conversations": tasks, "policies": policies,
-            "published_from": [str(r) for r in runs], "left_out": left_out}
+    extra = {k: v for m in reversed(metas) for k, v in m.items() if k not in (*SAME, "data", "conversations", "policies")}
+    meta = {"data": data[0] if len(data) == 1 else data, **{k: metas[0].get(k) for k in SAME}, **extra,
+            "conversations": tasks, "policies": policies, "published_from": [str(r) for r in runs], "left_out": left_out}
     table = results(dest, tasks, policies, meta)
     plot(table, dest)
     return table

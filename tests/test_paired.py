@@ -83,7 +83,7 @@ def test_publish_pools_runs_without_locomo_text(tmp_path):
     proc = memstore_cli("bench", "publish", str(a), str(b), "--out", str(out), "--bootstrap", "500",
                         env={"COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
-    assert "left out (not answered in every run): llm" in proc.stdout
+    assert "left out (not answered on every conversation): llm" in proc.stdout
     rows = [json.loads(line) for p in sorted((out / "answers").glob("*.jsonl")) for line in p.read_text().splitlines()]
     assert len(rows) == 6 and all("gold" not in r and "judge_reason" not in r for r in rows)
     assert {r["question"] for r in rows} == {"sha256:" + hashlib.sha256(q.encode()).hexdigest()[:16] for q in ("q0", "q1")}
@@ -98,6 +98,12 @@ def test_publish_pools_runs_without_locomo_text(tmp_path):
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "again" / "answers" / "c1.learned.jsonl").read_text() == (out / "answers" / "c1.learned.jsonl").read_text()
 
+    peer = tmp_path / "peer"  # another policy on c1 and c2, run on its own (as mem0 is): one more row
+    write_run(peer, {"mem0": {"c1": [(1, 0.0, False), (2, 0.0, False)], "c2": [(2, 0.0, False)]}})
+    both = memstore_cli("bench", "publish", str(a), str(b), str(peer), "--out", str(tmp_path / "with-peer"))
+    assert both.returncode == 0, both.stderr
+    assert set(json.loads((tmp_path / "with-peer" / "results.json").read_text())["policies"]) == {"append", "learned", "mem0"}
+
     before = sorted(p.name for p in (a / "answers").iterdir())
     (tmp_path / "other").mkdir()
     other = json.loads((b / "results.json").read_text())
@@ -109,8 +115,8 @@ def test_publish_pools_runs_without_locomo_text(tmp_path):
     for argv, says in (([str(a), "--out", str(a)], "one of the runs"),
                        ([str(a), "--out", str(b)], "holds a run"),
                        ([str(a), str(tmp_path / "other"), "--out", str(tmp_path / "x")], "differ in model"),
-                       ([str(a), str(b), "--policy", "llm", "--out", str(tmp_path / "x")], "not answered in every run"),
-                       ([str(a), str(a), "--out", str(tmp_path / "x")], "more than one run"),
+                       ([str(a), str(b), "--policy", "llm", "--out", str(tmp_path / "x")], "not answered on every conversation"),
+                       ([str(a), str(a), "--out", str(tmp_path / "x")], "answered in two runs"),
                        ([str(a), str(a / "answers"), "--out", str(tmp_path / "x")], "no results.json"),
                        ([str(tmp_path / "nope"), "--out", str(tmp_path / "x")], "no run folder")):
         bad = memstore_cli("bench", "publish", *argv)
