@@ -356,6 +356,11 @@ def judges(run: Path = typer.Argument(..., help="A `memstore bench` output folde
     raters = list(result["accepted"])
     table("accepted, per policy", ["policy", "answers", *raters],
           [(p, str(a["n"]), *(f"{a[r]:.1%}" for r in raters)) for p, a in result["accepted_by_policy"].items()])
+    if result["paired"]:
+        table(f"acceptance, each policy minus the best baseline ({result['paired'][0]['baseline']}), "
+              f"{result['paired'][0]['n']} questions answered by all, paired bootstrap 95% interval (points)",
+              ["policy", "rater", "difference", "95% interval"],
+              [(p["policy"], p["rater"], f"{p['diff']:+.1f}", f"[{p['lo']:+.1f}, {p['hi']:+.1f}]") for p in result["paired"]])
     for name, identity in identities.items():
         console.print(f"{name}: {identity}")
     console.print(f"wrote {out / 'agreement.json'}, {out / 'agreement.png'}")

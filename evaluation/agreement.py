@@ -99,10 +99,31 @@ def report(rows: list[dict], verdicts: dict[str, list[bool]]) -> dict:
     for i, r in enumerate(rows):
         by_policy.setdefault(str(r.get("policy", "")), []).append(i)
     return {"n": len(rows),
+            "paired": paired_by_rater(rows, raters),
             "accepted": {name: sum(v) / len(v) for name, v in raters.items()},
             "accepted_by_policy": {p: {"n": len(ix), **{name: sum(v[i] for i in ix) / len(ix) for name, v in raters.items()}}
                                    for p, ix in by_policy.items()},
             "pairs": [{"a": a, "b": b, **agreement(raters[a], raters[b])} for a, b in combinations(raters, 2)]}
+
+
+def paired_by_rater(rows: list[dict], raters: dict[str, list[bool]]) -> list[dict]:
+    """Each policy's acceptance minus the best baseline's (the baseline with the best mean F1, as
+    `bench compare` picks it) by each rater, on the questions every policy answered, with a
+    paired bootstrap 95% interval, in points; empty where the rows hold no baseline."""
+    from .paired import BASELINES, paired_bootstrap
+
+    index: dict[str, dict[tuple, int]] = {}
+    for i, r in enumerate(rows):
+        if "policy" in r:
+            index.setdefault(r["policy"], {})[(r.get("task"), r["_key"].rsplit(":", 1)[-1], r["question"])] = i
+    baselines = [p for p in BASELINES if p in index]
+    keys = sorted(set.intersection(*(set(v) for v in index.values())), key=str) if index else []
+    if not baselines or len(index) < 2 or not keys:
+        return []
+    best = max(baselines, key=lambda p: sum(float(rows[index[p][k]]["f1"]) for k in keys))
+    return [{"policy": p, "baseline": best, "rater": name,
+             **paired_bootstrap([100.0 * v[index[best][k]] for k in keys], [100.0 * v[index[p][k]] for k in keys])}
+            for p in index if p != best for name, v in raters.items()]
 
 
 def chart(result: dict, path: Path) -> None:

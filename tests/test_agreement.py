@@ -56,6 +56,7 @@ def test_rejudge_resumes_and_rejudges_changed_answers(tmp_path):
     assert result["accepted"] == {"saved": 2 / 3, "fake": 2 / 3, "F1 >= 0.5": 2 / 3}
     assert all(p["agree"] == 1.0 and p["kappa"] == 1.0 for p in result["pairs"])
     assert result["accepted_by_policy"] == {"observations": {"n": 3, "saved": 2 / 3, "fake": 2 / 3, "F1 >= 0.5": 2 / 3}}
+    assert result["paired"] == []  # no baseline among the rows
     assert answer_rows(tmp_path, ["observations"]) == rows
     with pytest.raises(ValueError, match="no answers of llm"):
         answer_rows(tmp_path, ["llm"])
@@ -94,3 +95,16 @@ def test_published_answers_get_their_question_and_gold_back_from_the_data(tmp_pa
     (run / "answers" / "c1.llm.jsonl").write_text(json.dumps(scrub({**row, "question": "Elsewhere?"})) + "\n")
     with pytest.raises(BadInput, match="is not in"):
         answer_rows(run, data=data)
+
+
+def test_each_judge_compares_policies_with_the_best_baseline():
+    """Two policies on the same two questions: the judge's acceptance difference, paired."""
+    from evaluation.agreement import paired_by_rater
+    rows = [{"task": "t", "policy": p, "question": q, "_key": f"t.{p}.jsonl:{i}", "f1": f1}
+            for p, f1s in (("append", (0.0, 0.0)), ("heuristic", (0.2, 0.0)), ("learned", (1.0, 1.0)))
+            for i, (q, f1) in enumerate(zip(("q0", "q1"), f1s))]
+    judge = [False, False, False, True, True, True]  # append, heuristic, learned x (q0, q1)
+    out = paired_by_rater(rows, {"judge": judge})
+    assert {(r["policy"], r["baseline"]) for r in out} == {("append", "heuristic"), ("learned", "heuristic")}
+    learned = next(r for r in out if r["policy"] == "learned")
+    assert (learned["n"], learned["diff"]) == (2, 50.0)  # heuristic accepted q1 only, learned both
