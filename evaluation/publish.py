@@ -4,8 +4,9 @@ A run folder holds each question, its gold answer and the judge's reasoning (whi
 `publish` copies one or more runs' answers into a folder where each question is `sha256:` + 16 hex
 digits of its text (still unique, still pairs the same question across policies and runs) and the
 gold answer and judge reason are gone; the scores, the model's own answers, the kept memory ids and
-the timings stay. Several runs (one conversation each) make one pooled folder, so a comparison over
-conversations is a command, not a hand-made copy. The folder gets results.json, the per-metric
+the timings stay. Several runs (split by conversation, or a peer policy run on its own) make one
+pooled folder, so a comparison over conversations is a command, not a hand-made copy; `restore`
+gives a published folder its questions and gold back from the LoCoMo file, to judge it again. The folder gets results.json, the per-metric
 charts and, from `evaluation.paired`, paired.json and paired_f1.png."""
 
 from __future__ import annotations
