@@ -222,7 +222,10 @@ def publish(runs: list[Path] = typer.Argument(..., help="Finished `memstore benc
         if not r.is_dir():
             raise BadInput(f"no run folder {r}")
     names = [p.strip() for p in policy.split(",") if p.strip()] if policy else None
-    table_ = scrubbed(runs, out, names)
+    try:
+        table_ = scrubbed(runs, out, names)
+    except (ValueError, KeyError) as exc:  # a hand-edited or cut-off answers file
+        raise BadInput(f"an answers file under {', '.join(map(str, runs))} is not the harness's JSON lines ({exc})") from None
     if table_["meta"]["left_out"]:
         console.print(f"left out (not answered on every conversation): {', '.join(table_['meta']['left_out'])}")
     show(table_, title=str(out))

@@ -87,9 +87,14 @@ def _guard(dest: Path, runs: list[Path]) -> None:
     """Refuse to write into a run folder (its answers hold the gold answers a publish drops)."""
     if any(dest.resolve() == r.resolve() for r in runs):
         raise BadInput(f"{dest} is one of the runs: publish into another folder")
-    if dest.exists() and (any(dest.glob("*.db")) or any(
-            any(k in json.loads(line) for k in PRIVATE)
-            for p in (dest / "answers").glob("*.jsonl") for line in p.read_text().splitlines()[:1])):
+    if dest.exists() and not dest.is_dir():
+        raise BadInput(f"{dest} is a file: --out takes a folder")
+
+    def holds_gold(path: Path) -> bool:
+        first = next((line for line in path.read_text().splitlines() if line.strip()), "{}")
+        return any(k in json.loads(first) for k in PRIVATE)
+
+    if dest.exists() and (any(dest.glob("*.db")) or any(holds_gold(p) for p in (dest / "answers").glob("*.jsonl"))):
         raise BadInput(f"{dest} holds a run (a database or gold answers): publish into another folder")
 
 

@@ -112,13 +112,19 @@ def test_publish_pools_runs_without_locomo_text(tmp_path):
     for p in (b / "answers").iterdir():
         (tmp_path / "other" / "answers" / p.name).write_text(p.read_text())
     (tmp_path / "other" / "results.json").write_text(json.dumps(other))
+    broken = tmp_path / "broken"  # an answers file cut off mid-line
+    (broken / "answers").mkdir(parents=True)
+    (broken / "results.json").write_text((a / "results.json").read_text())
+    (broken / "answers" / "c3.llm.jsonl").write_text('{"task": "c3", "poli')
     for argv, says in (([str(a), "--out", str(a)], "one of the runs"),
+                       ([str(broken), "--out", str(tmp_path / "x")], "not the harness's JSON lines"),
                        ([str(a), "--out", str(b)], "holds a run"),
                        ([str(a), str(tmp_path / "other"), "--out", str(tmp_path / "x")], "differ in model"),
                        ([str(a), str(b), "--policy", "llm", "--out", str(tmp_path / "x")], "not answered on every conversation"),
                        ([str(a), str(a), "--out", str(tmp_path / "x")], "answered in two runs"),
                        ([str(a), str(a / "answers"), "--out", str(tmp_path / "x")], "no results.json"),
-                       ([str(tmp_path / "nope"), "--out", str(tmp_path / "x")], "no run folder")):
+                       ([str(tmp_path / "nope"), "--out", str(tmp_path / "x")], "no run folder"),
+                       ([str(a), "--out", str(a / "results.json")], "is a file")):
         bad = memstore_cli("bench", "publish", *argv)
         assert bad.returncode == 1 and says in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert not (tmp_path / "x").exists() and sorted(p.name for p in (a / "answers").iterdir()) == before
