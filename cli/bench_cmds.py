@@ -221,7 +221,7 @@ def publish(runs: list[Path] = typer.Argument(..., help="Finished `memstore benc
     for r in runs:
         if not r.is_dir():
             raise BadInput(f"no run folder {r}")
-    names = [p.strip() for p in policy.split(",") if p.strip()] if policy else None
+    names = _names(policy) if policy else None
     try:
         table_ = scrubbed(runs, out, names)
     except (ValueError, KeyError) as exc:  # a hand-edited or cut-off answers file
@@ -332,7 +332,7 @@ def judges(run: Path = typer.Argument(..., help="A `memstore bench` output folde
     from evaluation.agreement import answer_rows, chart, judge_file, rejudge, report
 
     try:
-        rows = answer_rows(run, [p.strip() for p in policy.split(",") if p.strip()] if policy else None, data)
+        rows = answer_rows(run, _names(policy) if policy else None, data)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     meta = json.loads((run / "results.json").read_text()).get("meta", {}) if (run / "results.json").exists() else {}
@@ -374,9 +374,14 @@ def _known(extra: tuple[str, ...] = ()) -> list[str]:
     return [*POLICIES, *extra]
 
 
+def _names(spec: str) -> list[str]:
+    """A comma-separated option as names (a run's policies may include rereads such as learned.llm-reader)."""
+    return [p.strip() for p in spec.split(",") if p.strip()]
+
+
 def _policies(spec: str, extra: tuple[str, ...] = ()) -> list[str]:
     KNOWN = _known(extra)
-    names = [p.strip() for p in spec.split(",") if p.strip()]
+    names = _names(spec)
     bad = [p for p in names if p not in KNOWN]
     if bad or not names:
         raise BadInput(f"unknown policy {', '.join(bad) or spec!r}: choose from {', '.join(KNOWN)}")

@@ -110,20 +110,23 @@ def paired_by_rater(rows: list[dict], raters: dict[str, list[bool]]) -> list[dic
     """Each policy's acceptance minus the best baseline's (the baseline with the best mean F1, as
     `bench compare` picks it) by each rater, on the questions every policy answered, with a
     paired bootstrap 95% interval, in points; empty where the rows hold no baseline."""
-    from .paired import BASELINES, paired_bootstrap
+    from .paired import common_and_best, paired_bootstrap
 
-    index: dict[str, dict[tuple, int]] = {}
+    by_policy: dict[str, dict[tuple, dict]] = {}  # keyed as `evaluation.paired` keys a run's rows
     for i, r in enumerate(rows):
         if "policy" in r:
-            index.setdefault(r["policy"], {})[(r.get("task"), r["_key"].rsplit(":", 1)[-1], r["question"])] = i
-    baselines = [p for p in BASELINES if p in index]
-    keys = sorted(set.intersection(*(set(v) for v in index.values())), key=str) if index else []
-    if not baselines or len(index) < 2 or not keys:
+            by_policy.setdefault(r["policy"], {})[(r.get("task"), int(r["_key"].rsplit(":", 1)[-1]), r["question"])] = \
+                {"f1": r["f1"], "i": i}
+    if len(by_policy) < 2:
         return []
-    best = max(baselines, key=lambda p: sum(float(rows[index[p][k]]["f1"]) for k in keys))
+    try:
+        keys, best = common_and_best(by_policy)
+    except ValueError:  # no baseline, or nothing answered by all: nothing to compare with
+        return []
+    at = lambda p: [by_policy[p][k]["i"] for k in keys]  # noqa: E731
     return [{"policy": p, "baseline": best, "rater": name,
-             **paired_bootstrap([100.0 * v[index[best][k]] for k in keys], [100.0 * v[index[p][k]] for k in keys])}
-            for p in index if p != best for name, v in raters.items()]
+             **paired_bootstrap([100.0 * v[i] for i in at(best)], [100.0 * v[i] for i in at(p)])}
+            for p in by_policy if p != best for name, v in raters.items()]
 
 
 def chart(result: dict, path: Path) -> None:

@@ -40,20 +40,26 @@ def _rows(out: Path) -> dict[str, dict[tuple, dict]]:
     return by_policy
 
 
+def common_and_best(by_policy: dict[str, dict[tuple, dict]], what: str = "the policies") -> tuple[list, str]:
+    """The questions every policy answered, and the baseline with the highest mean F1 on them:
+    what every paired comparison is made against."""
+    common = sorted(set.intersection(*(set(r) for r in by_policy.values())), key=str)
+    if not common:
+        raise ValueError(f"{what} answered no question in common")
+    baselines = [p for p in BASELINES if p in by_policy]
+    if not baselines:
+        raise ValueError(f"no baseline ({', '.join(BASELINES)}) among {what}")
+    return common, max(baselines, key=lambda p: np.mean([float(by_policy[p][k]["f1"]) for k in common]))
+
+
 def compare_run(out: Path, *, categories: dict | None = None, n_boot: int = 10_000) -> dict:
     """Each policy against the best baseline (the baseline with the highest mean F1 on the
     questions every policy answered), per metric, overall and per category, in points (x100)."""
     by_policy = _rows(out)
     if not by_policy:
         raise ValueError(f"no answers in {out / 'answers'}")
-    common = sorted(set.intersection(*(set(r) for r in by_policy.values())), key=str)
-    if not common:
-        raise ValueError(f"the policies of {out} answered no question in common")
-    baselines = [p for p in BASELINES if p in by_policy]
-    if not baselines:
-        raise ValueError(f"no baseline ({', '.join(BASELINES)}) in {out}")
+    common, best = common_and_best(by_policy, f"the policies of {out}")
     score = lambda p, m, keys: [float(by_policy[p][k][m]) * 100 for k in keys]
-    best = max(baselines, key=lambda p: np.mean(score(p, "f1", common)))
     groups = {"overall": common}
     for key in common:
         cat = by_policy[best][key]["category"]
