@@ -11,14 +11,14 @@ Each sequence gets its own grammar and a greedy pick on the same chat-template p
 llama-cpp-python's `create_chat_completion(temperature=0, grammar=...)`, so a sequence's output
 is what the one-at-a-time call gives, up to floating-point differences in how the batch is split
 (which can flip a near-tie between two tokens). The pick checks the grammar on the best token
-first and runs the grammar over the whole 152k vocabulary only when that token is refused (as
-llama.cpp's own common sampler does): the full pass costs more than the decoding step here."""
+first (policy/greedy.py)."""
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from .greedy import GreedyPick
 
 if TYPE_CHECKING:
     from .runtime import LlamaCppLLM
@@ -64,8 +64,7 @@ class BatchedJSON:
         self.ctx = _internals.LlamaContext(model=base._model, params=params, verbose=False)
         self.batch = _internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=n_seq, verbose=False)
         self.vocab, self.n_vocab = base._model.vocab, base.n_vocab()
-        self.one = C.llama_token_data_array(data=(C.llama_token_data * 1)(), size=1, selected=-1, sorted=False)
-        self.full = _internals.LlamaTokenDataArray(n_vocab=self.n_vocab)
+        self.pick = GreedyPick(self.n_vocab)
         template = base.metadata.get("tokenizer.chat_template") if llm.chat else None
         self.formatter = None
         if template:
@@ -158,20 +157,6 @@ class BatchedJSON:
             return
 
     def _pick(self, grammar, idx: int) -> int:
-        """Greedy under the grammar: the best token if the grammar allows it, else the best of the
-        tokens it allows; the grammar then advances past the chosen token."""
         import numpy as np
-        C = self.C
-        logits = np.ctypeslib.as_array(C.llama_get_logits_ith(self.ctx.ctx, idx), shape=(self.n_vocab,))
-        tok = int(logits.argmax())
-        cell = self.one.data[0]
-        cell.id, cell.logit, cell.p = tok, float(logits[tok]), 0.0
-        self.one.size, self.one.selected = 1, -1
-        C.llama_sampler_apply(grammar, ctypes.byref(self.one))
-        if cell.logit == float("-inf"):
-            self.full.copy_logits(logits)
-            C.llama_sampler_apply(grammar, ctypes.byref(self.full.candidates))
-            tok = int(self.full.candidates_data.id[int(self.full.candidates_data.logit.argmax())])
-        C.llama_sampler_accept(grammar, tok)
-        return tok
-
+        logits = np.ctypeslib.as_array(self.C.llama_get_logits_ith(self.ctx.ctx, idx), shape=(self.n_vocab,))
+        return self.pick(grammar, logits)

@@ -20,6 +20,7 @@ from typing import Any
 from memstore.cpu import threads
 from memstore.errors import BadInput, MemstoreError
 
+from .greedy import GreedyPick, only_greedy_pick
 from .models import ModelFile, resolve, sha256_file
 
 
@@ -113,7 +114,7 @@ class LlamaCppLLM(LLM):
             identity += f"+lora@sha256:{sha256_file(adapter)[:12]}"
         super().__init__(identity=identity)
         self.model, self.chat, self.reuse_prefix = model, model.chat, reuse_prefix
-        self.adapter, self.batch, self._batched = adapter, batch, None
+        self.adapter, self.batch, self._batched, self.lookup, self._pick = adapter, batch, None, lookup, None
         n_threads = n_threads or threads()
         if lookup:  # speculative decoding by prompt lookup: drafts copied from the prompt, checked in one batch
             from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
@@ -138,6 +139,11 @@ class LlamaCppLLM(LLM):
             with _quiet_stderr():
                 self._contexts[key] = Llama(**self._kwargs)
         return self._contexts[key]
+
+    def _greedy_pick(self, llama) -> GreedyPick:
+        if self._pick is None:
+            self._pick = GreedyPick(llama.n_vocab())
+        return self._pick
 
     def grammar(self, schema: dict):
         key = json.dumps(schema, sort_keys=True)
@@ -176,15 +182,21 @@ class LlamaCppLLM(LLM):
         from llama_cpp import llama_cpp as C
         evaluated = C.llama_perf_context(llama._ctx.ctx).n_p_eval
         grammar = self.grammar(schema)
-        if self.chat:
-            out = llama.create_chat_completion(
-                [{"role": "system", "content": system}, {"role": "user", "content": user}],
-                grammar=grammar, temperature=temperature, max_tokens=max_tokens)
-            text = out["choices"][0]["message"]["content"]
-        else:  # a base model: plain text prompt, same grammar
-            out = llama.create_completion(f"{system}\n\n{user}\n\nJSON:", grammar=grammar,
-                                          temperature=temperature, max_tokens=max_tokens)
-            text = out["choices"][0]["text"]
+        with contextlib.ExitStack() as stack:
+            if temperature == 0 and not self.lookup:  # greedy: the grammar checked on the best token first
+                constrain = dict(logits_processor=stack.enter_context(
+                    only_greedy_pick(llama, grammar._grammar, self._greedy_pick(llama))))
+            else:  # sampled (training's rollouts), or drafts checked in a batch: the grammar on every token
+                constrain = dict(grammar=grammar)
+            if self.chat:
+                out = llama.create_chat_completion(
+                    [{"role": "system", "content": system}, {"role": "user", "content": user}],
+                    temperature=temperature, max_tokens=max_tokens, **constrain)
+                text = out["choices"][0]["message"]["content"]
+            else:  # a base model: plain text prompt, same grammar
+                out = llama.create_completion(f"{system}\n\n{user}\n\nJSON:", temperature=temperature,
+                                              max_tokens=max_tokens, **constrain)
+                text = out["choices"][0]["text"]
         self._evaluated = C.llama_perf_context(llama._ctx.ctx).n_p_eval - evaluated
         return text, out["usage"]["prompt_tokens"], out["usage"]["completion_tokens"]
 

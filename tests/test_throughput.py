@@ -107,6 +107,48 @@ def test_batched_decoding_matches_one_at_a_time_calls_on_the_real_model():
     assert llm.usage.calls == len(users) and llm.usage.prompt_evaluated < llm.usage.prompt_tokens / 2
 
 
+@pytest.mark.integration
+def test_greedy_pick_gives_what_the_grammar_sampler_gives_on_the_real_model():
+    """A greedy call checks the grammar on the best token first (policy/greedy.py); the text must
+    be token for token what llama-cpp-python's `grammar=` call gives, both when the best token
+    is allowed and when the whole vocabulary must be filtered (a schema the model would not
+    follow unconstrained forces the second case)."""
+    from policy import greedy
+    from policy.runtime import load
+
+    cands = [("Gina lost her job at Door Dash", "2023-01-20"), ("Jon is opening a dance studio", "2023-01-20"),
+             ("Gina loves contemporary dance", "2023-01-21")]
+    calls = [(prompts.DECIDE_SYSTEM, prompts.decide_user(f, "2023-02-01", cands), prompts.decide_schema(len(cands)))
+             for f in ["Gina opened an online clothing store", "Jon found a place for his dance studio",
+                       "Gina loves contemporary dance"]]
+    odd = {"type": "object", "properties": {"zebra": {"enum": ["quartz", "umbrella"]}, "n": {"type": "integer"}},
+           "required": ["zebra", "n"]}
+    calls.append((prompts.DECIDE_SYSTEM, calls[0][1], odd))
+    llm = load(None, reuse_prefix=False)  # every prompt evaluated from scratch: the same numbers both ways
+    refused, pick = [], greedy.GreedyPick.__call__
+
+    def counting(self, grammar, logits):
+        tok = pick(self, grammar, logits)
+        refused.append(tok != int(logits.argmax()))
+        return tok
+
+    greedy.GreedyPick.__call__ = counting
+    try:
+        fast = [llm.complete(system, user, schema, max_tokens=60)[0] for system, user, schema in calls]
+    finally:
+        greedy.GreedyPick.__call__ = pick
+    llama = llm._context("")
+    full = []
+    for system, user, schema in calls:
+        llama.reset()
+        out = llama.create_chat_completion([{"role": "system", "content": system}, {"role": "user", "content": user}],
+                                           grammar=llm.grammar(schema), temperature=0.0, max_tokens=60)
+        full.append(out["choices"][0]["message"]["content"])
+    assert fast == full
+    assert any(refused) and not all(refused)  # both ways of picking were taken
+    assert json.loads(fast[-1])["zebra"] in ("quartz", "umbrella")
+
+
 def test_qwen15b_without_its_packages_says_how_to_install(monkeypatch):
     import importlib
     import importlib.metadata
