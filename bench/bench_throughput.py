@@ -11,7 +11,8 @@ raw runtime on a fixed prompt, measured in the same run, so each figure also rea
 the machine's own speed. The new path: batched extraction a window ahead, no model call where
 the decision schema leaves no choice, `--memories` shown to the Answer Agent, 16 questions
 answered at a time. Today's path (`--baseline`, on by default): one extraction per turn, a model
-call per decision, 60 memories, one answer at a time.
+call per decision, 60 memories, one answer at a time, each call under llama-cpp-python's full
+grammar filter (the new path checks the grammar on the best token first, policy/greedy.py).
 
 A long run resumes: each finished phase (one path's ingest, one path's answers) is kept in
 `--out`/state.json and skipped by a rerun of the same command; an unfinished one starts over."""
@@ -75,7 +76,9 @@ def fresh(db: Path) -> None:
 
 def run_ingest(path: str, fast: bool, model, turns, db: Path) -> dict:
     fresh(db)
-    extractor, decider = load(model, batch=16 if fast else 1), load(model, batch=1)
+    # today's path as it was: one call at a time under llama-cpp-python's full grammar filter
+    extractor = load(model, batch=16 if fast else 1, grammar_first=fast)
+    decider = load(model, batch=1, grammar_first=fast)
     policy = LLMPolicy(extractor, decider=decider, fast=fast)
     store = MemoryStore(db, "bench")
     with Progress(console=console, transient=True) as bar:
@@ -89,9 +92,10 @@ def run_ingest(path: str, fast: bool, model, turns, db: Path) -> dict:
             "other_s": round(wall - model_s, 1), "ops": report.ops}
 
 
-def run_answers(path: str, model, qas, db: Path, k: int, lookup: int = 0, chunk: int = 1) -> dict:
-    """Answers `chunk` questions at a time, decoded together (the harness's new path: CHUNK; today's: 1)."""
-    llm = load(model, batch=chunk, lookup=lookup)
+def run_answers(path: str, model, qas, db: Path, k: int, chunk: int = 1, fast: bool = True, lookup: int = 0) -> dict:
+    """Answers `chunk` questions at a time, decoded together (the harness's new path: CHUNK; today's: 1,
+    under llama-cpp-python's full grammar filter)."""
+    llm = load(model, batch=chunk, lookup=lookup, grammar_first=fast)
     agent = AnswerAgent(llm, k=k)
     store = MemoryStore(db, "bench")
     rows = []
@@ -187,7 +191,7 @@ def main() -> int:
     for name, fast, k in paths:
         db = args.out / f"{name}.db"
         phase(f"{name}:ingest", lambda: run_ingest(name, fast, args.model, turns, db))
-        phase(f"{name}:answers", lambda: run_answers(name, args.model, qas, db, k, chunk=CHUNK if fast else 1))
+        phase(f"{name}:answers", lambda: run_answers(name, args.model, qas, db, k, CHUNK if fast else 1, fast))
     for k in [int(k) for k in args.sweep.split(",") if k.strip()]:
         phase(f"sweep:{k}", lambda: run_answers(f"sweep k={k}", args.model, qas, args.out / "new.db", k))
     if args.lookup:

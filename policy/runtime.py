@@ -100,7 +100,8 @@ class LlamaCppLLM(LLM):
     scratch (the bench's 'no caches' row)."""
 
     def __init__(self, model: ModelFile, adapter: str | Path | None = None, *, n_ctx: int = 4096,
-                 n_threads: int | None = None, reuse_prefix: bool = True, batch: int = 16, lookup: int = 0):
+                 n_threads: int | None = None, reuse_prefix: bool = True, batch: int = 16, lookup: int = 0,
+                 grammar_first: bool = True):
         from llama_cpp import LlamaGrammar
 
         self._grammar = LlamaGrammar
@@ -115,6 +116,7 @@ class LlamaCppLLM(LLM):
         super().__init__(identity=identity)
         self.model, self.chat, self.reuse_prefix = model, model.chat, reuse_prefix
         self.adapter, self.batch, self._batched, self.lookup, self._pick = adapter, batch, None, lookup, None
+        self.grammar_first = grammar_first  # False: llama-cpp-python's full grammar filter, as before issue 12
         n_threads = n_threads or threads()
         if lookup:  # speculative decoding by prompt lookup: drafts copied from the prompt, checked in one batch
             from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
@@ -183,7 +185,7 @@ class LlamaCppLLM(LLM):
         evaluated = C.llama_perf_context(llama._ctx.ctx).n_p_eval
         grammar = self.grammar(schema)
         with contextlib.ExitStack() as stack:
-            if temperature == 0 and not self.lookup:  # greedy: the grammar checked on the best token first
+            if temperature == 0 and self.grammar_first and not self.lookup:  # greedy: the grammar checked on the best token first
                 constrain = dict(logits_processor=stack.enter_context(
                     only_greedy_pick(llama, grammar._grammar, self._greedy_pick(llama))))
             else:  # sampled (training's rollouts), or drafts checked in a batch: the grammar on every token
