@@ -18,7 +18,7 @@ from .answer import Answer, AnswerAgent
 from memstore.ingest import ingest
 from .expiry import StackPolicy
 from .manager import AppendPolicy, HeuristicPolicy, LearnedPolicy, LLMPolicy
-from .prompts import ANSWER_PROMPT_VERSION, PROMPT_VERSION
+from .prompts import ANSWER_PROMPT_VERSION, DECIDE_VERSIONS
 from .runtime import LLM, LlamaCppLLM, load
 from .turns import Turn
 
@@ -54,10 +54,10 @@ def check_contract(contract: dict, llm: LLM, kind: str, path: Path) -> None:
     if contract.get("base_sha256") and sha and contract["base_sha256"] != sha:
         raise BadInput(f"{path} was trained on base model sha256 {contract['base_sha256'][:12]}..., this backbone is "
                        f"{sha[:12]}...: serve it on the model it was trained on (--model)")
-    serving = ANSWER_PROMPT_VERSION if kind == "answer" else PROMPT_VERSION
-    if contract.get("prompt_version") and contract["prompt_version"] != serving:
-        raise BadInput(f"{path} was trained with {kind} prompt {contract['prompt_version']}, serving uses {serving}: "
-                       "retrain it (memstore train ...) or serve the matching version")
+    served = (ANSWER_PROMPT_VERSION,) if kind == "answer" else DECIDE_VERSIONS  # a manager keeps its own version
+    if contract.get("prompt_version") and contract["prompt_version"] not in served:
+        raise BadInput(f"{path} was trained with {kind} prompt {contract['prompt_version']}, serving knows "
+                       f"{', '.join(served)}: retrain it (memstore train ...) or serve the matching version")
 
 
 def with_adapter(llm: LLM, adapter: str | Path | None, kind: str) -> LLM:
@@ -88,7 +88,9 @@ def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *, fast:
         if adapter:
             raise BadInput("--adapter applies to --policy learned only")
         return POLICIES[name](llm, fast=fast)
-    return POLICIES[name](llm, decider=with_adapter(llm, adapter, "manager"), fast=fast)
+    decider = with_adapter(llm, adapter, "manager")
+    trained_on = adapter_contract(Path(adapter) if adapter else shipped_adapter("manager")).get("prompt_version")
+    return POLICIES[name](llm, decider=decider, fast=fast, decide_version=trained_on if fast else None)
 
 
 def make_answerer(name: str, llm: LLM, adapter: str | Path | None = None, k: int | None = None) -> AnswerAgent:

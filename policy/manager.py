@@ -52,20 +52,22 @@ class ManagerPolicy:
     min_score = 0.35  # below this cosine similarity a memory is not "related" and is not shown:
                       # a 0.5B model otherwise UPDATEs whatever candidate 1 happens to be
 
-    def __init__(self, llm: LLM, decider: LLM | None = None, *, fast: bool = True):
+    def __init__(self, llm: LLM, decider: LLM | None = None, *, fast: bool = True, decide_version: str | None = None):
         """`llm` extracts facts (the cache is keyed by its identity); `decider` (default: the same
         model) makes the decisions: the learned policy decides with its LoRA adapter but shares the
-        base model's extracted facts. `fast=False` is the path before issue 12 (one extraction
-        per turn, a model call for every decision), kept for side-by-side measurement."""
+        base model's extracted facts, and its adapter's decision prompt (`decide_version`).
+        `fast=False` is the path before issue 12 (one extraction per turn, a model call for every
+        decision, the dated decision prompt), kept for side-by-side measurement."""
         self.llm, self.decider, self.fast = llm, decider or llm, fast
-        self.actor = f"policy:{self.name}/{self.decider.identity}/prompt:{prompts.PROMPT_VERSION}"
+        self.decide_version = decide_version or (prompts.PROMPT_VERSION if fast else prompts.DATED_VERSION)
+        self.actor = f"policy:{self.name}/{self.decider.identity}/prompt:{self.decide_version}"
         self.extracted_fresh = 0  # extraction calls actually made (the rest came from the cache)
         self.batch = getattr(llm, "batch", 1) if fast else 1  # turns extracted together (ingest's prefetch window)
         self._prefetched: dict[str, list[str] | None] = {}
 
     # ---- facts ---------------------------------------------------------------------------
     def _key(self, turn: Turn) -> tuple:
-        return (fact_key(turn.speaker, turn.text, turn.time), self.llm.identity, prompts.PROMPT_VERSION)
+        return (fact_key(turn.speaker, turn.text, turn.time), self.llm.identity, prompts.EXTRACT_VERSION)
 
     def _cached(self, store: MemoryStore, turn: Turn) -> list[str] | None:
         row = store.conn.execute("SELECT facts FROM fact_cache WHERE input_key = ? AND model = ? AND prompt_version = ?",
@@ -180,8 +182,9 @@ class LLMPolicy(ManagerPolicy):
             return d
         shown = [(h.text, h.valid_at[:10]) for h in candidates]
         try:
-            out = self.decider.json(prompts.DECIDE_SYSTEM, prompts.decide_user(fact, turn.time[:10], shown),
-                                prompts.decide_schema(len(shown)), max_tokens=prompts.DECIDE_MAX_TOKENS)
+            out = self.decider.json(prompts.decide_system(self.decide_version),
+                                    prompts.decide_user(fact, turn.time[:10], shown, self.decide_version),
+                                    prompts.decide_schema(len(shown)), max_tokens=prompts.DECIDE_MAX_TOKENS)
         except LLMError as exc:
             return Decision("NOOP", why=f"no usable decision from the model ({exc})")
         op = out.get("op", "NOOP")

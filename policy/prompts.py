@@ -2,9 +2,11 @@
 event's actor and into the fact-extraction cache key. Static text comes first in every prompt so
 llama.cpp reuses the evaluated prefix (KV cache) from one call to the next."""
 
+import re
 from datetime import date
 
-PROMPT_VERSION = "v2"         # extraction + decision prompts (part of the fact-cache key)
+PROMPT_VERSION = "v3"         # decision prompt served (v3: memories without their dates; see DECIDE_VERSIONS)
+EXTRACT_VERSION = "v2"        # extraction prompt, part of the fact-cache key (v3 changed the decisions only)
 ANSWER_PROMPT_VERSION = "a2"  # answer prompt: dates written the way people (and LoCoMo's gold) write them
 
 EXTRACT_SYSTEM = """You maintain a long-term memory about the people in a conversation.
@@ -15,7 +17,7 @@ keeps concrete details (names, numbers, places, when it happened).
 Skip greetings, small talk, questions, and anything not about the people.
 Reply with JSON: {"facts": [...]} (an empty list when there is nothing worth remembering)."""
 
-DECIDE_SYSTEM = """You manage a memory bank. Given a new fact and the existing memories most related to it,
+DECIDE_SYSTEM_DATED = """You manage a memory bank. Given a new fact and the existing memories most related to it,
 choose exactly one operation:
 - ADD: the fact is new information (a different topic from every memory shown).
 - UPDATE: the fact changes or adds detail to a memory about the SAME topic (same person AND same
@@ -61,9 +63,26 @@ def extract_user(speaker: str, text: str, when: str) -> str:
     return f"Date: {when}\nSpeaker: {speaker}\nMessage: {text}"
 
 
-def decide_user(fact: str, when: str, candidates: list[tuple[str, str]]) -> str:
-    lines = [f"{i}. [{day}] {text}" for i, (text, day) in enumerate(candidates, 1)] or ["(none)"]
-    return "Existing memories:\n" + "\n".join(lines) + f"\n\nNew fact (observed {when}): {fact}"
+# Decision prompt versions. v2 showed every memory and the new fact with its date: ~12 of
+# Qwen's tokens per date (one a digit), 45% of a decision's prompt, which is what a decision
+# costs on a CPU (issue 12), while the choice is about topics: the new fact is always the newer.
+# v3 shows texts only. A manager adapter is served with the version it was trained on.
+DECIDE_SYSTEM = re.sub(r"\[\d{4}-\d\d-\d\d\] ", "", DECIDE_SYSTEM_DATED)
+DATED_VERSION = "v2"
+DECIDE_VERSIONS = (DATED_VERSION, "v3")
+
+
+def decide_system(version: str = PROMPT_VERSION) -> str:
+    return DECIDE_SYSTEM_DATED if version == DATED_VERSION else DECIDE_SYSTEM
+
+
+def decide_user(fact: str, when: str, candidates: list[tuple[str, str]], version: str = PROMPT_VERSION) -> str:
+    """`candidates`: (text, day) of each memory shown; the days (and `when`) are written in v2 only."""
+    if version == DATED_VERSION:
+        lines = [f"{i}. [{day}] {text}" for i, (text, day) in enumerate(candidates, 1)] or ["(none)"]
+        return "Existing memories:\n" + "\n".join(lines) + f"\n\nNew fact (observed {when}): {fact}"
+    lines = [f"{i}. {text}" for i, (text, _day) in enumerate(candidates, 1)] or ["(none)"]
+    return "Existing memories:\n" + "\n".join(lines) + f"\n\nNew fact: {fact}"
 
 
 def spoken_date(day: str) -> str:

@@ -35,7 +35,7 @@ class UpdatingLLM(ScriptedLLM):
     shown, else ADD, so it disagrees with the heuristic manager on some turns."""
 
     def _complete(self, system, user, schema, max_tokens, temperature, seed):
-        if "New fact" in user and "\n1. [" in user:
+        if "New fact" in user and "\n1. " in user:
             return json.dumps({"op": "UPDATE", "target": 1, "text": user.rsplit(": ", 1)[1]}), 10, 10
         return super()._complete(system, user, schema, max_tokens, temperature, seed)
 

@@ -37,11 +37,12 @@ class CountingDecider(ScriptedLLM):
 
     def __init__(self):
         super().__init__()
-        self.decisions = 0
+        self.decisions, self.prompts = 0, []
 
     def _complete(self, system, user, schema, max_tokens, temperature, seed):
-        if system == prompts.DECIDE_SYSTEM:
+        if system in (prompts.DECIDE_SYSTEM, prompts.DECIDE_SYSTEM_DATED):
             self.decisions += 1
+            self.prompts.append((system, user))
             return '{"op": "NOOP"}', 10, 3
         return super()._complete(system, user, schema, max_tokens, temperature, seed)
 
@@ -87,6 +88,27 @@ def test_no_model_call_where_the_schema_leaves_no_choice(tmp_path):
     legacy = CountingDecider()
     ingest(MemoryStore(tmp_path / "legacy.db", "b"), LLMPolicy(legacy, fast=False), turns(texts))
     assert legacy.decisions == len(texts)  # today's path: a call for every fact
+
+
+def test_decisions_show_memories_without_dates_and_an_adapter_keeps_its_version(tmp_path):
+    """Decision prompt v3 (issue 12): the memories and the new fact without their dates, which were
+    45% of a decision's prompt tokens; today's path and an adapter trained on v2 keep v2."""
+    texts = ["Jon has a dog named Rex", "Jon has a dog named Rex and a cat named Tom"]
+    sent = {}
+    for name, kwargs in (("v3", {}), ("today", {"fast": False}), ("adapter", {"decide_version": "v2"})):
+        llm = CountingDecider()
+        policy = LLMPolicy(llm, **kwargs)
+        ingest(MemoryStore(tmp_path / f"{name}.db", "b"), policy, turns(texts))
+        sent[name] = llm.prompts[-1]
+        assert policy.actor.endswith(f"/prompt:{'v3' if name == 'v3' else 'v2'}")
+    system, user = sent["v3"]
+    assert system == prompts.DECIDE_SYSTEM and "2023-" not in system + user
+    assert user == "Existing memories:\n1. Jon has a dog named Rex\n\nNew fact: Jon has a dog named Rex and a cat named Tom"
+    for name in ("today", "adapter"):
+        system, user = sent[name]
+        assert system == prompts.DECIDE_SYSTEM_DATED
+        assert user.endswith("New fact (observed 2023-01-02): Jon has a dog named Rex and a cat named Tom")
+    assert "1. [2023-01-01] Jon has a dog named Rex\n" in sent["adapter"][1]  # (today's path NOOPed the first fact)
 
 
 @pytest.mark.integration
