@@ -15,8 +15,11 @@ first (policy/greedy.py)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from .greedy import grammar_sampler, whole_json
 
 if TYPE_CHECKING:
     from .runtime import LlamaCppLLM
@@ -48,7 +51,7 @@ class BatchedJSON:
     LLM's (the weights are shared)."""
 
     def __init__(self, llm: "LlamaCppLLM", n_seq: int = 16, n_ctx: int = 8192, n_batch: int = 2048):
-        from llama_cpp import _internals, llama_chat_format
+        from llama_cpp import _internals
         from llama_cpp import llama_cpp as C
 
         self.C, self.llm, self.n_seq, self.n_batch, self.n_ctx = C, llm, n_seq, n_batch, n_ctx
@@ -63,38 +66,27 @@ class BatchedJSON:
         self.batch = _internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=n_seq, verbose=False)
         self.vocab, self.n_vocab = base._model.vocab, base.n_vocab()
         self.pick = llm._greedy_pick(base)  # the runtime's: one pair of vocabulary-sized scratch arrays
-        template = base.metadata.get("tokenizer.chat_template") if llm.chat else None
-        self.formatter = None
-        if template:
-            eos, bos = base.token_eos(), base.token_bos()
-            self.formatter = llama_chat_format.Jinja2ChatFormatter(
-                template=template, eos_token=base._model.token_get_text(eos) if eos != -1 else "",
-                bos_token=base._model.token_get_text(bos) if bos != -1 else "", stop_token_ids=[eos])
         self.cached: list[int] = []  # tokens of seq 0 kept in the KV cache (the shared prefix)
         self.evaluated = 0           # prompt tokens actually evaluated (the rest came from the cache)
 
-    def tokens(self, system: str, user: str) -> list[int]:
-        if self.formatter is None:
-            return self.base.tokenize(f"{system}\n\n{user}\n\nJSON:".encode())
-        r = self.formatter(messages=[{"role": "system", "content": system}, {"role": "user", "content": user}])
-        return self.base.tokenize(r.prompt.encode("utf-8"), add_bos=not r.added_special, special=True)
-
-    def run(self, system: str, users: list[str], schema: dict, max_tokens: int = 256):
-        """Groups of at most `n_seq` prompts whose tokens (and `max_tokens` each) fit the context."""
-        grammar = self.llm.grammar(schema)._grammar.encode()
-        prompts = [self.tokens(system, u) for u in users]
+    def run(self, system: str, users: list[str], schema: dict, max_tokens: int = 256, prefix: str = ""):
+        """Groups of at most `n_seq` prompts whose tokens (and `max_tokens` each) fit the context;
+        `prefix` as in `LLM.complete` (prompt tokens, and the head of each text)."""
+        grammar = self.llm.grammar(schema)._grammar
+        head = self.llm.prefix_tokens(grammar, prefix)
+        prompts = [self.llm.prompt_tokens(system, u) + head for u in users]
         out, group, used = [], [], 0
         for p in prompts:
             need = len(p) + max_tokens
             if group and (len(group) == self.n_seq or used + need > self.n_ctx):
-                out += self._group(group, grammar, max_tokens)
+                out += self._group(group, grammar, head, max_tokens)
                 group, used = [], 0
             group.append(p)
             used += need
-        return out + (self._group(group, grammar, max_tokens) if group else [])
+        return out + (self._group(group, grammar, head, max_tokens) if group else [])
 
     # ---- one group of at most n_seq prompts --------------------------------------------------
-    def _group(self, prompts, grammar, max_tokens):
+    def _group(self, prompts, grammar, head, max_tokens):
         C, mem = self.C, self.ctx.memory
         shared = min(common_prefix(prompts), min(len(p) for p in prompts) - 1)  # each keeps >= 1 token
         keep = common_prefix([self.cached, prompts[0][:shared]]) if self.cached else 0
@@ -107,17 +99,16 @@ class BatchedJSON:
         self.cached = prompts[0][:shared]
         for s in seqs[1:]:
             C.llama_memory_seq_cp(mem, 0, s.id, 0, shared)
-        for s in seqs:
-            s.sampler = C.llama_sampler_init_grammar(self.vocab, grammar, b"root")
-        try:
+        with contextlib.ExitStack() as stack:
+            for s in seqs:
+                s.sampler, s.out = stack.enter_context(grammar_sampler(self.vocab, grammar, head)), list(head)
             self.evaluated += sum(len(s.pending) for s in seqs)
             while any(not s.done for s in seqs):
-                self._decode([s for s in seqs if not s.done], sample=True, max_tokens=max_tokens)
-        finally:
-            for s in seqs:
-                C.llama_sampler_free(s.sampler)
-        return [(self.base.detokenize(s.out).decode("utf-8", errors="replace"), len(p), len(s.out), s.cut)
-                for s, p in zip(seqs, prompts)]
+                self._decode([s for s in seqs if not s.done], sample=True, max_tokens=max_tokens + len(head))
+        return [(self._text(s.out), len(p), len(s.out) - len(head), s.cut) for s, p in zip(seqs, prompts)]
+
+    def _text(self, tokens: list[int], errors: str = "replace") -> str:
+        return self.base.detokenize(tokens).decode("utf-8", errors=errors)
 
     def _decode(self, seqs: list[_Seq], *, sample: bool, max_tokens: int = 0) -> None:
         """One llama_decode over as many pending tokens as fit; a sequence whose last pending
@@ -146,11 +137,13 @@ class BatchedJSON:
                 tok = self._pick(s.sampler, idx)
                 if C.llama_vocab_is_eog(self.vocab, tok):
                     s.done = True
-                elif len(s.out) + 1 >= max_tokens:
-                    s.out.append(tok)
+                    continue
+                s.out.append(tok)
+                if whole_json(self._text(s.out, "ignore")):  # greedy: only whitespace could follow
+                    s.done = True
+                elif len(s.out) >= max_tokens:
                     s.done = s.cut = True
                 else:
-                    s.out.append(tok)
                     s.pending = [tok]
             return
 

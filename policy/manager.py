@@ -184,7 +184,8 @@ class LLMPolicy(ManagerPolicy):
         try:
             out = self.decider.json(prompts.decide_system(self.decide_version),
                                     prompts.decide_user(fact, turn.time[:10], shown, self.decide_version),
-                                    prompts.decide_schema(len(shown)), max_tokens=prompts.DECIDE_MAX_TOKENS)
+                                    prompts.decide_schema(len(shown)), max_tokens=prompts.DECIDE_MAX_TOKENS,
+                                    prefix=prompts.DECIDE_PREFIX)
         except LLMError as exc:
             return Decision("NOOP", why=f"no usable decision from the model ({exc})")
         op = out.get("op", "NOOP")

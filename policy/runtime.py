@@ -20,7 +20,7 @@ from typing import Any
 from memstore.cpu import threads
 from memstore.errors import BadInput, MemstoreError
 
-from .greedy import GreedyPick, only_greedy_pick
+from .greedy import GreedyPick, grammar_sampler, only_greedy_pick, whole_json
 from .models import ModelFile, resolve, sha256_file
 
 
@@ -46,29 +46,34 @@ class LLM:
     usage: Usage = field(default_factory=Usage)
 
     def json(self, system: str, user: str, schema: dict, *, max_tokens: int = 256,
-             temperature: float = 0.0, seed: int | None = 0) -> dict:
+             temperature: float = 0.0, seed: int | None = 0, prefix: str = "") -> dict:
         text, completion_tokens = self.complete(system, user, schema, max_tokens=max_tokens,
-                                                temperature=temperature, seed=seed)
+                                                temperature=temperature, seed=seed, prefix=prefix)
         return self._parse(text, completion_tokens)
 
     def complete(self, system: str, user: str, schema: dict, *, max_tokens: int = 256,
-                 temperature: float = 0.0, seed: int | None = 0) -> tuple[str, int]:
+                 temperature: float = 0.0, seed: int | None = 0, prefix: str = "") -> tuple[str, int]:
         """The raw output text of one grammar-constrained call and its token count: what `json`
-        parses, and what training's rollouts score and learn from (the same call, sampled)."""
+        parses, and what training's rollouts score and learn from (the same call, sampled).
+        `prefix`: the output's known opening (`prompts.DECIDE_PREFIX`); a runtime that can
+        (local greedy decoding) evaluates it with the prompt rather than generating it, and the
+        text is the whole output either way."""
         t = time.perf_counter()
         self._evaluated = None  # a runtime that knows how much of the prompt it evaluated sets it
-        text, prompt_tokens, completion_tokens = self._complete(system, user, schema, max_tokens, temperature, seed)
+        text, prompt_tokens, completion_tokens = self._complete(system, user, schema, max_tokens, temperature, seed,
+                                                                prefix)
         self._count(1, prompt_tokens, completion_tokens, time.perf_counter() - t, self._evaluated)
         return text, completion_tokens
 
-    def json_many(self, system: str, users: list[str], schema: dict, *, max_tokens: int = 256) -> list[dict | None]:
+    def json_many(self, system: str, users: list[str], schema: dict, *, max_tokens: int = 256,
+                  prefix: str = "") -> list[dict | None]:
         """One greedy answer per user prompt, all with the same system prompt and schema; None
         where the output was cut off. This base version calls `json` one prompt after another;
         a local model overrides it with batched decoding."""
         out = []
         for user in users:
             try:
-                out.append(self.json(system, user, schema, max_tokens=max_tokens))
+                out.append(self.json(system, user, schema, max_tokens=max_tokens, prefix=prefix))
             except LLMError:
                 out.append(None)
         return out
@@ -87,7 +92,7 @@ class LLM:
         except json.JSONDecodeError:
             raise LLMError(f"model output was cut off or not JSON after {completion_tokens} tokens: {text[:80]!r}") from None
 
-    def _complete(self, system, user, schema, max_tokens, temperature, seed) -> tuple[str, int, int]:
+    def _complete(self, system, user, schema, max_tokens, temperature, seed, prefix) -> tuple[str, int, int]:
         raise NotImplementedError
 
 
@@ -116,6 +121,7 @@ class LlamaCppLLM(LLM):
         super().__init__(identity=identity)
         self.model, self.chat, self.reuse_prefix = model, model.chat, reuse_prefix
         self.adapter, self.batch, self._batched, self.lookup, self._pick = adapter, batch, None, lookup, None
+        self._formatter, self._prefixes = None, {}
         self.grammar_first = grammar_first  # False: llama-cpp-python's full grammar filter, as before issue 12
         n_threads = n_threads or threads()
         if lookup:  # speculative decoding by prompt lookup: drafts copied from the prompt, checked in one batch
@@ -154,17 +160,17 @@ class LlamaCppLLM(LLM):
                 self._grammars[key] = self._grammar.from_json_schema(key, verbose=False)
         return self._grammars[key]
 
-    def json_many(self, system, users, schema, *, max_tokens=256):
+    def json_many(self, system, users, schema, *, max_tokens=256, prefix=""):
         """Batched decoding (policy/batched.py), `batch` prompts at a time; one by one when
         `batch` is 1 or a LoRA adapter is loaded (the batch context has none)."""
         if self.batch <= 1 or self.adapter is not None or len(users) <= 1:
-            return super().json_many(system, users, schema, max_tokens=max_tokens)
+            return super().json_many(system, users, schema, max_tokens=max_tokens, prefix=prefix)
         if self._batched is None:
             from .batched import BatchedJSON
             with _quiet_stderr():
                 self._batched = BatchedJSON(self, n_seq=self.batch)
         t, before = time.perf_counter(), self._batched.evaluated
-        results = self._batched.run(system, users, schema, max_tokens)
+        results = self._batched.run(system, users, schema, max_tokens, prefix)
         self._count(len(users), sum(r[1] for r in results), sum(r[2] for r in results), time.perf_counter() - t,
                     evaluated=self._batched.evaluated - before)
         out = []
@@ -175,7 +181,34 @@ class LlamaCppLLM(LLM):
                 out.append(None)
         return out
 
-    def _complete(self, system, user, schema, max_tokens, temperature, seed):
+    def prompt_tokens(self, system: str, user: str) -> list[int]:
+        """One call's prompt as llama-cpp-python's `create_chat_completion` builds it: the GGUF's
+        chat template with the generation prompt (a base model: plain text ending in 'JSON:')."""
+        base = self._context("")
+        if not self.chat:
+            return base.tokenize(f"{system}\n\n{user}\n\nJSON:".encode())
+        if self._formatter is None:
+            from llama_cpp import llama_chat_format
+            eos, bos = base.token_eos(), base.token_bos()
+            self._formatter = llama_chat_format.Jinja2ChatFormatter(
+                template=base.metadata["tokenizer.chat_template"],
+                eos_token=base._model.token_get_text(eos) if eos != -1 else "",
+                bos_token=base._model.token_get_text(bos) if bos != -1 else "", stop_token_ids=[eos])
+        r = self._formatter(messages=[{"role": "system", "content": system}, {"role": "user", "content": user}])
+        return base.tokenize(r.prompt.encode("utf-8"), add_bos=not r.added_special, special=True)
+
+    def prefix_tokens(self, grammar_text: str, prefix: str) -> list[int]:
+        """`prefix` as tokens, cut before the first one the grammar would refuse."""
+        if not prefix:
+            return []
+        key = (grammar_text, prefix)
+        if key not in self._prefixes:
+            base = self._context("")
+            tokens = base.tokenize(prefix.encode(), add_bos=False, special=False)
+            self._prefixes[key] = self._greedy_pick(base).allowed_prefix(base._model.vocab, grammar_text, tokens)
+        return self._prefixes[key]
+
+    def _complete(self, system, user, schema, max_tokens, temperature, seed, prefix):
         llama = self._context(system)
         if not self.reuse_prefix:
             llama.reset()
@@ -184,23 +217,38 @@ class LlamaCppLLM(LLM):
         from llama_cpp import llama_cpp as C
         evaluated = C.llama_perf_context(llama._ctx.ctx).n_p_eval
         grammar = self.grammar(schema)
-        with contextlib.ExitStack() as stack:
-            if temperature == 0 and self.grammar_first and not self.lookup:  # greedy: the grammar checked on the best token first
-                constrain = dict(logits_processor=stack.enter_context(
-                    only_greedy_pick(llama, grammar._grammar, self._greedy_pick(llama))))
-            else:  # sampled (training's rollouts), or drafts checked in a batch: the grammar on every token
-                constrain = dict(grammar=grammar)
+        if temperature == 0 and self.grammar_first and not self.lookup:  # greedy: the grammar checked on the best token first
+            text, prompt_tokens, completion_tokens = self._greedy(llama, system, user, grammar._grammar, max_tokens, prefix)
+        else:  # sampled (training's rollouts), drafts checked in a batch, or today's path: the grammar on every token
             if self.chat:
                 out = llama.create_chat_completion(
                     [{"role": "system", "content": system}, {"role": "user", "content": user}],
-                    temperature=temperature, max_tokens=max_tokens, **constrain)
+                    temperature=temperature, max_tokens=max_tokens, grammar=grammar)
                 text = out["choices"][0]["message"]["content"]
             else:  # a base model: plain text prompt, same grammar
                 out = llama.create_completion(f"{system}\n\n{user}\n\nJSON:", temperature=temperature,
-                                              max_tokens=max_tokens, **constrain)
+                                              max_tokens=max_tokens, grammar=grammar)
                 text = out["choices"][0]["text"]
+            prompt_tokens, completion_tokens = out["usage"]["prompt_tokens"], out["usage"]["completion_tokens"]
         self._evaluated = C.llama_perf_context(llama._ctx.ctx).n_p_eval - evaluated
-        return text, out["usage"]["prompt_tokens"], out["usage"]["completion_tokens"]
+        return text, prompt_tokens, completion_tokens
+
+    def _greedy(self, llama, system, user, grammar_text, max_tokens, prefix):
+        """One greedy call driven token by token (policy/greedy.py): the prefix goes in with the
+        prompt, and decoding stops at the end of the JSON value, before the closing token is
+        evaluated."""
+        from llama_cpp import llama_cpp as C
+        prompt, head = self.prompt_tokens(system, user), self.prefix_tokens(grammar_text, prefix)
+        out = list(head)
+        with grammar_sampler(llama._model.vocab, grammar_text, head) as grammar:
+            for tok in llama.generate(prompt + head, temp=0.0,
+                                      logits_processor=only_greedy_pick(grammar, self._greedy_pick(llama))):
+                if C.llama_vocab_is_eog(llama._model.vocab, tok):
+                    break
+                out.append(tok)
+                if whole_json(llama.detokenize(out).decode("utf-8", errors="ignore")) or len(out) - len(head) >= max_tokens:
+                    break
+        return llama.detokenize(out).decode("utf-8", errors="replace"), len(prompt) + len(head), len(out) - len(head)
 
 
 class EndpointLLM(LLM):
@@ -214,7 +262,7 @@ class EndpointLLM(LLM):
         self.model, self.timeout = model, timeout
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY")
 
-    def _complete(self, system, user, schema, max_tokens, temperature, seed):
+    def _complete(self, system, user, schema, max_tokens, temperature, seed, prefix):
         body = {"model": self.model, "temperature": temperature, "max_tokens": max_tokens, "seed": seed,
                 "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
                 "response_format": {"type": "json_schema", "json_schema": {"name": "out", "schema": schema}}}

@@ -7,7 +7,7 @@ class ScriptedLLM(LLM):
     def __init__(self):
         super().__init__(identity="fake:scripted")
 
-    def _complete(self, system, user, schema, max_tokens, temperature, seed):
+    def _complete(self, system, user, schema, max_tokens, temperature, seed, prefix=""):
         if "Message:" in user:  # extraction: one fact per message, the message itself
             msg = user.split("Message:", 1)[1].strip()
             return f'{{"facts": ["{msg}"]}}', 10, 10

@@ -25,7 +25,7 @@ class CountingJudge(LLM):
         super().__init__(identity="fake:judge")
         self.calls = 0
 
-    def _complete(self, system, user, schema, max_tokens, temperature, seed):
+    def _complete(self, system, user, schema, max_tokens, temperature, seed, prefix=""):
         self.calls += 1
         gold = user.split("Gold answer: ")[1].split("\n")[0]
         answer = user.split("Generated answer: ")[1]

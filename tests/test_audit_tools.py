@@ -34,7 +34,7 @@ class UpdatingLLM(ScriptedLLM):
     """Extracts each message as its fact; decides UPDATE of the closest candidate whenever one is
     shown, else ADD, so it disagrees with the heuristic manager on some turns."""
 
-    def _complete(self, system, user, schema, max_tokens, temperature, seed):
+    def _complete(self, system, user, schema, max_tokens, temperature, seed, prefix=""):
         if "New fact" in user and "\n1. " in user:
             return json.dumps({"op": "UPDATE", "target": 1, "text": user.rsplit(": ", 1)[1]}), 10, 10
         return super()._complete(system, user, schema, max_tokens, temperature, seed)

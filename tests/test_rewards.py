@@ -76,7 +76,7 @@ class MemoryReader(LLM):
     def __init__(self):
         super().__init__(identity="fake:reader")
 
-    def _complete(self, system, user, schema, max_tokens, temperature, seed):
+    def _complete(self, system, user, schema, max_tokens, temperature, seed, prefix=""):
         answer = "19 January, 2023" if "banker" in user.split("Question")[0] else "I do not know"
         return json.dumps({"relevant": [], "answer": answer}), 1, 1
 

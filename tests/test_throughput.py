@@ -27,9 +27,9 @@ class BatchingLLM(ScriptedLLM):
         super().__init__()
         self.batch, self.batches = batch, []
 
-    def json_many(self, system, users, schema, *, max_tokens=256):
+    def json_many(self, system, users, schema, *, max_tokens=256, prefix=""):
         self.batches.append(len(users))
-        return super().json_many(system, users, schema, max_tokens=max_tokens)
+        return super().json_many(system, users, schema, max_tokens=max_tokens, prefix=prefix)
 
 
 class CountingDecider(ScriptedLLM):
@@ -39,7 +39,7 @@ class CountingDecider(ScriptedLLM):
         super().__init__()
         self.decisions, self.prompts = 0, []
 
-    def _complete(self, system, user, schema, max_tokens, temperature, seed):
+    def _complete(self, system, user, schema, max_tokens, temperature, seed, prefix=""):
         if system in (prompts.DECIDE_SYSTEM, prompts.DECIDE_SYSTEM_DATED):
             self.decisions += 1
             self.prompts.append((system, user))
@@ -169,6 +169,29 @@ def test_greedy_pick_gives_what_the_grammar_sampler_gives_on_the_real_model(monk
     assert json.loads(fast[-1])["zebra"] in ("quartz", "umbrella")
 
 
+@pytest.mark.integration
+def test_the_known_opening_goes_in_with_the_prompt_and_decoding_stops_at_the_closing_brace():
+    """A decision with `prompts.DECIDE_PREFIX` evaluated as prompt is the decision generated
+    whole, with fewer tokens generated; the closing token is never evaluated; a prefix the
+    grammar refuses is cut where it refuses (llama.cpp would abort the process on it)."""
+    from policy.runtime import load
+
+    cands = [("Gina lost her job at Door Dash", "2023-01-20"), ("Jon is opening a dance studio", "2023-01-20")]
+    llm = load(None, reuse_prefix=False)
+    llama = llm._context("")
+    for fact in ["Gina opened an online clothing store", "Jon is opening a dance studio in Denver"]:
+        args = (prompts.DECIDE_SYSTEM, prompts.decide_user(fact, "2023-02-01", cands), prompts.decide_schema(len(cands)))
+        whole, n_whole = llm.complete(*args, max_tokens=60)
+        text, n = llm.complete(*args, max_tokens=60, prefix=prompts.DECIDE_PREFIX)
+        head = llm.prefix_tokens(llm.grammar(args[2])._grammar, prompts.DECIDE_PREFIX)
+        assert text == whole and text.startswith(prompts.DECIDE_PREFIX) and len(head) >= 3
+        assert n == n_whole - len(head)
+        assert llama.n_tokens == len(llm.prompt_tokens(*args[:2])) + len(head) + n - 1  # "}" picked, not evaluated
+    cut = llm.prefix_tokens(llm.grammar(args[2])._grammar, '{"zebra": 1')
+    assert 1 <= len(cut) < len(llama.tokenize(b'{"zebra": 1', add_bos=False))
+    assert json.loads(llm.complete(*args, max_tokens=60, prefix='{"zebra": 1')[0])["op"] in ("ADD", "NOOP", "UPDATE", "DELETE")
+
+
 def test_qwen15b_without_its_packages_says_how_to_install(monkeypatch):
     import importlib
     import importlib.metadata
@@ -211,15 +234,15 @@ class CountingReader(ScriptedLLM):
         super().__init__()
         self.batches = []
 
-    def _complete(self, system, user, schema, max_tokens, temperature, seed):
+    def _complete(self, system, user, schema, max_tokens, temperature, seed, prefix=""):
         if "cut" in user:
             return '{"relevant": [1], "answer": "cut o', 10, max_tokens
         shown = user.count("\n") - 2
         return json.dumps({"relevant": [1, 1], "answer": f"{shown} memories"}), 10, 5
 
-    def json_many(self, system, users, schema, *, max_tokens=256):
+    def json_many(self, system, users, schema, *, max_tokens=256, prefix=""):
         self.batches.append(len(users))
-        return super().json_many(system, users, schema, max_tokens=max_tokens)
+        return super().json_many(system, users, schema, max_tokens=max_tokens, prefix=prefix)
 
 
 def test_answers_of_a_chunk_are_what_one_at_a_time_gives(tmp_path):
@@ -244,7 +267,7 @@ def test_judging_a_chunk_is_judging_one_at_a_time():
     from evaluation.judge import judge, judge_many
 
     class Grader(ScriptedLLM):
-        def _complete(self, system, user, schema, max_tokens, temperature, seed):
+        def _complete(self, system, user, schema, max_tokens, temperature, seed, prefix=""):
             gold, answer = user.split("Gold answer: ")[1].split("\nGenerated answer: ")
             if answer == "cut":
                 return '{"reason": "the ans', 10, max_tokens

@@ -114,7 +114,6 @@ def test_the_update_sees_the_tokens_llama_cpp_sampled_from():
     from transformers import AutoTokenizer
 
     from policy import prompts
-    from policy.batched import BatchedJSON
     from policy.models import qwen
     from policy.runtime import load
     from trainer.grpo import prompt_ids
@@ -123,7 +122,7 @@ def test_the_update_sees_the_tokens_llama_cpp_sampled_from():
     tokenizer = AutoTokenizer.from_pretrained(str(model.path.parent), gguf_file=model.path.name)
     user = prompts.answer_user("What is the name of Alice's dog?", "2023-02-01", [("Alice adopted Bella", "2023-01-02")])
     messages = [{"role": "system", "content": prompts.ANSWER_SYSTEM}, {"role": "user", "content": user}]
-    served = BatchedJSON(load(), n_seq=1, n_ctx=1024, n_batch=512).tokens(prompts.ANSWER_SYSTEM, user)
+    served = load().prompt_tokens(prompts.ANSWER_SYSTEM, user)
     assert prompt_ids(tokenizer, messages) == served
 
 

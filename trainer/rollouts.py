@@ -23,12 +23,6 @@ def just_before(stamp: str) -> str:
     return format_stamp(datetime.strptime(stamp, STAMP_FORMAT) - timedelta(microseconds=1))
 
 
-# Serving decodes under a JSON-schema grammar, so its output is always this JSON; training samples
-# freely, so each prompt ends with the opening of that JSON (its first field, in schema order) and
-# the policy writes the rest (without it, a 0.5B model at temperature 1 mostly writes prose: reward 0).
-ANSWER_PREFIX = '{"relevant": ['
-DECIDE_PREFIX = '{"op": "'
-
 
 def messages(system: str, user: str) -> list[dict]:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
@@ -41,7 +35,7 @@ def answer_examples(history: History, k: int) -> list[dict]:
         shown = [(h.text, h.valid_at[:10]) for h in hits]
         out.append({"messages": messages(prompts.ANSWER_SYSTEM, prompts.answer_user(qa.question, qa.asked_at[:10], shown)),
                     "schema": prompts.answer_schema(len(shown)), "max_tokens": prompts.ANSWER_MAX_TOKENS,
-                    "prefix": ANSWER_PREFIX, "gold": qa.answer, "category": qa.category, "n_memories": len(shown)})
+                    "prefix": prompts.ANSWER_PREFIX, "gold": qa.answer, "category": qa.category, "n_memories": len(shown)})
     return out
 
 
@@ -80,7 +74,7 @@ def manager_examples(history: History, policy: ManagerPolicy, max_questions: int
             shown = [(h.text, h.valid_at[:10]) for h in hits]
             out.append({"messages": messages(prompts.DECIDE_SYSTEM, prompts.decide_user(fact, turn.time[:10], shown)),
                         "schema": prompts.decide_schema(len(hits)), "max_tokens": prompts.DECIDE_MAX_TOKENS,
-                        "prefix": DECIDE_PREFIX, "fact": fact, "turn_time": before, "day": turn.time[:10],
+                        "prefix": prompts.DECIDE_PREFIX, "fact": fact, "turn_time": before, "day": turn.time[:10],
                         "candidate_ids": json.dumps([h.id for h in hits]),
                         "questions": json.dumps([[history.questions[i].question, history.questions[i].answer,
                                                   history.questions[i].category, history.questions[i].asked_at]
