@@ -73,10 +73,10 @@ def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: di
     if prepare:
         prepare()
     llm, judge_llm = _llms(model, judge, today=path == "today")
-    from policy.prompts import ANSWER_PROMPT_VERSION, DATED_VERSION, PROMPT_VERSION
+    from policy.prompts import ANSWER_PROMPT_VERSION, served_decide_version
     meta = {**meta, "model": llm.identity, "judge": judge_llm.identity, "policies": policies, "path": path,
             "memories": memories,  # (learned decides with its adapter's prompt version: see its actor)
-            "prompts": {"manager": PROMPT_VERSION if path == "new" else DATED_VERSION, "answer": ANSWER_PROMPT_VERSION}}
+            "prompts": {"manager": served_decide_version(path == "new"), "answer": ANSWER_PROMPT_VERSION}}
     with phase_progress() as progress:
         for task in tasks:
             for policy in policies:

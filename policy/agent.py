@@ -60,18 +60,20 @@ def check_contract(contract: dict, llm: LLM, kind: str, path: Path) -> None:
                        f"{', '.join(served)}: retrain it (memstore train ...) or serve the matching version")
 
 
-def with_adapter(llm: LLM, adapter: str | Path | None, kind: str) -> LLM:
-    """The backbone with a LoRA adapter (default: the shipped one for `kind`), served by llama.cpp."""
+def with_adapter(llm: LLM, adapter: str | Path | None, kind: str) -> tuple[LLM, dict]:
+    """The backbone with a LoRA adapter (default: the shipped one for `kind`), served by llama.cpp,
+    and the adapter's training contract (`adapter_contract`)."""
     if not isinstance(llm, LlamaCppLLM):
         raise BadInput("policy 'learned' serves its LoRA adapters through llama.cpp: it needs a local model, not --endpoint")
     path = Path(adapter) if adapter else shipped_adapter(kind)
     if not path.is_file():
         raise BadInput(f"no trained {kind} adapter at {path}: pass one (memstore train {kind} ... && memstore export)")
-    check_contract(adapter_contract(path), llm, kind, path)
+    contract = adapter_contract(path)
+    check_contract(contract, llm, kind, path)
     key = (str(llm.model.path), str(path.resolve()))
     if key not in _served:
         _served[key] = LlamaCppLLM(llm.model, path, reuse_prefix=llm.reuse_prefix)
-    return _served[key]
+    return _served[key], contract
 
 
 def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *, fast: bool = True,
@@ -88,18 +90,17 @@ def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *, fast:
         if adapter:
             raise BadInput("--adapter applies to --policy learned only")
         return POLICIES[name](llm, fast=fast)
-    decider = with_adapter(llm, adapter, "manager")
-    trained_on = adapter_contract(Path(adapter) if adapter else shipped_adapter("manager")).get("prompt_version")
-    return POLICIES[name](llm, decider=decider, fast=fast, decide_version=trained_on if fast else None)
+    decider, contract = with_adapter(llm, adapter, "manager")
+    return POLICIES[name](llm, decider=decider, fast=fast, decide_version=contract.get("prompt_version") if fast else None)
 
 
 def make_answerer(name: str, llm: LLM, adapter: str | Path | None = None, k: int | None = None) -> AnswerAgent:
     """The Answer Agent that goes with a policy: `learned` answers with its trained adapter and,
     unless `k` says otherwise, shows the number of memories it was trained with (else the default, 10)."""
     if name == "learned":
-        llm = with_adapter(llm, adapter, "answer")
+        llm, contract = with_adapter(llm, adapter, "answer")
         if k is None:
-            k = adapter_contract(Path(adapter) if adapter else shipped_adapter("answer")).get("memories")
+            k = contract.get("memories")
     elif adapter:
         raise BadInput("--answer-adapter applies to --policy learned only")
     k = AnswerAgent.DEFAULT_K if k is None else k

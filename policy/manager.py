@@ -59,7 +59,7 @@ class ManagerPolicy:
         `fast=False` is the path before issue 12 (one extraction per turn, a model call for every
         decision, the dated decision prompt), kept for side-by-side measurement."""
         self.llm, self.decider, self.fast = llm, decider or llm, fast
-        self.decide_version = decide_version or (prompts.PROMPT_VERSION if fast else prompts.DATED_VERSION)
+        self.decide_version = prompts.served_decide_version(fast, decide_version)
         self.actor = f"policy:{self.name}/{self.decider.identity}/prompt:{self.decide_version}"
         self.extracted_fresh = 0  # extraction calls actually made (the rest came from the cache)
         self.batch = getattr(llm, "batch", 1) if fast else 1  # turns extracted together (ingest's prefetch window)

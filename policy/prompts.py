@@ -5,6 +5,8 @@ llama.cpp reuses the evaluated prefix (KV cache) from one call to the next."""
 import re
 from datetime import date
 
+from memstore.errors import BadInput
+
 PROMPT_VERSION = "v3"         # decision prompt served (v3: memories without their dates; see DECIDE_VERSIONS)
 EXTRACT_VERSION = "v2"        # extraction prompt, part of the fact-cache key (v3 changed the decisions only)
 ANSWER_PROMPT_VERSION = "a2"  # answer prompt: dates written the way people (and LoCoMo's gold) write them
@@ -76,13 +78,20 @@ def decide_system(version: str = PROMPT_VERSION) -> str:
     return DECIDE_SYSTEM_DATED if version == DATED_VERSION else DECIDE_SYSTEM
 
 
+def served_decide_version(fast: bool, trained_on: str | None = None) -> str:
+    """The decision prompt a manager is served with: an adapter's own (its contract), else v3 on
+    the new path and the dated v2 on today's path (as before issue 12)."""
+    version = trained_on or (PROMPT_VERSION if fast else DATED_VERSION)
+    if version not in DECIDE_VERSIONS:
+        raise BadInput(f"decision prompt {version!r} is unknown: serving knows {', '.join(DECIDE_VERSIONS)}")
+    return version
+
+
 def decide_user(fact: str, when: str, candidates: list[tuple[str, str]], version: str = PROMPT_VERSION) -> str:
     """`candidates`: (text, day) of each memory shown; the days (and `when`) are written in v2 only."""
-    if version == DATED_VERSION:
-        lines = [f"{i}. [{day}] {text}" for i, (text, day) in enumerate(candidates, 1)] or ["(none)"]
-        return "Existing memories:\n" + "\n".join(lines) + f"\n\nNew fact (observed {when}): {fact}"
-    lines = [f"{i}. {text}" for i, (text, _day) in enumerate(candidates, 1)] or ["(none)"]
-    return "Existing memories:\n" + "\n".join(lines) + f"\n\nNew fact: {fact}"
+    dated = version == DATED_VERSION
+    lines = [f"{i}. " + (f"[{day}] " if dated else "") + text for i, (text, day) in enumerate(candidates, 1)] or ["(none)"]
+    return "Existing memories:\n" + "\n".join(lines) + "\n\nNew fact" + (f" (observed {when})" if dated else "") + f": {fact}"
 
 
 def spoken_date(day: str) -> str:

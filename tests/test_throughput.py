@@ -109,6 +109,9 @@ def test_decisions_show_memories_without_dates_and_an_adapter_keeps_its_version(
         assert system == prompts.DECIDE_SYSTEM_DATED
         assert user.endswith("New fact (observed 2023-01-02): Jon has a dog named Rex and a cat named Tom")
     assert "1. [2023-01-01] Jon has a dog named Rex\n" in sent["adapter"][1]  # (today's path NOOPed the first fact)
+    from memstore.errors import BadInput
+    with pytest.raises(BadInput, match="decision prompt 'v9' is unknown"):
+        LLMPolicy(CountingDecider(), decide_version="v9")  # an adapter's contract naming a prompt serving lacks
 
 
 @pytest.mark.integration
