@@ -116,7 +116,7 @@ DECIDE_MAX_TOKENS = 120
 # 0.5B model at temperature 1 mostly writes prose: reward 0). Serving evaluates the decision's with
 # the prompt instead of generating it (issue 12): on 30 conv-30 decisions the same 30 outputs as
 # generating it, 4 tokens fewer each. Not extraction's: its free text is sensitive to where the
-# prompt's tokens end (9 of 32 outputs changed), and answers gain nothing (llama.cpp's grammar
+# prompt's tokens end (even with '{"facts":' 9 of 32 outputs changed), and answers gain nothing (llama.cpp's grammar
 # writes "answer" before "relevant").
 ANSWER_PREFIX = '{"relevant": ['
 DECIDE_PREFIX = '{"op": "'
