@@ -213,22 +213,26 @@ def compare(dirs: list[Path],
 def publish(runs: list[Path] = typer.Argument(..., help="Finished `memstore bench locomo` output folders (by conversation or by policy)."),
             out: Path = typer.Option(..., "--out", help="Folder to write (e.g. bench/results/harness-conv-41); rebuilt whole."),
             policy: Optional[str] = typer.Option(None, "--policy", help="Comma-separated policies (default: those every run answered)."),
+            replace: bool = typer.Option(False, "--replace", help="A conversation and policy answered in several runs (a policy rerun on its own) is taken from the last of them, not refused."),
             boot: int = typer.Option(10_000, "--bootstrap", min=100, max=1_000_000, help="Bootstrap resamples.")) -> None:
     """Copy runs' answers into a folder fit to commit: questions as sha256 ids, no gold answers or
     judge reasons (LoCoMo stays out of the repo); runs of several conversations, or of other policies
-    on the same ones, pool into one table. Then the table,
-    the paired comparison against the best baseline, and their charts, as `compare` prints them."""
+    on the same ones, pool into one table; with --replace a policy's rerun takes its earlier answers'
+    place. Then the table, the paired comparison against the best baseline, and their charts, as
+    `compare` prints them."""
     from evaluation.publish import publish as scrubbed
     for r in runs:
         if not r.is_dir():
             raise BadInput(f"no run folder {r}")
     names = _names(policy) if policy else None
     try:
-        table_ = scrubbed(runs, out, names)
+        table_ = scrubbed(runs, out, names, replace=replace)
     except (ValueError, KeyError) as exc:  # a hand-edited or cut-off answers file
         raise BadInput(f"an answers file under {', '.join(map(str, runs))} is not the harness's JSON lines ({exc})") from None
     if table_["meta"]["left_out"]:
         console.print(f"left out (not answered on every conversation): {', '.join(table_['meta']['left_out'])}")
+    for line in table_["meta"].get("replaced", []):
+        console.print(f"replaced: {line}")
     show(table_, title=str(out))
     _paired(out, out / "paired_f1.png", boot)
 

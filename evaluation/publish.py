@@ -7,7 +7,12 @@ gold answer and judge reason are gone; the scores, the model's own answers, the 
 the timings stay. Several runs (split by conversation, or a peer policy run on its own) make one
 pooled folder, so a comparison over conversations is a command, not a hand-made copy; `restore`
 gives a published folder its questions and gold back from the LoCoMo file, to judge it again. The folder gets results.json, the per-metric
-charts and, from `evaluation.paired`, paired.json and paired_f1.png."""
+charts and, from `evaluation.paired`, paired.json and paired_f1.png.
+
+A policy rerun on its own (`llm` with a new decision prompt) joins the table it was rerun for with
+`replace`: its answers take the place of the earlier run's for the same conversation and policy,
+and the table's meta says which were replaced. Runs may differ in the decision prompt (it is part
+of each answer set's manager identity) but not in the answer prompt every policy is read with."""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from memstore.errors import BadInput
 
 PRIVATE = ("gold", "judge_reason")
 PREFIX = "sha256:"
-SAME = ("model", "judge", "path", "memories", "prompts", "sessions", "limit")  # what pooled runs must share
+SAME = ("model", "judge", "path", "memories", "sessions", "limit")  # what pooled runs must share (+ the answer prompt)
 
 
 def question_id(question: str) -> str:
@@ -76,11 +81,20 @@ def _meta(runs: list[Path]) -> list[dict]:
         if not path.exists():
             raise BadInput(f"no results.json in {run}: not a finished `memstore bench` run")
         metas.append(json.loads(path.read_text())["meta"])
-    for key in SAME:
-        values = {json.dumps(m.get(key), sort_keys=True) for m in metas}
+    answer_prompt = lambda m: (m.get("prompts") or {}).get("answer")  # noqa: E731
+    for key, of in [*((k, lambda m, k=k: m.get(k)) for k in SAME), ("answer prompt", answer_prompt)]:
+        values = {json.dumps(of(m), sort_keys=True) for m in metas}
         if len(values) > 1:
             raise BadInput(f"the runs differ in {key} ({' vs '.join(sorted(values))}): they cannot be pooled")
     return metas
+
+
+def _prompts(metas: list[dict]) -> dict | None:
+    """The prompts of the runs that gave answers: one decision prompt, or the list when they differ."""
+    if not any(m.get("prompts") for m in metas):
+        return None
+    managers = list(dict.fromkeys((m.get("prompts") or {}).get("manager") for m in metas))
+    return {"manager": managers[0] if len(managers) == 1 else managers, "answer": (metas[0].get("prompts") or {}).get("answer")}
 
 
 def _guard(dest: Path, runs: list[Path]) -> None:
@@ -98,19 +112,24 @@ def _guard(dest: Path, runs: list[Path]) -> None:
         raise BadInput(f"{dest} holds a run (a database or gold answers): publish into another folder")
 
 
-def publish(runs: list[Path], dest: Path, policies: list[str] | None = None) -> dict:
+def publish(runs: list[Path], dest: Path, policies: list[str] | None = None, replace: bool = False) -> dict:
     """Copy the runs' answers for `policies` (default: those answered on every conversation the
     runs hold) into `dest`, scrubbed, and rebuild its results.json. Runs may split by conversation
     or by policy (a peer run beside the main one); the same conversation and policy twice is
-    refused. Returns the table, with the policies left out in its meta."""
+    refused, or with `replace` taken from the later run. Returns the table, with the policies left
+    out (and the answer sets replaced) in its meta."""
     from .harness import plot, results
 
     metas = _meta(runs)
     found: dict[tuple[str, str], Path] = {}
+    replaced: list[str] = []
     for run in runs:
         for key, path in _answers(run).items():
             if key in found:
-                raise BadInput(f"{key[0]} {key[1]} is answered in two runs ({found[key].parent.parent} and {run})")
+                if not replace:
+                    raise BadInput(f"{key[0]} {key[1]} is answered in two runs ({found[key].parent.parent} and {run}):"
+                                   " --replace takes the later one")
+                replaced.append(f"{key[0]} {key[1]}: {found[key].parent.parent} replaced by {run}")
             found[key] = path
     tasks = list(dict.fromkeys(task for task, _ in found))
     everywhere = sorted({p for _, p in found if all((t, p) in found for t in tasks)})
@@ -134,10 +153,14 @@ def publish(runs: list[Path], dest: Path, policies: list[str] | None = None) -> 
         if timing.exists():
             (answers / timing.name).write_text(timing.read_text())
     left_out = sorted({p for _, p in found} - set(policies))
+    used = {path.parent.parent for (_, policy), path in found.items() if policy in policies}
     data = list(dict.fromkeys(str(m.get("data")) for m in metas))
-    extra = {k: v for m in reversed(metas) for k, v in m.items() if k not in (*SAME, "data", "conversations", "policies")}
+    extra = {k: v for m in reversed(metas) for k, v in m.items()
+             if k not in (*SAME, "data", "conversations", "policies", "prompts")}
     meta = {"data": data[0] if len(data) == 1 else data, **{k: metas[0].get(k) for k in SAME}, **extra,
-            "conversations": tasks, "policies": policies, "published_from": [str(r) for r in runs], "left_out": left_out}
+            "prompts": _prompts([m for r, m in zip(runs, metas) if r in used]),
+            "conversations": tasks, "policies": policies, "published_from": [str(r) for r in runs], "left_out": left_out,
+            **({"replaced": replaced} if replaced else {})}
     table = results(dest, tasks, policies, meta)
     plot(table, dest)
     return table

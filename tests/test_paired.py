@@ -129,3 +129,46 @@ def test_publish_pools_runs_without_locomo_text(tmp_path):
         assert bad.returncode == 1 and says in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert not (tmp_path / "x").exists() and sorted(p.name for p in (a / "answers").iterdir()) == before
     assert "gold" in (b / "answers" / "c2.learned.jsonl").read_text()
+
+
+def _with_prompts(run, manager, answer="a2"):
+    table = json.loads((run / "results.json").read_text())
+    table["meta"]["prompts"] = {"manager": manager, "answer": answer}
+    (run / "results.json").write_text(json.dumps(table))
+
+
+def test_publish_replaces_a_policy_rerun_on_its_own_only_when_asked(tmp_path):
+    """`llm` rerun with a new decision prompt joins the table it was rerun for: refused as a
+    duplicate without --replace; with it, the rerun's answers take the earlier ones' place and the
+    meta says which, and which decision prompts the answers came from. Runs read with another
+    answer prompt still cannot pool."""
+    a, b, rerun = tmp_path / "a", tmp_path / "b", tmp_path / "rerun"
+    write_run(a, {"append": {"c1": [(1, 0.0, False), (2, 0.5, True)]}, "llm": {"c1": [(1, 0.5, True), (2, 0.5, True)]}})
+    write_run(b, {"append": {"c2": [(2, 0.2, False)]}, "llm": {"c2": [(2, 1.0, True)]}})
+    write_run(rerun, {"llm": {"c1": [(1, 1.0, True), (2, 1.0, True)], "c2": [(2, 0.0, False)]}})
+    for run, manager in ((a, "v2"), (b, "v2"), (rerun, "v3")):
+        _with_prompts(run, manager)
+    out = tmp_path / "pooled"
+    bad = memstore_cli("bench", "publish", str(a), str(b), str(rerun), "--out", str(out))
+    assert bad.returncode == 1 and "answered in two runs" in bad.stderr and "--replace" in bad.stderr, bad.stderr
+    assert not out.exists()
+
+    ok = memstore_cli("bench", "publish", str(a), str(b), str(rerun), "--replace", "--out", str(out), "--bootstrap", "500",
+                      env={"COLUMNS": "200"})
+    assert ok.returncode == 0, ok.stderr
+    assert f"replaced: c1 llm: {a} replaced by {rerun}" in ok.stdout.replace("\n", "")
+    table = json.loads((out / "results.json").read_text())
+    assert table["policies"]["llm"]["overall"]["f1"] == pytest.approx(100 * 2 / 3)  # the rerun's 1, 1, 0
+    assert table["meta"]["prompts"] == {"manager": ["v2", "v3"], "answer": "a2"}
+    assert len(table["meta"]["replaced"]) == 2
+    assert [json.loads(line)["f1"] for line in (out / "answers" / "c1.llm.jsonl").read_text().splitlines()] == [1.0, 1.0]
+
+    only_llm = memstore_cli("bench", "publish", str(a), str(b), str(rerun), "--replace", "--policy", "llm",
+                            "--out", str(tmp_path / "llm-only"))
+    assert only_llm.returncode == 0, only_llm.stderr  # every llm answer is the rerun's: one decision prompt
+    assert json.loads((tmp_path / "llm-only" / "results.json").read_text())["meta"]["prompts"]["manager"] == "v3"
+
+    _with_prompts(rerun, "v3", answer="a3")
+    other = memstore_cli("bench", "publish", str(a), str(b), str(rerun), "--replace", "--out", str(tmp_path / "x"))
+    assert other.returncode == 1 and "differ in answer prompt" in other.stderr, other.stderr
+    assert not (tmp_path / "x").exists()
