@@ -113,12 +113,14 @@ ANSWER_MAX_TOKENS = 96
 DECIDE_MAX_TOKENS = 120
 
 # The opening of an output. Training samples freely, so its prompts end with one (without it, a
-# 0.5B model at temperature 1 mostly writes prose: reward 0). Serving evaluates the decision's with
-# the prompt instead of generating it (issue 12): on 30 conv-30 decisions the same 30 outputs as
-# generating it, 4 tokens fewer each. Not extraction's: its free text is sensitive to where the
-# prompt's tokens end (even with '{"facts":' 9 of 32 outputs changed), and answers gain nothing (llama.cpp's grammar
-# writes "answer" before "relevant").
-ANSWER_PREFIX = '{"relevant": ['
+# 0.5B model at temperature 1 mostly writes prose: reward 0); it must be how the served grammar
+# starts, whose properties come in key order (the runtime builds it from the schema's JSON with
+# sorted keys): "answer" before "relevant", "op" before "target" and "text". Serving evaluates the
+# decision's with the prompt instead of generating it (issue 12): on 30 conv-30 decisions the same
+# 30 outputs as generating it, 4 tokens fewer each. Not extraction's: its free text is sensitive to
+# where the prompt's tokens end (even with '{"facts":' 9 of 32 outputs changed), nor the answer's
+# (only '{"' and a fixed key are known before the free text; not measured).
+ANSWER_PREFIX = '{"answer": "'
 DECIDE_PREFIX = '{"op": "'
 
 
@@ -147,5 +149,5 @@ def decide_schema(n_candidates: int) -> dict:
 def answer_schema(n_memories: int) -> dict:
     relevant = {"type": "array", "maxItems": 8,
                 "items": {"enum": list(range(1, n_memories + 1))} if n_memories else {"type": "integer"}}
-    return {"type": "object", "properties": {"relevant": relevant, "answer": {"type": "string"}},
-            "required": ["relevant", "answer"]}
+    return {"type": "object", "properties": {"answer": {"type": "string"}, "relevant": relevant},  # as served: key order
+            "required": ["answer", "relevant"]}

@@ -226,7 +226,7 @@ class LlamaCppLLM(LLM):
                     temperature=temperature, max_tokens=max_tokens, grammar=grammar)
                 text = out["choices"][0]["message"]["content"]
             else:  # a base model: plain text prompt, same grammar
-                out = llama.create_completion(f"{system}\n\n{user}\n\nJSON:", temperature=temperature,
+                out = llama.create_completion(self.prompt_tokens(system, user), temperature=temperature,
                                               max_tokens=max_tokens, grammar=grammar)
                 text = out["choices"][0]["text"]
             prompt_tokens, completion_tokens = out["usage"]["prompt_tokens"], out["usage"]["completion_tokens"]

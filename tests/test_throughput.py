@@ -193,6 +193,33 @@ def test_the_known_opening_goes_in_with_the_prompt_and_decoding_stops_at_the_clo
     cut = llm.prefix_tokens(llm.grammar(args[2])._grammar, '{"zebra": 1')
     assert 1 <= len(cut) < len(llama.tokenize(b'{"zebra": 1', add_bos=False))
     assert json.loads(llm.complete(*args, max_tokens=60, prefix='{"zebra": 1')[0])["op"] in ("ADD", "NOOP", "UPDATE", "DELETE")
+    # training's prompts end with these openings: the served grammars must accept them whole
+    for prefix, schema in ((prompts.ANSWER_PREFIX, prompts.answer_schema(3)), (prompts.DECIDE_PREFIX, args[2])):
+        whole = llama.tokenize(prefix.encode(), add_bos=False)
+        assert llm.prefix_tokens(llm.grammar(schema)._grammar, prefix) == whole, prefix
+
+
+@pytest.mark.integration
+def test_a_model_without_a_chat_template_gets_one_plain_prompt_on_both_paths():
+    """A base model (no chat template) is prompted with plain text ending in 'JSON:', built in one
+    place (`prompt_tokens`): the greedy driver and llama-cpp-python's full-grammar call give the
+    same text and count the same prompt. (The shipped Qwen file stands in for a base model.)"""
+    import dataclasses
+
+    from policy.models import resolve
+    from policy.runtime import LlamaCppLLM
+
+    base = dataclasses.replace(resolve(None), chat=False)
+    cands = [("Gina lost her job at Door Dash", "2023-01-20"), ("Jon is opening a dance studio", "2023-01-20")]
+    args = (prompts.DECIDE_SYSTEM, prompts.decide_user("Gina opened an online clothing store", "2023-02-01", cands),
+            prompts.decide_schema(len(cands)))
+    greedy = LlamaCppLLM(base, reuse_prefix=False)
+    full = LlamaCppLLM(base, reuse_prefix=False, grammar_first=False)
+    tokens = greedy.prompt_tokens(*args[:2])
+    assert greedy._context("").detokenize(tokens).decode().endswith("\n\nJSON:")
+    # the full-grammar call may go on past the value (the grammar allows a space after it); greedy stops there
+    assert greedy.complete(*args, max_tokens=60)[0] == full.complete(*args, max_tokens=60)[0].strip()
+    assert greedy.usage.prompt_tokens == full.usage.prompt_tokens == len(tokens)
 
 
 def test_qwen15b_without_its_packages_says_how_to_install(monkeypatch):

@@ -167,7 +167,8 @@ def test_real_answerer_scores_a_deletion_of_the_needed_fact_lower(tmp_path):
 def test_sft_baseline_clones_best_samples(tmp_path):
     out = train_tiny(tmp_path, "sft", "--algo", "sft", "--max-steps", "1", "--generations", "4")
     rows = [json.loads(line) for line in (out / "sft_data.jsonl").read_text().splitlines()]
-    assert rows and all(r["prompt"].endswith('{"relevant": [') for r in rows)
+    assert rows and all(r["prompt"].endswith('{"answer": "') for r in rows)  # the served key order
+    assert all(json.loads('{"answer": "' + r["completion"]).keys() == {"answer", "relevant"} for r in rows)
     assert (out / "adapter" / "adapter_model.safetensors").exists()
     assert json.loads((out / "result.json").read_text())["curve"][0]["loss"] >= 0
 

@@ -183,7 +183,7 @@ def _dataset(examples: list[dict]):
     return Dataset.from_list([{k: v for k, v in r.items() if k not in ("messages", "schema")} for r in examples])
 
 
-_KEY_ORDER = ("relevant", "answer", "op", "target", "text")
+_KEY_ORDER = ("answer", "relevant", "op", "target", "text")  # the served grammar's order (policy/prompts.py)
 
 
 def sft_examples(task: Task, llm: LlamaCppLLM, n: int, progress=None) -> list[dict]:
@@ -201,7 +201,7 @@ def sft_examples(task: Task, llm: LlamaCppLLM, n: int, progress=None) -> list[di
             try:
                 sample = llm.json(system, user, schema, max_tokens=task.cfg.max_completion,
                                   temperature=1.0, seed=task.cfg.seed * 1000 + s)
-                # the grammar allows any key order; clone in the schema's order, after the prompt's opening
+                # parsed and written again in the served key order, to continue the prompt's opening
                 text = json.dumps({k: sample[k] for k in _KEY_ORDER if k in sample})
             except Exception:  # a cut-off sample is just not a candidate
                 continue
