@@ -177,15 +177,19 @@ class LLMPolicy(ManagerPolicy):
             return Decision("NOOP", target=same, why=f"{same.id} states the fact word for word: no model call")
         return None
 
+    def decision_call(self, fact: str, candidates: list[Hit], day: str) -> tuple[str, str, dict]:
+        """The decision's system prompt, user message and schema, in the prompt version this
+        manager is served with: one place for serving (`decide`) and training's rollouts."""
+        shown = [(h.text, h.valid_at[:10]) for h in candidates]
+        return (prompts.decide_system(self.decide_version), prompts.decide_user(fact, day, shown, self.decide_version),
+                prompts.decide_schema(len(shown)))
+
     def decide(self, fact, candidates, turn):
         if self.fast and (d := self.shortcut(fact, candidates)):
             return d
-        shown = [(h.text, h.valid_at[:10]) for h in candidates]
         try:
-            out = self.decider.json(prompts.decide_system(self.decide_version),
-                                    prompts.decide_user(fact, turn.time[:10], shown, self.decide_version),
-                                    prompts.decide_schema(len(shown)), max_tokens=prompts.DECIDE_MAX_TOKENS,
-                                    prefix=prompts.DECIDE_PREFIX)
+            out = self.decider.json(*self.decision_call(fact, candidates, turn.time[:10]),
+                                    max_tokens=prompts.DECIDE_MAX_TOKENS, prefix=prompts.DECIDE_PREFIX)
         except LLMError as exc:
             return Decision("NOOP", why=f"no usable decision from the model ({exc})")
         op = out.get("op", "NOOP")

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from memstore.clock import STAMP_FORMAT, format_stamp
 from policy import prompts
-from policy.manager import ManagerPolicy
+from policy.manager import LLMPolicy
 
 from .history import History
 
@@ -39,9 +39,9 @@ def answer_examples(history: History, k: int) -> list[dict]:
     return out
 
 
-def manager_examples(history: History, policy: ManagerPolicy, max_questions: int = 2) -> list[dict]:
-    """`policy` supplies fact extraction (cached in the history's store) and the retrieval rule
-    (k, similarity floor) the serving manager uses."""
+def manager_examples(history: History, policy: LLMPolicy, max_questions: int = 2) -> list[dict]:
+    """`policy` supplies fact extraction (cached in the history's store), the retrieval rule
+    (k, similarity floor) and the decision prompt the serving manager uses."""
     store = history.store
     source_turn = {}  # memory id -> the turn it came from, for "this op removes a needed memory"
     for ev in store.events():
@@ -61,7 +61,7 @@ def manager_examples(history: History, policy: ManagerPolicy, max_questions: int
                 continue
             seen.add((turn.input_id, fact))
             hits = [h for h in store.search(fact, k=policy.k, as_of=before) if h.score >= policy.min_score]
-            if policy.fast and hasattr(policy, "shortcut") and policy.shortcut(fact, hits):
+            if policy.fast and policy.shortcut(fact, hits):
                 continue  # serving decides this one without the model: nothing for the model to learn
             qas = list(needs[turn.input_id])
             for h in hits:  # the QA pairs a candidate memory answers: an op on it must keep them right
@@ -71,9 +71,9 @@ def manager_examples(history: History, policy: ManagerPolicy, max_questions: int
             qas = [i for i in dict.fromkeys(qas) if history.questions[i].asked_at > before][:max_questions]
             if not qas:
                 continue
-            shown = [(h.text, h.valid_at[:10]) for h in hits]
-            out.append({"messages": messages(prompts.DECIDE_SYSTEM, prompts.decide_user(fact, turn.time[:10], shown)),
-                        "schema": prompts.decide_schema(len(hits)), "max_tokens": prompts.DECIDE_MAX_TOKENS,
+            system, user, schema = policy.decision_call(fact, hits, turn.time[:10])  # serving's own call
+            out.append({"messages": messages(system, user),
+                        "schema": schema, "max_tokens": prompts.DECIDE_MAX_TOKENS,
                         "prefix": prompts.DECIDE_PREFIX, "fact": fact, "turn_time": before, "day": turn.time[:10],
                         "candidate_ids": json.dumps([h.id for h in hits]),
                         "questions": json.dumps([[history.questions[i].question, history.questions[i].answer,

@@ -29,6 +29,7 @@ from memstore.fork import Fork
 from policy.answer import AnswerAgent
 from policy.manager import LLMPolicy
 from policy.models import resolve, sha256_file
+from policy.prompts import ANSWER_PROMPT_VERSION, PROMPT_VERSION
 from policy.runtime import LlamaCppLLM
 
 from . import base_model, history as histories, rewards, rollouts
@@ -101,7 +102,7 @@ class Task:
         self.examples: list[dict] = []
         for i, h in enumerate(self.histories):
             rows = (rollouts.answer_examples(h, cfg.memories) if cfg.kind == "answer"
-                    else rollouts.manager_examples(h, LLMPolicy(llm)))
+                    else rollouts.manager_examples(h, LLMPolicy(llm, decide_version=PROMPT_VERSION)))
             self.examples += [{**r, "history": i} for r in rows]
         if not self.examples:
             raise BadInput(f"no {cfg.kind} examples in {self.name}"
@@ -248,7 +249,6 @@ def run(cfg: TrainConfig, progress: Callable[[str, int, int | None], None] | Non
     say = progress or (lambda *a: None)
     llm = LlamaCppLLM(model_file)
     task, val, source = _tasks(cfg, llm, out, say)
-    from policy.prompts import ANSWER_PROMPT_VERSION, PROMPT_VERSION
     config = {**asdict(cfg), **source, "base_model": model_file.name,
               "base_sha256": model_file.sha256, "examples": len(task.examples),
               # what serving checks before it loads the adapter (policy/agent.py: adapter_contract)
