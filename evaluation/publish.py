@@ -93,7 +93,10 @@ def _prompts(metas: list[dict]) -> dict | None:
     """The prompts of the runs that gave answers: one decision prompt, or the list when they differ."""
     if not any(m.get("prompts") for m in metas):
         return None
-    managers = list(dict.fromkeys((m.get("prompts") or {}).get("manager") for m in metas))
+    managers = []
+    for m in metas:  # a pooled folder published again already holds a list
+        got = (m.get("prompts") or {}).get("manager")
+        managers += [v for v in (got if isinstance(got, list) else [got]) if v not in managers]
     return {"manager": managers[0] if len(managers) == 1 else managers, "answer": (metas[0].get("prompts") or {}).get("answer")}
 
 
@@ -122,14 +125,14 @@ def publish(runs: list[Path], dest: Path, policies: list[str] | None = None, rep
 
     metas = _meta(runs)
     found: dict[tuple[str, str], Path] = {}
-    replaced: list[str] = []
+    replaced: list[tuple[tuple[str, str], str]] = []
     for run in runs:
         for key, path in _answers(run).items():
             if key in found:
                 if not replace:
                     raise BadInput(f"{key[0]} {key[1]} is answered in two runs ({found[key].parent.parent} and {run}):"
                                    " --replace takes the later one")
-                replaced.append(f"{key[0]} {key[1]}: {found[key].parent.parent} replaced by {run}")
+                replaced.append((key, f"{key[0]} {key[1]}: {found[key].parent.parent} replaced by {run}"))
             found[key] = path
     tasks = list(dict.fromkeys(task for task, _ in found))
     everywhere = sorted({p for _, p in found if all((t, p) in found for t in tasks)})
@@ -154,13 +157,14 @@ def publish(runs: list[Path], dest: Path, policies: list[str] | None = None, rep
             (answers / timing.name).write_text(timing.read_text())
     left_out = sorted({p for _, p in found} - set(policies))
     used = {path.parent.parent for (_, policy), path in found.items() if policy in policies}
+    said = [line for (_, policy), line in replaced if policy in policies]
     data = list(dict.fromkeys(str(m.get("data")) for m in metas))
     extra = {k: v for m in reversed(metas) for k, v in m.items()
              if k not in (*SAME, "data", "conversations", "policies", "prompts")}
     meta = {"data": data[0] if len(data) == 1 else data, **{k: metas[0].get(k) for k in SAME}, **extra,
             "prompts": _prompts([m for r, m in zip(runs, metas) if r in used]),
             "conversations": tasks, "policies": policies, "published_from": [str(r) for r in runs], "left_out": left_out,
-            **({"replaced": replaced} if replaced else {})}
+            **({"replaced": said} if said else {})}
     table = results(dest, tasks, policies, meta)
     plot(table, dest)
     return table

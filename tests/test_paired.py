@@ -162,6 +162,9 @@ def test_publish_replaces_a_policy_rerun_on_its_own_only_when_asked(tmp_path):
     assert table["meta"]["prompts"] == {"manager": ["v2", "v3"], "answer": "a2"}
     assert len(table["meta"]["replaced"]) == 2
     assert [json.loads(line)["f1"] for line in (out / "answers" / "c1.llm.jsonl").read_text().splitlines()] == [1.0, 1.0]
+    again = memstore_cli("bench", "publish", str(out), "--out", str(tmp_path / "again"))  # a pooled folder pools again
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "again" / "results.json").read_text())["meta"]["prompts"]["manager"] == ["v2", "v3"]
 
     only_llm = memstore_cli("bench", "publish", str(a), str(b), str(rerun), "--replace", "--policy", "llm",
                             "--out", str(tmp_path / "llm-only"))
