@@ -81,12 +81,17 @@ def _meta(runs: list[Path]) -> list[dict]:
         if not path.exists():
             raise BadInput(f"no results.json in {run}: not a finished `memstore bench` run")
         metas.append(json.loads(path.read_text())["meta"])
-    answer_prompt = lambda m: (m.get("prompts") or {}).get("answer")  # noqa: E731
-    for key, of in [*((k, lambda m, k=k: m.get(k)) for k in SAME), ("answer prompt", answer_prompt)]:
-        values = {json.dumps(of(m), sort_keys=True) for m in metas}
-        if len(values) > 1:
-            raise BadInput(f"the runs differ in {key} ({' vs '.join(sorted(values))}): they cannot be pooled")
+    for key in SAME:
+        _same(key, [m.get(key) for m in metas])
+    _same("answer prompt", [(m.get("prompts") or {}).get("answer") for m in metas])
     return metas
+
+
+def _same(key: str, values: list) -> None:
+    """Refuse to pool runs that differ in `key` (their scores would not be comparable)."""
+    seen = {json.dumps(v, sort_keys=True) for v in values}
+    if len(seen) > 1:
+        raise BadInput(f"the runs differ in {key} ({' vs '.join(sorted(seen))}): they cannot be pooled")
 
 
 def _prompts(metas: list[dict]) -> dict | None:

@@ -46,6 +46,16 @@ class Decision:
     why: str = ""
 
 
+@dataclass(frozen=True)
+class DecisionCall:
+    """One decision as the model is asked it: prompts, output schema, token budget, known opening."""
+    system: str
+    user: str
+    schema: dict
+    max_tokens: int
+    prefix: str
+
+
 class ManagerPolicy:
     name = "base"
     k = 5            # related memories retrieved per fact
@@ -177,19 +187,20 @@ class LLMPolicy(ManagerPolicy):
             return Decision("NOOP", target=same, why=f"{same.id} states the fact word for word: no model call")
         return None
 
-    def decision_call(self, fact: str, candidates: list[Hit], day: str) -> tuple[str, str, dict]:
-        """The decision's system prompt, user message and schema, in the prompt version this
-        manager is served with: one place for serving (`decide`) and training's rollouts."""
+    def decision_call(self, fact: str, candidates: list[Hit], day: str) -> DecisionCall:
+        """The decision's model call in the prompt version this manager is served with: one place
+        for serving (`decide`) and training's rollouts."""
         shown = [(h.text, h.valid_at[:10]) for h in candidates]
-        return (prompts.decide_system(self.decide_version), prompts.decide_user(fact, day, shown, self.decide_version),
-                prompts.decide_schema(len(shown)))
+        return DecisionCall(prompts.decide_system(self.decide_version),
+                            prompts.decide_user(fact, day, shown, self.decide_version),
+                            prompts.decide_schema(len(shown)), prompts.DECIDE_MAX_TOKENS, prompts.DECIDE_PREFIX)
 
     def decide(self, fact, candidates, turn):
         if self.fast and (d := self.shortcut(fact, candidates)):
             return d
         try:
-            out = self.decider.json(*self.decision_call(fact, candidates, turn.time[:10]),
-                                    max_tokens=prompts.DECIDE_MAX_TOKENS, prefix=prompts.DECIDE_PREFIX)
+            call = self.decision_call(fact, candidates, turn.time[:10])
+            out = self.decider.json(call.system, call.user, call.schema, max_tokens=call.max_tokens, prefix=call.prefix)
         except LLMError as exc:
             return Decision("NOOP", why=f"no usable decision from the model ({exc})")
         op = out.get("op", "NOOP")

@@ -71,10 +71,10 @@ def manager_examples(history: History, policy: LLMPolicy, max_questions: int = 2
             qas = [i for i in dict.fromkeys(qas) if history.questions[i].asked_at > before][:max_questions]
             if not qas:
                 continue
-            system, user, schema = policy.decision_call(fact, hits, turn.time[:10])  # serving's own call
-            out.append({"messages": messages(system, user),
-                        "schema": schema, "max_tokens": prompts.DECIDE_MAX_TOKENS,
-                        "prefix": prompts.DECIDE_PREFIX, "fact": fact, "turn_time": before, "day": turn.time[:10],
+            call = policy.decision_call(fact, hits, turn.time[:10])  # serving's own call
+            out.append({"messages": messages(call.system, call.user), "schema": call.schema,
+                        "max_tokens": call.max_tokens, "prefix": call.prefix,
+                        "fact": fact, "turn_time": before, "day": turn.time[:10],
                         "candidate_ids": json.dumps([h.id for h in hits]),
                         "questions": json.dumps([[history.questions[i].question, history.questions[i].answer,
                                                   history.questions[i].category, history.questions[i].asked_at]
