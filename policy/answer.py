@@ -67,11 +67,12 @@ class AnswerAgent:
         by_n: dict[int, list[int]] = {}
         for i, (_, hits, _, _) in enumerate(asks):
             by_n.setdefault(len(hits), []).append(i)
-        for n, idx in by_n.items():
-            users = [prompts.answer_user(asks[i][0], asks[i][2], [(h.text, h.valid_at[:10]) for h in asks[i][1]])
+        for idx in by_n.values():
+            calls = [prompts.answer_call(asks[i][0], asks[i][2], [(h.text, h.valid_at[:10]) for h in asks[i][1]])
                      for i in idx]
-            for i, got in zip(idx, self.llm.json_many(prompts.ANSWER_SYSTEM, users, prompts.answer_schema(n),
-                                                      max_tokens=prompts.ANSWER_MAX_TOKENS)):
+            one = calls[0]  # same system prompt, schema and budget for every call of one size
+            for i, got in zip(idx, self.llm.json_many(one.system, [c.user for c in calls], one.schema,
+                                                      max_tokens=one.max_tokens)):
                 question, hits, _, as_of = asks[i]
                 if got is None:
                     out[i] = Answer(question, "", [], hits, as_of)

@@ -46,16 +46,6 @@ class Decision:
     why: str = ""
 
 
-@dataclass(frozen=True)
-class DecisionCall:
-    """One decision as the model is asked it: prompts, output schema, token budget, known opening."""
-    system: str
-    user: str
-    schema: dict
-    max_tokens: int
-    prefix: str
-
-
 class ManagerPolicy:
     name = "base"
     k = 5            # related memories retrieved per fact
@@ -187,13 +177,13 @@ class LLMPolicy(ManagerPolicy):
             return Decision("NOOP", target=same, why=f"{same.id} states the fact word for word: no model call")
         return None
 
-    def decision_call(self, fact: str, candidates: list[Hit], day: str) -> DecisionCall:
+    def decision_call(self, fact: str, candidates: list[Hit], day: str) -> prompts.ModelCall:
         """The decision's model call in the prompt version this manager is served with: one place
         for serving (`decide`) and training's rollouts."""
         shown = [(h.text, h.valid_at[:10]) for h in candidates]
-        return DecisionCall(prompts.decide_system(self.decide_version),
-                            prompts.decide_user(fact, day, shown, self.decide_version),
-                            prompts.decide_schema(len(shown)), prompts.DECIDE_MAX_TOKENS, prompts.DECIDE_PREFIX)
+        return prompts.ModelCall(prompts.decide_system(self.decide_version),
+                                 prompts.decide_user(fact, day, shown, self.decide_version),
+                                 prompts.decide_schema(len(shown)), prompts.DECIDE_MAX_TOKENS, prompts.DECIDE_PREFIX)
 
     def decide(self, fact, candidates, turn):
         if self.fast and (d := self.shortcut(fact, candidates)):

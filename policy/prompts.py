@@ -3,6 +3,7 @@ event's actor and into the fact-extraction cache key. Static text comes first in
 llama.cpp reuses the evaluated prefix (KV cache) from one call to the next."""
 
 import re
+from dataclasses import dataclass
 from datetime import date
 
 from memstore.errors import BadInput
@@ -106,6 +107,25 @@ def spoken_date(day: str) -> str:
 def answer_user(question: str, when: str, memories: list[tuple[str, str]]) -> str:
     lines = [f"{i}. [{spoken_date(day)}] {text}" for i, (text, day) in enumerate(memories, 1)] or ["(no memories)"]
     return "Memories:\n" + "\n".join(lines) + f"\n\nQuestion (asked {spoken_date(when)}): {question}"
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """One model call as serving makes it and training samples it: prompts, output schema, token
+    budget and the output's known opening (training always starts from it; serving evaluates it
+    as prompt for decisions only, see DECIDE_PREFIX)."""
+    system: str
+    user: str
+    schema: dict
+    max_tokens: int
+    prefix: str
+
+
+def answer_call(question: str, when: str, memories: list[tuple[str, str]]) -> ModelCall:
+    """The Answer Agent's call for `question` asked on day `when` over (text, day) memories: one
+    place for serving (AnswerAgent) and training's rollouts."""
+    return ModelCall(ANSWER_SYSTEM, answer_user(question, when, memories), answer_schema(len(memories)),
+                     ANSWER_MAX_TOKENS, ANSWER_PREFIX)
 
 
 # Output budgets of the serving calls; training samples with the same ones.

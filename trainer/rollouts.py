@@ -32,10 +32,9 @@ def answer_examples(history: History, k: int) -> list[dict]:
     out = []
     for qa in history.questions:
         hits = history.store.search(qa.question, k=k, as_of=qa.asked_at)
-        shown = [(h.text, h.valid_at[:10]) for h in hits]
-        out.append({"messages": messages(prompts.ANSWER_SYSTEM, prompts.answer_user(qa.question, qa.asked_at[:10], shown)),
-                    "schema": prompts.answer_schema(len(shown)), "max_tokens": prompts.ANSWER_MAX_TOKENS,
-                    "prefix": prompts.ANSWER_PREFIX, "gold": qa.answer, "category": qa.category, "n_memories": len(shown)})
+        call = prompts.answer_call(qa.question, qa.asked_at[:10], [(h.text, h.valid_at[:10]) for h in hits])  # serving's
+        out.append({"messages": messages(call.system, call.user), "schema": call.schema, "max_tokens": call.max_tokens,
+                    "prefix": call.prefix, "gold": qa.answer, "category": qa.category, "n_memories": len(hits)})
     return out
 
 
