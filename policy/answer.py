@@ -56,6 +56,12 @@ class AnswerAgent:
     def answer(self, store: MemoryStore, question: str, as_of=None, asked_at: str | None = None) -> Answer:
         return self.answer_from(*self.ask(store, question, as_of, asked_at))
 
+    @staticmethod
+    def call(ask: tuple) -> prompts.ModelCall:
+        """The model call for one `ask` tuple: serving (`answer_many`) and training's rollouts make this one."""
+        question, hits, when, _ = ask
+        return prompts.answer_call(question, when, prompts.dated(hits))
+
     def answer_many(self, asks: list[tuple[str, list[Hit], str, object]]) -> list[Answer]:
         """The model's part for several (question, hits, when, as_of): keep the relevant memories
         among `hits` and answer, as of day `when`. One batched greedy decode per number of
@@ -68,8 +74,7 @@ class AnswerAgent:
         for i, (_, hits, _, _) in enumerate(asks):
             by_n.setdefault(len(hits), []).append(i)
         for idx in by_n.values():
-            calls = [prompts.answer_call(asks[i][0], asks[i][2], [(h.text, h.valid_at[:10]) for h in asks[i][1]])
-                     for i in idx]
+            calls = [self.call(asks[i]) for i in idx]
             one = calls[0]  # same system prompt, schema and budget for every call of one size
             for i, got in zip(idx, self.llm.json_many(one.system, [c.user for c in calls], one.schema,
                                                       max_tokens=one.max_tokens)):

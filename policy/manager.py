@@ -180,7 +180,7 @@ class LLMPolicy(ManagerPolicy):
     def decision_call(self, fact: str, candidates: list[Hit], day: str) -> prompts.ModelCall:
         """The decision's model call in the prompt version this manager is served with: one place
         for serving (`decide`) and training's rollouts."""
-        shown = [(h.text, h.valid_at[:10]) for h in candidates]
+        shown = prompts.dated(candidates)
         return prompts.ModelCall(prompts.decide_system(self.decide_version),
                                  prompts.decide_user(fact, day, shown, self.decide_version),
                                  prompts.decide_schema(len(shown)), prompts.DECIDE_MAX_TOKENS, prompts.DECIDE_PREFIX)

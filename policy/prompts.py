@@ -109,25 +109,6 @@ def answer_user(question: str, when: str, memories: list[tuple[str, str]]) -> st
     return "Memories:\n" + "\n".join(lines) + f"\n\nQuestion (asked {spoken_date(when)}): {question}"
 
 
-@dataclass(frozen=True)
-class ModelCall:
-    """One model call as serving makes it and training samples it: prompts, output schema, token
-    budget and the output's known opening (training always starts from it; serving evaluates it
-    as prompt for decisions only, see DECIDE_PREFIX)."""
-    system: str
-    user: str
-    schema: dict
-    max_tokens: int
-    prefix: str
-
-
-def answer_call(question: str, when: str, memories: list[tuple[str, str]]) -> ModelCall:
-    """The Answer Agent's call for `question` asked on day `when` over (text, day) memories: one
-    place for serving (AnswerAgent) and training's rollouts."""
-    return ModelCall(ANSWER_SYSTEM, answer_user(question, when, memories), answer_schema(len(memories)),
-                     ANSWER_MAX_TOKENS, ANSWER_PREFIX)
-
-
 # Output budgets of the serving calls; training samples with the same ones.
 ANSWER_MAX_TOKENS = 96
 DECIDE_MAX_TOKENS = 120
@@ -171,3 +152,27 @@ def answer_schema(n_memories: int) -> dict:
                 "items": {"enum": list(range(1, n_memories + 1))} if n_memories else {"type": "integer"}}
     return {"type": "object", "properties": {"answer": {"type": "string"}, "relevant": relevant},  # as served: key order
             "required": ["answer", "relevant"]}
+
+
+def dated(hits) -> list[tuple[str, str]]:
+    """Retrieved memories as the prompts show them: (text, day observed)."""
+    return [(h.text, h.valid_at[:10]) for h in hits]
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """One model call as serving makes it and training samples it: prompts, output schema, token
+    budget and the output's known opening (training always starts from it; serving evaluates it
+    as prompt for decisions only, see DECIDE_PREFIX)."""
+    system: str
+    user: str
+    schema: dict
+    max_tokens: int
+    prefix: str
+
+
+def answer_call(question: str, when: str, memories: list[tuple[str, str]]) -> ModelCall:
+    """The Answer Agent's call for `question` asked on day `when` over (text, day) memories: one
+    place for serving (AnswerAgent) and training's rollouts."""
+    return ModelCall(ANSWER_SYSTEM, answer_user(question, when, memories), answer_schema(len(memories)),
+                     ANSWER_MAX_TOKENS, ANSWER_PREFIX)

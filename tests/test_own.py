@@ -17,6 +17,7 @@ from memstore.errors import BadInput
 from memstore.ingest import ingest
 from evaluation import own
 from policy.agent import make_policy
+from policy.answer import AnswerAgent
 from policy.turns import Turn
 
 GOOD = {"question": "How many ACME shares do we hold?", "answer": "150 shares", "asked_at": "2025-03-02T09:00",
@@ -142,7 +143,7 @@ def test_training_history_from_a_bank_never_writes_the_source(tmp_path):
     (tmp_path / "run").mkdir()
     h = history.from_bank(db, "desk", qas, tmp_path / "run" / "source.db")
     assert [t.input_id for t in h.turns] == ["desk:0", "desk:1", "desk:2", "desk:3"]
-    answer_rows = rollouts.answer_examples(h, 10)
+    answer_rows = rollouts.answer_examples(h, AnswerAgent(llm=None))  # retrieval only: no model call
     assert "200 shares of ACME" in answer_rows[0]["messages"][1]["content"]
     llm = ScriptedLLM()
     llm.identity = "fake:other-model"  # facts not in the cache: extracted again, into the copy

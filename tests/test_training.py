@@ -99,9 +99,10 @@ def test_a_rollout_is_the_serving_call(tmp_path):
     store.add("Alice adopted a dog named Bella", at="2023-01-02")
     store.add("Bob loves hiking and painting", at="2023-01-02")
     qa = QA("What is the name of Alice's dog?", "Bella", 4, ("D1:1",), "2023-02-01T00:00:00.000000Z")
-    row = answer_examples(History("c", store, [], [qa]), k=8)[0]
+    served_agent = AnswerAgent(load(), k=8)
+    row = answer_examples(History("c", store, [], [qa]), served_agent)[0]
     rollouts = Rollouts(qwen(), None)
-    served = AnswerAgent(load(), k=8).answer(store, qa.question, as_of=qa.asked_at)
+    served = served_agent.answer(store, qa.question, as_of=qa.asked_at)
     assert json.loads(rollouts.greedy(row, row["max_tokens"]))["answer"].strip() == served.answer
     first = rollouts.sample(row, 3, row["max_tokens"], seed=11)
     assert rollouts.sample(row, 3, row["max_tokens"], seed=11) == first

@@ -20,6 +20,7 @@ import numpy as np
 
 from evaluation.metrics import score_official
 from memstore.fork import Fork
+from policy import prompts
 from policy.answer import AnswerAgent
 
 _JSON = re.compile(r"\{.*\}", re.S)
@@ -95,7 +96,7 @@ def apply_op(bank: Fork, op: Op, fact: str, candidate_ids: Sequence[str], day: s
 def view_key(view: tuple) -> tuple:
     """(question, asked_at, hits) -> what the answer depends on: the question, its day, the memories shown."""
     question, asked_at, hits = view
-    return question, asked_at[:10], tuple((h.text, h.valid_at[:10]) for h in hits)
+    return question, asked_at[:10], tuple(prompts.dated(hits))
 
 
 class ForkAnswerer:

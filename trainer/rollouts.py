@@ -13,7 +13,7 @@ import json
 from datetime import datetime, timedelta
 
 from memstore.clock import STAMP_FORMAT, format_stamp
-from policy import prompts
+from policy.answer import AnswerAgent
 from policy.manager import LLMPolicy
 
 from .history import History
@@ -28,13 +28,14 @@ def messages(system: str, user: str) -> list[dict]:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def answer_examples(history: History, k: int) -> list[dict]:
+def answer_examples(history: History, agent: AnswerAgent) -> list[dict]:
+    """The serving `agent`'s retrieval and call for each question, as of when it is asked."""
     out = []
     for qa in history.questions:
-        hits = history.store.search(qa.question, k=k, as_of=qa.asked_at)
-        call = prompts.answer_call(qa.question, qa.asked_at[:10], [(h.text, h.valid_at[:10]) for h in hits])  # serving's
+        ask = agent.ask(history.store, qa.question, as_of=qa.asked_at, asked_at=qa.asked_at)
+        call = agent.call(ask)
         out.append({"messages": messages(call.system, call.user), "schema": call.schema, "max_tokens": call.max_tokens,
-                    "prefix": call.prefix, "gold": qa.answer, "category": qa.category, "n_memories": len(hits)})
+                    "prefix": call.prefix, "gold": qa.answer, "category": qa.category, "n_memories": len(ask[1])})
     return out
 
 

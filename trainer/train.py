@@ -101,7 +101,7 @@ class Task:
         self._banks: dict[tuple[int, str], Fork] = {}
         self.examples: list[dict] = []
         for i, h in enumerate(self.histories):
-            rows = (rollouts.answer_examples(h, cfg.memories) if cfg.kind == "answer"
+            rows = (rollouts.answer_examples(h, AnswerAgent(llm, k=cfg.memories)) if cfg.kind == "answer"
                     else rollouts.manager_examples(h, LLMPolicy(llm, decide_version=PROMPT_VERSION)))
             self.examples += [{**r, "history": i} for r in rows]
         if not self.examples:
