@@ -100,15 +100,16 @@ class Task:
         self.name = ",".join(h.conversation for h in hist)
         self._banks: dict[tuple[int, str], Fork] = {}
         self.examples: list[dict] = []
+        agent = AnswerAgent(llm, k=cfg.memories)  # the serving reader: answer prompts, and the manager's answerer
         for i, h in enumerate(self.histories):
-            rows = (rollouts.answer_examples(h, AnswerAgent(llm, k=cfg.memories)) if cfg.kind == "answer"
+            rows = (rollouts.answer_examples(h, agent) if cfg.kind == "answer"
                     else rollouts.manager_examples(h, LLMPolicy(llm, decide_version=PROMPT_VERSION)))
             self.examples += [{**r, "history": i} for r in rows]
         if not self.examples:
             raise BadInput(f"no {cfg.kind} examples in {self.name}"
                            + (" (the manager learns from questions with evidence)" if cfg.kind == "manager" else ""))
         if cfg.kind == "manager":
-            self.answerer = rewards.ForkAnswerer(AnswerAgent(llm, k=cfg.memories))
+            self.answerer = rewards.ForkAnswerer(agent)
 
     def bank(self, i: int, stamp: str) -> Fork:
         """The history's bank as of just before a turn, replayed once and branched per sample."""
