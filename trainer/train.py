@@ -101,9 +101,10 @@ class Task:
         self._banks: dict[tuple[int, str], Fork] = {}
         self.examples: list[dict] = []
         agent = AnswerAgent(llm, k=cfg.memories)  # the serving reader: answer prompts, and the manager's answerer
+        manager = LLMPolicy(llm, decide_version=PROMPT_VERSION)  # the serving manager; its fact cache lives in each store
         for i, h in enumerate(self.histories):
             rows = (rollouts.answer_examples(h, agent) if cfg.kind == "answer"
-                    else rollouts.manager_examples(h, LLMPolicy(llm, decide_version=PROMPT_VERSION)))
+                    else rollouts.manager_examples(h, manager))
             self.examples += [{**r, "history": i} for r in rows]
         if not self.examples:
             raise BadInput(f"no {cfg.kind} examples in {self.name}"
