@@ -99,10 +99,27 @@ class MemoryServer:
                 raise ToolError(f"bad input: {' '.join(str(exc).split())}") from None
 
 
+class StrictServer(MCPServer):
+    """An MCP server whose tools refuse arguments they do not take (a misspelled `user_id` must not
+    quietly write to the default bank), and whose argument errors are one line."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context=None):
+        schema = self._tool_input_schema(name)
+        if schema is not None:
+            unknown = sorted(set(arguments) - set(schema.get("properties", {})))
+            if unknown:
+                raise ToolError(f"{name} takes no argument {', '.join(map(repr, unknown))} "
+                                f"(it takes: {', '.join(schema.get('properties', {}))})")
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            raise ToolError(" ".join(str(exc).split())) from None
+
+
 def build_server(db: Path, bank: str = "default", *, allow_erase: bool = False, policy: str = "llm",
                  model: str | None = None, endpoint: str | None = None) -> MCPServer:
     state = MemoryServer(db, bank, policy=policy, model=model, endpoint=endpoint)
-    mcp = MCPServer("memstore", instructions=INSTRUCTIONS, log_level="WARNING")
+    mcp = StrictServer("memstore", instructions=INSTRUCTIONS, log_level="WARNING")
 
     @mcp.tool(annotations=WRITE)
     def observe(message: Annotated[str, Field(description="One message of the conversation, verbatim.")],

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .chain import GENESIS, content_digest, event_hash
+from .chain import GENESIS, content_digest, event_hash, input_hash
 from .errors import BadInput, NotFound
 from .integrity import check_projection
 from .records import Event
-from .schema import EVENT_CONTENT, INPUT_CONTENT
+from .schema import EVENT_CONTENT, INPUT_CONTENT, PROTECTION_TRIGGERS
 
 if TYPE_CHECKING:
     from .store import MemoryStore
@@ -86,11 +86,14 @@ def parse_anchor(anchor: str) -> tuple[int, str]:
 
 def verify(store: "MemoryStore", *, all_banks: bool = False, deep: bool = False,
            anchors: Sequence[str] = ()) -> dict[str, Any]:
-    """Walk each bank's hash chain and name the first broken seq. Checks every event's hash and
-    link (an HMAC with the file's key when it is keyed), its content digest (unless erased), that
-    erased events carry no text and have a tombstone, that purged inputs are named by an ERASE tombstone, every non-erased input's digest, that the
-    projection equals the fold of the log (`deep`: its R*Tree too), and each anchor SEQ:HASH
-    (the event at SEQ is in the bank with that hash: nothing up to it was cut or rewritten)."""
+    """Walk each bank's two hash chains and name the first break. Checks the protection triggers
+    are in place; every input's link, hash and (unless erased) salted digest, and that a purged
+    input is named by an ERASE tombstone; every event's hash and link (HMACs with the file's key
+    when it is keyed), the input chain head it is bound to, its content digest (unless erased),
+    that erased events carry no text and have a tombstone; that the projection equals the fold of
+    the log (`deep`: its R*Tree too); and each anchor SEQ:HASH: the event at SEQ is in a checked
+    bank with that hash, so nothing up to it, events or the inputs before them, was cut or
+    rewritten. An anchor that names no checked event fails."""
     wanted = [parse_anchor(a) for a in anchors]
     if store.keyed and store.key is None:
         return {"ok": False, "bank": store.bank, "first_broken_seq": None, "checked": 0,
@@ -98,65 +101,95 @@ def verify(store: "MemoryStore", *, all_banks: bool = False, deep: bool = False,
     key = store.key if store.keyed else None
     banks = store.banks() if all_banks else [store.bank]
     checked, inputs_checked = 0, 0
+    anchored = {seq for seq, _ in wanted}
+    hashes: dict[int, str] = {}  # of the anchored events only: a whole bank's would be O(log) memory
 
     def broken(bank, seq, problem, **extra):
         return {"ok": False, "bank": bank, "first_broken_seq": seq, "problem": problem, "checked": checked, **extra}
 
     for bank in banks:
-        tail = GENESIS
         erased_memories = {r[0] for r in store.conn.execute(
             "SELECT memory_id FROM events WHERE bank = ? AND op = 'ERASE'", (bank,))}
-        tombstoned: set[str] = set()
-        anchored = {seq for seq, _ in wanted}
-        hashes: dict[int, str] = {}  # of the anchored events only: a whole bank's would be O(log) memory
+        tombstoned = {s for (src,) in store.conn.execute(
+            "SELECT source FROM events WHERE bank = ? AND op = 'ERASE'", (bank,)) for s in _sources(src)}
+        input_at: dict[str, int] = {GENESIS: 0}  # input chain hash -> its position in the chain
+        tail = GENESIS
+        for row in store.conn.execute("SELECT * FROM inputs WHERE bank = ? ORDER BY seq", (bank,)):
+            inputs_checked += 1
+            row = dict(row)
+            problem = None
+            if row["hash"] is None:
+                problem = "input is outside the input chain (open the file once with write access to chain it)"
+            elif row["prev_hash"] != tail:
+                problem = "input's link to the previous input is broken (an input was removed, moved or reordered)"
+            elif input_hash(tail, row, key) != row["hash"]:
+                problem = "input's hash does not match it" + (" (or was made without the key)" if key else "")
+            elif row["erased"]:
+                if row["input_id"] not in tombstoned or any(row[c] is not None for c in INPUT_CONTENT + ("salt",)):
+                    problem = "input was purged without an erase tombstone naming it"
+            elif content_digest((row[c] for c in INPUT_CONTENT), key, row["salt"]) != row["content_digest"]:
+                problem = "input content does not match its digest"
+            if problem:
+                return broken(bank, None, problem, broken_input=row["input_id"])
+            input_at[row["hash"]] = inputs_checked
+            tail = row["hash"]
+        tail, bound = GENESIS, 0
         for row in store.conn.execute("SELECT * FROM events WHERE bank = ? ORDER BY seq", (bank,)):
             checked += 1
             row = dict(row)
             problem = None
-            try:
-                source = json.loads(row["source"])
-            except (TypeError, ValueError):
-                source = None
+            source = _sources(row["source"])
             if row["prev_hash"] != tail:
                 problem = "link to the previous event is broken (an event was removed, reordered or altered)"
             elif row["erased"] not in (0, 1):
                 problem = "erased flag is corrupt"
             elif row["erased"]:
-                if any(row[c] is not None for c in EVENT_CONTENT):
+                if any(row[c] is not None for c in EVENT_CONTENT + ("salt",)):
                     problem = "erased event still carries text"
                 elif row["memory_id"] not in erased_memories:
                     problem = "event was purged without an erase tombstone"
-            elif content_digest(row[c] for c in EVENT_CONTENT) != row["content_digest"]:
+            elif content_digest((row[c] for c in EVENT_CONTENT), salt=row["salt"]) != row["content_digest"]:
                 problem = "content does not match its digest"
+            if problem is None and row["inputs_head"] is not None:
+                if row["inputs_head"] not in input_at or input_at[row["inputs_head"]] < bound:
+                    problem = "the input chain it was bound to is not in the log (an input was removed or rewritten)"
+                else:
+                    bound = input_at[row["inputs_head"]]
             if problem is None:
-                if not isinstance(source, list) or event_hash(tail, row, key) != row["hash"]:
+                if source is None or event_hash(tail, row, key) != row["hash"]:
                     problem = "hash does not match the event" + (" (or was made without the key)" if key else "")
             if problem:
                 return broken(bank, row["seq"], problem)
-            if row["op"] == "ERASE":
-                tombstoned.update(source)
             if row["seq"] in anchored:
                 hashes[row["seq"]] = row["hash"]
             tail = row["hash"]
-        for row in store.conn.execute("SELECT * FROM inputs WHERE bank = ? ORDER BY seq", (bank,)):
-            inputs_checked += 1
-            if row["erased"]:
-                if row["input_id"] not in tombstoned or any(row[c] is not None for c in INPUT_CONTENT):
-                    return broken(bank, None, "input was purged without an erase tombstone naming it",
-                                  broken_input=row["input_id"])
-            elif content_digest((row[c] for c in INPUT_CONTENT), key) != row["content_digest"]:
-                return broken(bank, None, "input content does not match its digest", broken_input=row["input_id"])
         projection = check_projection(store.conn, bank, deep=deep)
         if projection:
             return broken(bank, projection["first_broken_seq"], projection["problem"])
-        if not all_banks or bank == store.bank:
-            for seq, digest in wanted:
-                if hashes.get(seq) != digest:
-                    what = "is gone (the log was truncated)" if seq not in hashes else "has another hash (history was rewritten)"
-                    return broken(bank, seq, f"anchor {seq}: the event {what}")
+    for seq, digest in wanted:
+        if hashes.get(seq) != digest:
+            what = ("has another hash (history was rewritten)" if seq in hashes else
+                    "is not in the checked " + ("banks" if all_banks else f"bank {store.bank!r}")
+                    + " (the log was truncated, or the anchor is another bank's)")
+            return broken(store.bank, seq, f"anchor {seq}: the event {what}")
     if all_banks:
         strays = {r[0] for r in store.conn.execute("SELECT DISTINCT bank FROM versions")} - set(banks)
         if strays:
             return broken(sorted(strays)[0], None, "projection: versions of a bank that has no events")
+    # last: a break in the data above names what was done; a missing trigger only that it could be
+    present = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    missing = [t for t in PROTECTION_TRIGGERS if t not in present]
+    if missing:
+        return broken(store.bank, None, f"protection trigger {missing[0]} is missing: the file was altered outside "
+                                        f"memstore (`memstore repair` puts the triggers back)")
     return {"ok": True, "banks": banks, "checked": checked, "inputs_checked": inputs_checked,
             "first_broken_seq": None, "keyed": bool(key), "deep": deep, "anchors": len(wanted)}
+
+
+def _sources(value: Any) -> list[str] | None:
+    """An event's `source` column as the list it must be, or None when it is not one."""
+    try:
+        source = json.loads(value)
+    except (TypeError, ValueError):
+        return None
+    return source if isinstance(source, list) and all(isinstance(s, str) for s in source) else None

@@ -32,6 +32,8 @@ def to_stamp(value: str | datetime | date | None, *, end_of_day: bool = False) -
     Naive datetimes are taken as UTC."""
     if value is None:
         return now_stamp()
+    if not isinstance(value, (str, date)):  # datetime is a date
+        raise BadInput(f"bad timestamp {value!r}: expected an ISO date or datetime string, a date or a datetime")
     if isinstance(value, str):
         text = value.strip()
         if _STORED.fullmatch(text):  # already stored form (imports, replays): check it is a real time, keep it

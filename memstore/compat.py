@@ -60,7 +60,7 @@ def _ids(user_id, agent_id, run_id) -> dict[str, str]:
             continue
         if not isinstance(value, str) or not value.strip():
             raise BadInput(f"{key} must be a non-empty string")
-        out[key] = value.strip()
+        out[key] = value  # as given: " alice" is another id than "alice", never folded into it
     return out
 
 

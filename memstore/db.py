@@ -12,7 +12,7 @@ from typing import Iterator
 import sqlite_utils
 
 from .errors import BadInput, StoreUnavailable
-from .schema import DDL, MIGRATE, SCHEMA_VERSION
+from .schema import ADDED_COLUMNS, DDL, MIGRATE, SCHEMA_VERSION
 
 
 def describe_sqlite_error(path: str | Path, exc: sqlite3.Error) -> StoreUnavailable:
@@ -52,9 +52,10 @@ def connect(path: str | Path, *, create: bool, timeout: float) -> sqlite_utils.D
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         conn.execute("PRAGMA mmap_size = 1073741824")  # replay reads scattered rows: map, don't copy
         conn.execute("PRAGMA cache_size = -65536")
-        # every commit is fsynced: a power loss keeps all that was committed (NORMAL would be
-        # 1.4x-2.1x faster for single-event writers, bench/bench_store.py --concurrency, and lose the last commits)
-        conn.execute("PRAGMA synchronous = FULL")
+        # a commit writes the WAL without syncing it under the write lock; MemoryStore then makes
+        # it durable before the write returns, sharing one fsync among concurrent writers
+        # (durability.py; bench/bench_store.py --concurrency measures it against FULL)
+        conn.execute("PRAGMA synchronous = NORMAL")
         tables = set(db.table_names())
         if "events" not in tables:
             if not create:
@@ -75,11 +76,14 @@ def connect(path: str | Path, *, create: bool, timeout: float) -> sqlite_utils.D
             raise StoreUnavailable(f"{path} was made by an older memstore (no {', '.join(sorted(missing))}); "
                                    "export it and start a new file")
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if version is not None and version[0] in ("1", "2"):
+        if version is not None and version[0] in ("1", "2", "3"):
             # one transaction: a concurrent open sees the old schema or the new one, never half
+            add = [f"ALTER TABLE {table} ADD COLUMN {column} TEXT;" for table, columns in ADDED_COLUMNS.items()
+                   for column in columns if column not in {c[1] for c in conn.execute(f"PRAGMA table_info({table})")}]
             conn.executescript(
-                f"BEGIN IMMEDIATE; {MIGRATE}\n"
-                f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version' AND value IN ('1', '2');\n"
+                f"BEGIN IMMEDIATE; {MIGRATE.replace('{add_columns}', chr(10).join(add))}\n"
+                f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version' AND value IN ('1', '2', '3');\n"
+                "INSERT OR IGNORE INTO meta SELECT 'unchained_inputs', '1' WHERE EXISTS (SELECT 1 FROM inputs WHERE hash IS NULL);\n"
                 f"INSERT OR IGNORE INTO meta VALUES ('db_id', '{uuid.uuid4().hex}'); COMMIT;")
             version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if version is None or int(version[0]) != SCHEMA_VERSION:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .schema import LIVE_OPS, _EPOCH
+from .schema import LIVE_OPS, _EPOCH, ddl_statements
 
 COLUMNS = ("event_seq", "memory_id", "start_valid", "end_valid", "end_seq", "op", "text", "actor", "reason")
 
@@ -74,9 +74,12 @@ def check_projection(conn: sqlite3.Connection, bank: str, *, deep: bool = False)
 
 
 def repair(conn: sqlite3.Connection) -> dict[str, int]:
-    """Rebuild `banks`, `versions` and the R*Tree of every bank from the log, in the caller's
-    transaction; returns the number of versions per bank."""
+    """Rebuild `banks`, `versions` and the R*Tree of every bank from the log, and put back any
+    protection trigger that was dropped, in the caller's transaction; returns the number of
+    versions per bank."""
     banks = [r[0] for r in conn.execute("SELECT DISTINCT bank FROM events ORDER BY bank")]
+    for statement in ddl_statements():  # every table, index and trigger that is missing, put back
+        conn.execute(statement)
     conn.execute("INSERT INTO projection_guard VALUES ('repair')")
     conn.execute("DELETE FROM versions_rtree")
     conn.execute("DELETE FROM versions")

@@ -2,17 +2,30 @@
 DELETE on both tables, except the one deliberate purge of `erase` (text columns set to NULL,
 `erased` flipped to 1, nothing else touched, and only once an ERASE tombstone exists)."""
 
-SCHEMA_VERSION = 3  # 2: derived tables guarded, no insert may replace a row, a file id (db_id);
+SCHEMA_VERSION = 4  # 2: derived tables guarded, no insert may replace a row, a file id (db_id);
                     # 3: the projection trigger stands aside while a bulk append maintains it at once,
-                    #    one index fewer on events
+                    #    one index fewer on events;
+                    # 4: salted content digests (erased text cannot be guessed back from them), the
+                    #    inputs in a hash chain of their own, each event bound to that chain's head
 
 OPS = ("ADD", "UPDATE", "DELETE", "NOOP", "RESTORE", "ERASE")
 # Ops after which the memory is live; DELETE and ERASE end it. NOOP never changes state.
 LIVE_OPS = ("ADD", "UPDATE", "RESTORE")
 
 # The purgeable (private) columns of an event; the hash chain covers their digest, not them.
+# The digest is salted with a random per-row `salt` that erase purges with the text: afterwards
+# the digest still anchors the chain but no guess of the text can be checked against it.
 EVENT_CONTENT = ("text", "prev_text", "reason", "cause")
 INPUT_CONTENT = ("speaker", "text", "meta")
+
+# The protection triggers `verify` expects to find (a dropped one is reported, `repair` restores it).
+PROTECTION_TRIGGERS = (
+    "events_no_replace", "events_no_delete", "events_no_update",
+    "inputs_no_replace", "inputs_no_delete", "inputs_no_update",
+    "versions_follow_log", "versions_forget_erased",
+) + tuple(f"{t}_guard_{a}" for t in ("versions", "banks") for a in ("insert", "update", "delete"))
+
+import sqlite3
 
 _EPOCH = "((julianday({}) - 2440587.5) * 86400.0)"  # seconds; the R*Tree stores float32, rounded outward
 
@@ -51,7 +64,9 @@ CREATE TABLE IF NOT EXISTS events (
     content_digest TEXT NOT NULL,
     erased         INTEGER NOT NULL DEFAULT 0 CHECK (erased IN (0, 1)),
     prev_hash      TEXT NOT NULL,
-    hash           TEXT NOT NULL
+    hash           TEXT NOT NULL,
+    salt           TEXT,  -- private: salts content_digest, purged by erase
+    inputs_head    TEXT   -- chained: the hash of the bank's newest input when the event was appended
 );
 -- chain walk and tail lookup per bank
 CREATE INDEX IF NOT EXISTS events_bank_seq ON events (bank, seq);
@@ -73,6 +88,7 @@ CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
 WHEN NOT (
     OLD.erased = 0 AND NEW.erased = 1 AND OLD.op <> 'ERASE'
     AND NEW.text IS NULL AND NEW.prev_text IS NULL AND NEW.reason IS NULL AND NEW.cause IS NULL
+    AND NEW.salt IS NULL AND NEW.inputs_head IS OLD.inputs_head
     AND NEW.seq IS OLD.seq AND NEW.event_id IS OLD.event_id AND NEW.bank IS OLD.bank
     AND NEW.memory_id IS OLD.memory_id AND NEW.op IS OLD.op AND NEW.outcome IS OLD.outcome
     AND NEW.valid_at IS OLD.valid_at AND NEW.recorded_at IS OLD.recorded_at
@@ -161,8 +177,13 @@ CREATE TABLE IF NOT EXISTS inputs (
     recorded_at    TEXT NOT NULL,
     content_digest TEXT NOT NULL,
     erased         INTEGER NOT NULL DEFAULT 0 CHECK (erased IN (0, 1)),
+    salt           TEXT,  -- private: salts content_digest, purged by erase
+    prev_hash      TEXT,  -- the bank's input chain (NULL only on a file upgraded from schema 3,
+    hash           TEXT,  -- until a writable open chains its inputs)
     UNIQUE (bank, input_id)
 );
+-- the input chain's walk and head per bank
+CREATE INDEX IF NOT EXISTS inputs_bank_seq ON inputs (bank, seq);
 
 CREATE TRIGGER IF NOT EXISTS inputs_no_replace BEFORE INSERT ON inputs
 WHEN EXISTS (SELECT 1 FROM inputs WHERE bank = NEW.bank AND input_id = NEW.input_id)
@@ -174,21 +195,47 @@ BEGIN SELECT RAISE(ABORT, 'memstore: the input log is append-only'); END;
 
 CREATE TRIGGER IF NOT EXISTS inputs_no_update BEFORE UPDATE ON inputs
 WHEN NOT (
-    OLD.erased = 0 AND NEW.erased = 1
-    AND NEW.speaker IS NULL AND NEW.text IS NULL AND NEW.meta IS NULL
-    AND NEW.seq IS OLD.seq AND NEW.input_id IS OLD.input_id AND NEW.bank IS OLD.bank
+    NEW.seq IS OLD.seq AND NEW.input_id IS OLD.input_id AND NEW.bank IS OLD.bank
     AND NEW.time IS OLD.time AND NEW.session IS OLD.session AND NEW.recorded_at IS OLD.recorded_at
     AND NEW.content_digest IS OLD.content_digest
-    AND EXISTS (SELECT 1 FROM events e, json_each(e.source) s WHERE e.bank = OLD.bank AND e.op = 'ERASE'
-                AND s.value = OLD.input_id)
+    AND ((  -- erase: purge the private columns, once, named by a tombstone
+        OLD.erased = 0 AND NEW.erased = 1
+        AND NEW.speaker IS NULL AND NEW.text IS NULL AND NEW.meta IS NULL AND NEW.salt IS NULL
+        AND NEW.prev_hash IS OLD.prev_hash AND NEW.hash IS OLD.hash
+        AND EXISTS (SELECT 1 FROM events e, json_each(e.source) s WHERE e.bank = OLD.bank AND e.op = 'ERASE'
+                    AND s.value = OLD.input_id)
+    ) OR (  -- an input of a file upgraded from schema 3 enters the chain, once
+        OLD.hash IS NULL AND NEW.hash IS NOT NULL AND NEW.prev_hash IS NOT NULL
+        AND NEW.erased IS OLD.erased AND NEW.speaker IS OLD.speaker AND NEW.text IS OLD.text
+        AND NEW.meta IS OLD.meta AND NEW.salt IS OLD.salt
+    ))
 )
 BEGIN SELECT RAISE(ABORT, 'memstore: the input log is append-only (only erase may purge text)'); END;
 """
 
-# Schema 1 or 2 -> 3: the maintaining triggers are replaced (1: they gain the guard; 2: the
-# projection trigger stands aside during a bulk append), the newer triggers and table are created.
+# Schema 1, 2 or 3 -> 4, in one script: the maintaining triggers are replaced (1: they gain the
+# guard; 2: the projection trigger stands aside during a bulk append; 3: the update guards name the
+# new columns); the salt and chain columns are added, existing rows keeping NULL (their digests
+# unsalted, their events unbound to inputs; a writable open chains the inputs); the newer triggers
+# and tables are created.
 MIGRATE = """DROP TRIGGER IF EXISTS versions_follow_log;
 DROP INDEX IF EXISTS events_state_seq;
 DROP TRIGGER IF EXISTS versions_forget_erased;
+DROP TRIGGER IF EXISTS events_no_update;
 DROP TRIGGER IF EXISTS inputs_no_update;
+{add_columns}
 """ + DDL
+
+# Columns schema 4 added, added by MIGRATE where a file lacks them.
+ADDED_COLUMNS = {"events": ("salt", "inputs_head"), "inputs": ("salt", "prev_hash", "hash")}
+
+
+def ddl_statements() -> list[str]:
+    """DDL one statement at a time (all IF NOT EXISTS), to run inside a caller's transaction."""
+    out, current = [], ""
+    for line in DDL.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    return [s for s in out if s]

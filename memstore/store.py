@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from . import audit, projection
-from .chain import GENESIS, content_digest, event_hash, key_id, load_key
+from .chain import GENESIS, content_digest, event_hash, input_hash, key_id, load_key, new_salt
 from .clock import now_stamp, parse_cutoff, to_stamp
 from .db import connect, sqlite_errors
+from .durability import GroupSync
 from .embed import text_hash
 from .errors import BadInput, InvalidOperation, NotFound, StoreUnavailable
 from .records import Event, Input, Memory
@@ -28,12 +29,40 @@ from .schema import _EPOCH, EVENT_CONTENT, INPUT_CONTENT, LIVE_OPS
 
 BANK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # always fullmatch: "$" lets a trailing newline in
 _STATE = "outcome = 'applied' AND op <> 'NOOP'"
+_PENDING = "pending_erase:"  # meta key prefix: an erasure of that bank whose cleanup is not yet done
 
 
 def check_bank(bank: str) -> str:
     if not isinstance(bank, str) or not BANK_NAME.fullmatch(bank):
         raise BadInput(f"bad bank name {bank!r}: use 1-64 letters, digits, '_', '.', ':' or '-'")
     return bank
+
+
+def optional_text(name: str, value: Any) -> str | None:
+    """A str-or-None argument of the Python API, checked: a wrong type is a BadInput, not a TypeError."""
+    if value is not None and not isinstance(value, str):
+        raise BadInput(f"{name} must be a string, not {type(value).__name__}")
+    return value
+
+
+def memory_id_arg(value: Any) -> str:
+    if not isinstance(value, str):
+        raise BadInput(f"a memory id must be a string, not {type(value).__name__}")
+    return value
+
+
+def source_arg(value: Any) -> list[str]:
+    """The input ids a change came from: a list (or tuple) of strings; a bare string is refused
+    rather than read as a list of its characters."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise BadInput(f"source must be a list of input ids (strings), not {value!r:.60}")
+    return list(value)
+
+
+def count_arg(name: str, value: Any, *, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise BadInput(f"{name} must be a whole number >= {minimum}, not {value!r:.60}")
+    return value
 
 
 def input_key(content_digest: str, time: str) -> str:
@@ -54,7 +83,8 @@ def new_event_id() -> str:
 
 
 _EVENT_COLUMNS = ("seq", "event_id", "bank", "memory_id", "op", "outcome", "text", "prev_text", "valid_at",
-                  "recorded_at", "actor", "reason", "source", "cause", "erased", "prev_hash", "content_digest", "hash")
+                  "recorded_at", "actor", "reason", "source", "cause", "erased", "prev_hash", "content_digest", "hash",
+                  "salt", "inputs_head")
 _INSERT_EVENT = f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(_EVENT_COLUMNS))})"
 
 
@@ -62,7 +92,10 @@ _CAUSE_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True)  # json.du
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else _CAUSE_ENCODER.encode(value)
+    try:
+        return None if value is None else _CAUSE_ENCODER.encode(value)
+    except (TypeError, ValueError) as exc:  # not JSON: a set, an object, a circular dict, a non-str key
+        raise BadInput(f"cannot store {type(value).__name__} as JSON: {exc}") from None
 
 
 class MemoryStore:
@@ -86,15 +119,18 @@ class MemoryStore:
         self._timeout = timeout
         self.db = connect(self.path, create=create, timeout=timeout)
         self.conn: sqlite3.Connection = self.db.conn
+        self._sync = GroupSync(self.path)
         self._depth = 0
         self._bulk: list[dict] | None = None  # the events appended inside bulk(), in order
         self._bulk_open: dict[str, tuple[int, str] | None] = {}  # inside bulk(): open version before it
         self._next_seq: int | None = None
         self._tail: str | None = None
+        self._input_tail: str | None = None  # inside a transaction: the bank's input chain head
         self._embedder = embedder
         self._view: VectorView | None = None
         self.key = load_key(key)
         self.keyed = self._bind_key()
+        self._chain_unchained_inputs()
         self._finish_pending_erase()
 
     def _bind_key(self) -> bool:
@@ -108,10 +144,31 @@ class MemoryStore:
             return False
         with self.transaction():
             if self.conn.execute("SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM inputs)").fetchone()[0]:
-                raise StoreUnavailable(f"database {self.path} has an unkeyed chain and cannot be keyed afterwards: "
-                                       "unset MEMSTORE_KEY / MEMSTORE_KEY_FILE, or start a new file with the key")
+                raise StoreUnavailable(f"database {self.path} has no chain key id, so its chain is unkeyed and cannot be "
+                                       "keyed afterwards (if it was made with a key, its key id was removed and its chain "
+                                       "recomputed: check it against an anchor); unset MEMSTORE_KEY / MEMSTORE_KEY_FILE, "
+                                       "or start a new file with the key")
             self.conn.execute("INSERT INTO meta VALUES ('chain_key_id', ?)", (key_id(self.key),))
         return True
+
+    def _chain_unchained_inputs(self) -> None:
+        """Inputs of a file upgraded from schema 3 enter the input chain, once, on the first open
+        that may write (with the key, on a keyed file): until then `verify` reports them."""
+        if self.keyed and self.key is None:
+            return
+        if self.conn.execute("SELECT 1 FROM meta WHERE key = 'unchained_inputs'").fetchone() is None:
+            return  # set by the upgrade; `verify` checks every input's hash whatever it says
+        with self.transaction():
+            self.conn.execute("DELETE FROM meta WHERE key = 'unchained_inputs'")
+            for bank in [r[0] for r in self.conn.execute("SELECT DISTINCT bank FROM inputs WHERE hash IS NULL")]:
+                tail = GENESIS
+                for row in self.conn.execute("SELECT * FROM inputs WHERE bank = ? ORDER BY seq", (bank,)).fetchall():
+                    if row["hash"] is None:
+                        digest = input_hash(tail, row, self.key)
+                        self.conn.execute("UPDATE inputs SET prev_hash = ?, hash = ? WHERE seq = ?", (tail, digest, row["seq"]))
+                        tail = digest
+                    else:
+                        tail = row["hash"]
 
     def _writable(self) -> None:
         if self.keyed and self.key is None:
@@ -119,9 +176,12 @@ class MemoryStore:
 
     # ---- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
-        if self._view is not None:
-            self._view.save()
-        self.conn.close()
+        try:
+            if self._view is not None:
+                self._view.save()
+        finally:
+            self.conn.close()
+            self._sync.close()
 
     def __enter__(self) -> "MemoryStore":
         return self
@@ -145,7 +205,7 @@ class MemoryStore:
         if self._depth == 0:
             with sqlite_errors(self.path):
                 self.conn.execute("BEGIN IMMEDIATE")
-            self._next_seq = self._tail = None
+            self._next_seq = self._tail = self._input_tail = None
         self._depth += 1
         try:
             yield self
@@ -153,13 +213,21 @@ class MemoryStore:
             self._depth -= 1
             if self._depth == 0:
                 self.conn.execute("ROLLBACK")
-                self._next_seq = self._tail = None
+                self._next_seq = self._tail = self._input_tail = None
                 self._view = None  # it may have indexed rolled-back versions; reload from disk
             raise
         self._depth -= 1
         if self._depth == 0:
-            with sqlite_errors(self.path):
-                self.conn.execute("COMMIT")
+            try:
+                with sqlite_errors(self.path):
+                    self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:  # a failed COMMIT (I/O error, full disk) leaves it open
+                    self.conn.execute("ROLLBACK")
+                self._next_seq = self._tail = self._input_tail = None
+                self._view = None
+                raise
+            self._sync.after_commit()  # durable before it is acknowledged (durability.py)
 
     @contextlib.contextmanager
     def bulk(self) -> Iterator["MemoryStore"]:
@@ -250,6 +318,10 @@ class MemoryStore:
                 source: Sequence[str] = (), cause: Any = None, outcome: str = "applied") -> Event:
         assert self._depth > 0, "appends happen inside a transaction"
         self._writable()
+        source = source_arg(source)
+        optional_text("reason", reason), optional_text("actor", actor)
+        if cause is not None and not isinstance(cause, (str, dict)):
+            raise BadInput(f"cause must be a note (string) or a dict, not {type(cause).__name__}")
         if self._next_seq is None:
             self._next_seq = self.conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events").fetchone()[0]
             tail = self.conn.execute(
@@ -263,8 +335,9 @@ class MemoryStore:
             "prev_text": prev_text, "valid_at": valid_at, "recorded_at": now_stamp(),
             "actor": actor or self.actor, "reason": reason, "source": json.dumps(list(source)),
             "cause": _json(cause), "erased": 0, "prev_hash": self._tail,
+            "salt": new_salt(), "inputs_head": self._inputs_head(),
         }
-        row["content_digest"] = content_digest(row[c] for c in EVENT_CONTENT)
+        row["content_digest"] = content_digest((row[c] for c in EVENT_CONTENT), salt=row["salt"])
         row["hash"] = event_hash(self._tail, row, self.key)
         self.conn.execute(_INSERT_EVENT, [row[c] for c in _EVENT_COLUMNS])
         self._next_seq += 1
@@ -273,8 +346,17 @@ class MemoryStore:
             self._bulk.append(row)
         return Event.from_row(row)
 
+    def _inputs_head(self) -> str:
+        """The hash of the bank's newest input, read once per transaction (appends are serialised)."""
+        if self._input_tail is None:
+            row = self.conn.execute("SELECT hash FROM inputs WHERE bank = ? ORDER BY seq DESC LIMIT 1",
+                                    (self.bank,)).fetchone()
+            self._input_tail = row[0] if row and row[0] else GENESIS
+        return self._input_tail
+
     def _current(self, memory_id: str) -> sqlite3.Row | None:
         """The memory's last state-changing event, or None if the bank has no such memory."""
+        memory_id_arg(memory_id)
         row = self.conn.execute(
             f"SELECT * FROM events WHERE bank = ? AND memory_id = ? AND {_STATE} ORDER BY seq DESC LIMIT 1",
             (self.bank, memory_id)).fetchone()
@@ -425,8 +507,11 @@ class MemoryStore:
                                 actor=actor, reason=reason.strip(),
                                 source=sources if with_sources else (),
                                 cause={"purged_events": count, "purged_inputs": len(sources) if with_sources else 0})
+            # committed with the erasure: if the process dies before the WAL is folded into the file
+            # and the saved vector index rewritten, the next open of the file finishes both
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_PENDING + self.bank, memory_id))
             self.conn.execute(
-                "UPDATE events SET text = NULL, prev_text = NULL, reason = NULL, cause = NULL, erased = 1 "
+                "UPDATE events SET text = NULL, prev_text = NULL, reason = NULL, cause = NULL, salt = NULL, erased = 1 "
                 "WHERE bank = ? AND memory_id = ? AND op <> 'ERASE' AND erased = 0", (self.bank, memory_id))
             if with_sources and sources:
                 marks = ",".join("?" * len(sources))
@@ -439,7 +524,7 @@ class MemoryStore:
                         continue  # another bank recorded the same turn and keeps its facts
                     self.conn.execute("DELETE FROM fact_cache WHERE input_key = ?", (fact_key(speaker, text, time),))
                 self.conn.execute(
-                    f"UPDATE inputs SET speaker = NULL, text = NULL, meta = NULL, erased = 1 "
+                    f"UPDATE inputs SET speaker = NULL, text = NULL, meta = NULL, salt = NULL, erased = 1 "
                     f"WHERE bank = ? AND erased = 0 AND input_id IN ({marks})", (self.bank, *sources))
         return tomb
 
@@ -461,17 +546,22 @@ class MemoryStore:
             finally:
                 self.conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
             if not busy:
-                self.conn.execute("DELETE FROM meta WHERE key = 'pending_checkpoint'")
+                self.conn.execute("DELETE FROM meta WHERE key LIKE 'pending_erase:%'")
                 return True
             if after_erase_of is None:
                 return False
-            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('pending_checkpoint', ?)", (after_erase_of,))
         raise StoreUnavailable(
             f"memory {after_erase_of!r} is erased in the log, but another connection to {self.path} keeps its old "
             f"text in {self.path.name}-wal: close it, and the next open of the file completes the erasure")
 
     def _finish_pending_erase(self) -> None:
-        if self.conn.execute("SELECT 1 FROM meta WHERE key = 'pending_checkpoint'").fetchone():
+        """Complete an erasure whose process stopped before its cleanup: the saved vector indexes
+        of its bank dropped (rebuilt from the log on the next search), the WAL folded and truncated."""
+        pending = [r[0][len(_PENDING):] for r in self.conn.execute(
+            "SELECT key FROM meta WHERE key LIKE 'pending_erase:%'")]
+        for bank in pending:
+            drop_saved(self.path, bank)
+        if pending:
             self._checkpoint(wait=0.2)
 
     def apply(self, op: str, memory_id: str = "", text: str | None = None, *, at: Any = None,
@@ -506,30 +596,39 @@ class MemoryStore:
         (so ingest can resume), but the same id with other content is an error."""
         if not isinstance(text, str):
             raise BadInput("input text must be a string")
+        optional_text("speaker", speaker), optional_text("input_id", input_id), optional_text("session", session)
+        if meta is not None and not isinstance(meta, dict):
+            raise BadInput(f"input meta must be a dict, not {type(meta).__name__}")
         stamp = to_stamp(time)
         input_id = input_id or uuid.uuid4().hex
         row = {"input_id": input_id, "bank": self.bank, "speaker": speaker, "text": text, "time": stamp,
-               "session": session, "meta": _json(meta), "recorded_at": now_stamp()}
+               "session": session, "meta": _json(meta), "recorded_at": now_stamp(), "salt": new_salt()}
         self._writable()
-        row["content_digest"] = content_digest((row[c] for c in INPUT_CONTENT), self.key)
         with self.transaction():
             old = self.conn.execute("SELECT * FROM inputs WHERE bank = ? AND input_id = ?",
                                     (self.bank, input_id)).fetchone()
             if old is not None:
-                if old["content_digest"] != row["content_digest"] or old["time"] != stamp:
+                # an erased input cannot be compared any more (its salt is gone): it stays erased
+                same = old["erased"] or content_digest(
+                    (row[c] for c in INPUT_CONTENT), self.key, old["salt"]) == old["content_digest"]
+                if not same or old["time"] != stamp:
                     raise BadInput(f"input {input_id!r} was already recorded with other content")
                 return Input.from_row(old), False
+            row["content_digest"] = content_digest((row[c] for c in INPUT_CONTENT), self.key, row["salt"])
+            row["seq"] = self.conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM inputs").fetchone()[0]
+            row["prev_hash"] = self._inputs_head()
+            row["hash"] = input_hash(row["prev_hash"], row, self.key)
             cols = ", ".join(row)
-            cur = self.conn.execute(f"INSERT INTO inputs ({cols}) VALUES ({', '.join('?' * len(row))})",
-                                    tuple(row.values()))
-            new = self.conn.execute("SELECT * FROM inputs WHERE seq = ?", (cur.lastrowid,)).fetchone()
+            self.conn.execute(f"INSERT INTO inputs ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+            self._input_tail = row["hash"]
+            new = self.conn.execute("SELECT * FROM inputs WHERE seq = ?", (row["seq"],)).fetchone()
             return Input.from_row(new), True
 
     def inputs(self, ids: Iterable[str] | None = None) -> list[Input]:
         if ids is None:
             rows = self.conn.execute("SELECT * FROM inputs WHERE bank = ? ORDER BY seq", (self.bank,))
         else:
-            ids = list(ids)
+            ids = source_arg(ids if isinstance(ids, (str, list, tuple)) or not hasattr(ids, "__iter__") else list(ids))
             marks = ",".join("?" * len(ids))
             rows = self.conn.execute(f"SELECT * FROM inputs WHERE bank = ? AND input_id IN ({marks}) ORDER BY seq",
                                      (self.bank, *ids)) if ids else []
@@ -559,6 +658,7 @@ class MemoryStore:
         return row[0] or 0
 
     def events(self, after_seq: int = 0) -> list[Event]:
+        count_arg("after_seq", after_seq)
         rows = self.conn.execute("SELECT * FROM events WHERE bank = ? AND seq > ? ORDER BY seq",
                                  (self.bank, after_seq))
         return [Event.from_row(r) for r in rows]
@@ -614,6 +714,7 @@ class MemoryStore:
         """The k memories most similar to `query` among those alive at `as_of` (default now)."""
         if not isinstance(query, str) or not query.strip():
             raise BadInput("search needs a non-empty query")
+        count_arg("k", k)
         return self.vector_view().search(query, k=k, as_of=as_of)
 
     def reindex(self, progress=None) -> int:

@@ -88,9 +88,18 @@ class VectorView:
 
     def _log_position(self) -> tuple[int, int]:
         seq = self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events WHERE bank = ?", (self.bank,)).fetchone()[0]
-        erasures = self.conn.execute("SELECT COUNT(*) FROM events WHERE bank = ? AND op = 'ERASE'",
-                                     (self.bank,)).fetchone()[0]  # both are index seeks
-        return seq, erasures
+        return seq, self._erasures()
+
+    def _erasures(self) -> int:
+        """The bank's erasure generation: how many ERASE tombstones its log holds (an index seek)."""
+        return self.conn.execute("SELECT COUNT(*) FROM events WHERE bank = ? AND op = 'ERASE'",
+                                 (self.bank,)).fetchone()[0]
+
+    def _saved_erasures(self) -> int:
+        try:
+            return int(json.loads(self.meta_path.read_text()).get("erasures", 0))
+        except (OSError, ValueError, TypeError, AttributeError):
+            return 0
 
     def _load_or_rebuild(self) -> None:
         meta = None
@@ -191,9 +200,14 @@ class VectorView:
         self._matrix = self._buffer[:n + len(vectors)]
 
     def save(self) -> None:
-        """Index first, then metadata naming its size: a crash between the two is seen on open."""
+        """Index first, then metadata naming its size: a crash between the two is seen on open.
+        Never over a newer erasure generation: a view opened before another process erased from
+        the bank still holds the erased vectors, and must not write them back; if an erasure
+        lands while it writes, the files it wrote are removed."""
         if (self.unsaved == 0 and self.meta_path.exists()) or self.conn.in_transaction:
             return  # never persist what a transaction might still roll back
+        if self._erasures() != self.erasures or self._saved_erasures() > self.erasures:
+            return
         tmp = self.index_path.with_suffix(".hnsw.tmp")
         self.index.save_index(str(tmp))
         os.replace(tmp, self.index_path)
@@ -205,6 +219,9 @@ class VectorView:
         tmp.write_text(json.dumps(meta))
         os.replace(tmp, self.meta_path)
         self.unsaved = 0
+        if self._erasures() != self.erasures:  # an erase committed meanwhile; its own cleanup may be done
+            self.index_path.unlink(missing_ok=True)
+            self.meta_path.unlink(missing_ok=True)
 
     # ---- search ------------------------------------------------------------------------
     def alive(self, cutoff: Cutoff) -> np.ndarray:

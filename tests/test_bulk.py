@@ -91,7 +91,7 @@ def test_a_schema_2_file_is_migrated(db_path):
     conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     conn.close()
     store = MemoryStore(db_path, "alpha", create=False)
-    assert store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+    assert store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
     assert store.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events_state_seq'").fetchone() is None
     with store.bulk():
         store.add("new", at="2024-01-02")
@@ -113,3 +113,36 @@ def test_bulk_refuses_to_close_a_version_the_projection_lost(db_path):
             store.update(kept.memory_id, "changed", at="2024-01-02")
     assert store.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == before
     assert not store.verify(deep=True)["ok"]
+
+
+def test_a_schema_3_file_is_migrated_and_its_inputs_chained(db_path):
+    """A file of schema 3 (no salts, no input chain): its rows keep their unsalted digests and
+    unbound event hashes, its inputs are chained on the first writable open, and it verifies."""
+    old = MemoryStore(db_path, "alpha")
+    old.record_input("Alice", "I moved to Lyon", "2024-01-01", input_id="t1")
+    old.add("Alice lives in Lyon", at="2024-01-01", source=["t1"])
+    old.close()
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("DROP TRIGGER events_no_update")
+    conn.execute("DROP TRIGGER inputs_no_update")
+    conn.execute("DROP INDEX inputs_bank_seq")
+    for table, columns in (("events", ("salt", "inputs_head")), ("inputs", ("salt", "prev_hash", "hash"))):
+        for column in columns:
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    # schema 3's digests and hashes: unsalted, events not bound to inputs
+    from memstore.chain import GENESIS, content_digest, event_hash
+    from memstore.schema import EVENT_CONTENT, INPUT_CONTENT
+    conn.row_factory = sqlite3.Row
+    row = dict(conn.execute("SELECT * FROM inputs").fetchone())
+    conn.execute("UPDATE inputs SET content_digest = ?", (content_digest(row[c] for c in INPUT_CONTENT),))
+    row = dict(conn.execute("SELECT * FROM events").fetchone())
+    row["content_digest"] = content_digest(row[c] for c in EVENT_CONTENT)
+    conn.execute("UPDATE events SET content_digest = ?, hash = ?", (row["content_digest"], event_hash(GENESIS, row)))
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    conn.close()
+    store = MemoryStore(db_path, "alpha", create=False)
+    assert store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
+    assert store.verify(deep=True)["ok"]
+    store.record_input("Alice", "and I like tea", "2024-01-02", input_id="t2")
+    store.add("Alice likes tea", at="2024-01-02", source=["t2"])
+    assert store.verify(deep=True)["ok"] and store.verify()["inputs_checked"] == 2

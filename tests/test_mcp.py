@@ -85,11 +85,14 @@ def test_store_tools_over_stdio(db_path):
             await call(client, "add_memory", text="x", bank="bad bank!"),
             await call(client, "replay", bank="bob", user_id="carol"),
             await call(client, "update_memory", memory_id=a, text="Alice lives in Paris", at="2023-06-01"),
+            await call(client, "add_memory", text="Erin likes jazz", usr_id="erin"),  # a misspelled scope
+            await call(client, "search_memories", query="x", k=0),
         ]
         for kind, message in errors:
             assert kind == "error" and "\n" not in message and message, message
         assert "no memory" in errors[0][1] and "no memory" in errors[1][1]
         assert "not deleted" in errors[2][1] and "bad timestamp" in errors[3][1]
+        assert "no argument 'usr_id'" in errors[9][1] and "user_id" in errors[9][1]
         return a, dog, bob, carol
 
     a, dog, bob, carol = run(flow, db_path)

@@ -19,7 +19,7 @@ from conftest import dump, memstore_cli
 from memstore import MemoryStore
 from memstore.chain import GENESIS, content_digest, event_hash
 from memstore.errors import BadInput, StoreUnavailable
-from memstore.schema import EVENT_CONTENT
+from memstore.schema import EVENT_CONTENT, ddl_statements
 
 
 def build(path: Path, **kw) -> MemoryStore:
@@ -82,11 +82,17 @@ def rechain(conn: sqlite3.Connection, bank: str, key: bytes | None = None) -> No
     for row in conn.execute("SELECT * FROM events WHERE bank = ? ORDER BY seq", (bank,)).fetchall():
         row = dict(row)
         row["prev_hash"] = tail
-        row["content_digest"] = content_digest(row[c] for c in EVENT_CONTENT)
+        row["content_digest"] = content_digest((row[c] for c in EVENT_CONTENT), salt=row["salt"])
         row["hash"] = event_hash(tail, row, key)
         conn.execute("UPDATE events SET prev_hash = ?, content_digest = ?, hash = ? WHERE seq = ?",
                      (row["prev_hash"], row["content_digest"], row["hash"], row["seq"]))
         tail = row["hash"]
+
+
+def cover_tracks(conn: sqlite3.Connection) -> None:
+    """What a careful attacker does last: put the dropped triggers back."""
+    for statement in ddl_statements():
+        conn.execute(statement)
 
 
 def test_anchors_catch_truncation_and_rewritten_history(db_path):
@@ -98,6 +104,8 @@ def test_anchors_catch_truncation_and_rewritten_history(db_path):
     conn.execute("UPDATE events SET text = 'Alice likes coffee' WHERE text = 'Alice likes tea'")
     conn.execute("UPDATE versions SET text = 'Alice likes coffee' WHERE text = 'Alice likes tea'")
     rechain(conn, "alpha")
+    assert "protection trigger" in store.verify()["problem"]  # the dropped triggers are seen
+    cover_tracks(conn)
     assert store.verify()["ok"], "without a key or an anchor a recomputed chain passes: that is the point"
     out = store.verify(anchors=[anchor])
     assert not out["ok"] and "rewritten" in out["problem"]
