@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 def history(store: "MemoryStore", memory_id: str) -> list[Event]:
     """Every event naming the memory, in log order: versions, NOOPs and refused decisions."""
+    if not isinstance(memory_id, str):
+        raise BadInput(f"a memory id must be a string, not {type(memory_id).__name__}")
     rows = store.conn.execute("SELECT * FROM events WHERE bank = ? AND memory_id = ? ORDER BY seq",
                               (store.bank, memory_id)).fetchall()
     if not rows or not memory_id:
@@ -78,7 +80,9 @@ def head(store: "MemoryStore") -> dict[str, Any]:
 
 
 def parse_anchor(anchor: str) -> tuple[int, str]:
-    seq, _, digest = (anchor or "").strip().partition(":")
+    if not isinstance(anchor, str):
+        raise BadInput(f"bad anchor {anchor!r:.60}: expected SEQ:HASH as printed by `memstore head`")
+    seq, _, digest = anchor.strip().partition(":")
     if not seq.isascii() or not seq.isdigit() or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
         raise BadInput(f"bad anchor {anchor!r}: expected SEQ:HASH as printed by `memstore head`")
     return int(seq), digest

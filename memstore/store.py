@@ -17,8 +17,8 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from . import audit, projection
 from .chain import GENESIS, content_digest, event_hash, input_hash, key_id, load_key, new_salt
-from .clock import now_stamp, parse_cutoff, to_stamp
-from .db import connect, sqlite_errors
+from .clock import MAX_SEQ, now_stamp, parse_cutoff, to_stamp
+from .db import connect, describe_sqlite_error, sqlite_errors
 from .durability import GroupSync
 from .embed import text_hash
 from .errors import BadInput, InvalidOperation, NotFound, StoreUnavailable
@@ -40,8 +40,13 @@ def check_bank(bank: str) -> str:
 
 def optional_text(name: str, value: Any) -> str | None:
     """A str-or-None argument of the Python API, checked: a wrong type is a BadInput, not a TypeError."""
-    if value is not None and not isinstance(value, str):
-        raise BadInput(f"{name} must be a string, not {type(value).__name__}")
+    if value is not None:
+        if not isinstance(value, str):
+            raise BadInput(f"{name} must be a string, not {type(value).__name__}")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadInput(f"{name} is not valid text (it holds a lone surrogate)") from None
     return value
 
 
@@ -55,14 +60,20 @@ def source_arg(value: Any) -> list[str]:
     """The input ids a change came from: a list (or tuple) of strings; a bare string is refused
     rather than read as a list of its characters."""
     if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise BadInput(f"source must be a list of input ids (strings), not {value!r:.60}")
+        raise BadInput(f"source must be a list of input ids (strings), not {_short(value)}")
+    for v in value:
+        optional_text("an input id", v)
     return list(value)
 
 
 def count_arg(name: str, value: Any, *, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise BadInput(f"{name} must be a whole number >= {minimum}, not {value!r:.60}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_SEQ:
+        raise BadInput(f"{name} must be a whole number from {minimum} to {MAX_SEQ}, not {_short(value)}")
     return value
+
+
+def _short(value: Any) -> str:
+    return " ".join(repr(value)[:60].split())
 
 
 def input_key(content_digest: str, time: str) -> str:
@@ -209,12 +220,12 @@ class MemoryStore:
         self._depth += 1
         try:
             yield self
-        except BaseException:
+        except BaseException as exc:
             self._depth -= 1
             if self._depth == 0:
-                self.conn.execute("ROLLBACK")
-                self._next_seq = self._tail = self._input_tail = None
-                self._view = None  # it may have indexed rolled-back versions; reload from disk
+                self._abandon()
+                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                    raise describe_sqlite_error(self.path, exc) from None  # a full disk, an I/O error: one line
             raise
         self._depth -= 1
         if self._depth == 0:
@@ -222,12 +233,18 @@ class MemoryStore:
                 with sqlite_errors(self.path):
                     self.conn.execute("COMMIT")
             except BaseException:
-                if self.conn.in_transaction:  # a failed COMMIT (I/O error, full disk) leaves it open
-                    self.conn.execute("ROLLBACK")
-                self._next_seq = self._tail = self._input_tail = None
-                self._view = None
+                self._abandon()
                 raise
             self._sync.after_commit()  # durable before it is acknowledged (durability.py)
+
+    def _abandon(self) -> None:
+        """After a failed transaction: roll back what is left of it (an I/O error or a full disk
+        may have rolled it back already) and forget what was read inside it."""
+        if self.conn.in_transaction:
+            with sqlite_errors(self.path):
+                self.conn.execute("ROLLBACK")
+        self._next_seq = self._tail = self._input_tail = None
+        self._view = None  # it may have indexed rolled-back versions; reload from disk
 
     @contextlib.contextmanager
     def bulk(self) -> Iterator["MemoryStore"]:
@@ -398,7 +415,7 @@ class MemoryStore:
     def _text(text: str) -> str:
         if not isinstance(text, str) or not text.strip():
             raise BadInput("memory text must be a non-empty string")
-        return text.strip()
+        return optional_text("memory text", text).strip()
 
     def add(self, text: str, *, at: Any = None, reason: str | None = None, actor: str | None = None,
             source: Sequence[str] = (), cause: Any = None) -> Event:
@@ -430,6 +447,7 @@ class MemoryStore:
     def noop(self, memory_id: str = "", *, at: Any = None, reason: str | None = None,
              actor: str | None = None, source: Sequence[str] = (), cause: Any = None) -> Event:
         """Record a decision to change nothing (the fact is known already, or not worth keeping)."""
+        memory_id_arg(memory_id)
         valid_at = to_stamp(at)
         with self.transaction():
             text = None
@@ -569,6 +587,9 @@ class MemoryStore:
               cause: Any = None) -> Event:
         """Apply one policy decision. A decision the store refuses (unknown id, deleted memory...)
         is recorded as a refused event with the refusal in its reason, never dropped."""
+        if not isinstance(op, str):
+            raise BadInput(f"op must be ADD, UPDATE, DELETE or NOOP, not {_short(op)}")
+        memory_id_arg(memory_id), optional_text("memory text", text)
         op = op.upper()
         kw = dict(at=at, reason=reason, actor=actor, source=source, cause=cause)
         try:
@@ -596,7 +617,7 @@ class MemoryStore:
         (so ingest can resume), but the same id with other content is an error."""
         if not isinstance(text, str):
             raise BadInput("input text must be a string")
-        optional_text("speaker", speaker), optional_text("input_id", input_id), optional_text("session", session)
+        optional_text("input text", text), optional_text("speaker", speaker), optional_text("input_id", input_id), optional_text("session", session)
         if meta is not None and not isinstance(meta, dict):
             raise BadInput(f"input meta must be a dict, not {type(meta).__name__}")
         stamp = to_stamp(time)
@@ -644,6 +665,7 @@ class MemoryStore:
             return projection.project(self.conn, self.bank, cutoff)
 
     def get(self, memory_id: str, as_of: Any = None) -> Memory | None:
+        memory_id_arg(memory_id)
         return next((m for m in self.replay(as_of) if m.id == memory_id), None) if as_of is not None \
             else self._get_now(memory_id)
 
@@ -671,6 +693,8 @@ class MemoryStore:
 
     def verify(self, all_banks: bool = False, *, deep: bool = False, anchors: Sequence[str] = ()) -> dict:
         self._not_in_bulk("verify")
+        if isinstance(anchors, str) or not isinstance(anchors, (list, tuple)):
+            raise BadInput(f"anchors must be a list of SEQ:HASH strings, not {_short(anchors)}")
         return audit.verify(self, all_banks=all_banks, deep=deep, anchors=anchors)
 
     def head(self) -> dict:
@@ -714,8 +738,10 @@ class MemoryStore:
         """The k memories most similar to `query` among those alive at `as_of` (default now)."""
         if not isinstance(query, str) or not query.strip():
             raise BadInput("search needs a non-empty query")
+        optional_text("query", query)
         count_arg("k", k)
-        return self.vector_view().search(query, k=k, as_of=as_of)
+        cutoff = parse_cutoff(as_of)  # a bad time fails before the view catches up (and caches vectors)
+        return self.vector_view().search(query, k=k, as_of=cutoff)
 
     def reindex(self, progress=None) -> int:
         """Rebuild the vector view from nothing; returns the number of versions indexed."""
