@@ -1,7 +1,7 @@
 """A fork: a bank as of one moment, with ops applied in memory and the store never written.
 
 Training asks "what if the manager had done X at this turn?" and "what would the Answer Agent
-say from that bank?" (issue 13). A fork answers both through the same calls the serving agents
+say from that bank?". A fork answers both through the same calls the serving agents
 make on a `MemoryStore` - `search(query, k, as_of)`, `replay(as_of)`, `apply(...)`, `noop(...)`,
 `last_seq()` - so training runs the serving decision and answer code over it, with no copy of the
 retrieval rule. Memories the fork added or changed are embedded in memory with the store's model

@@ -214,8 +214,13 @@ class MemoryStore:
         """All appends inside happen atomically: a crash or an exception keeps all or none.
         Nested uses join the outer transaction."""
         if self._depth == 0:
-            with sqlite_errors(self.path):
-                self.conn.execute("BEGIN IMMEDIATE")
+            self._sync.enter(self._timeout)
+            try:
+                with sqlite_errors(self.path):
+                    self.conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self._sync.leave()
+                raise
             self._next_seq = self._tail = self._input_tail = None
         self._depth += 1
         try:
@@ -223,7 +228,10 @@ class MemoryStore:
         except BaseException as exc:
             self._depth -= 1
             if self._depth == 0:
-                self._abandon()
+                try:
+                    self._abandon()
+                finally:
+                    self._sync.leave()
                 if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
                     raise describe_sqlite_error(self.path, exc) from None  # a full disk, an I/O error: one line
             raise
@@ -233,8 +241,12 @@ class MemoryStore:
                 with sqlite_errors(self.path):
                     self.conn.execute("COMMIT")
             except BaseException:
-                self._abandon()
+                try:
+                    self._abandon()
+                finally:
+                    self._sync.leave()
                 raise
+            self._sync.leave()
             self._sync.after_commit()  # durable before it is acknowledged (durability.py)
 
     def _abandon(self) -> None:

@@ -13,8 +13,12 @@ import json
 import sys
 import traceback
 
-from memstore import MemoryStore
-from memstore.errors import MemstoreError
+# sqlite-utils imports pandas (and with it pyarrow) when it is installed; pyarrow's initialisation
+# can deadlock under libfiu's preload, and the store needs neither
+sys.modules["pandas"] = None
+
+from memstore import MemoryStore  # noqa: E402
+from memstore.errors import MemstoreError  # noqa: E402
 
 POINTS = {  # libfiu point -> the errnos a disk gives there
     "posix/io/rw/pwrite": (errno.EIO, errno.ENOSPC),
@@ -82,8 +86,13 @@ def operations(store: MemoryStore, tag: str):
         store.erase(m, reason="privacy request")
         return []
 
+    def reopen():  # another connection to the file: its database, WAL, shm and lock files opened
+        other = MemoryStore(store.path, "faults", create=False)
+        other.close()
+        return []
+
     return [("add", add), ("transaction", several), ("bulk", bulk), ("update", update),
-            ("record_input", input_and_add), ("erase", erase)]
+            ("record_input", input_and_add), ("erase", erase), ("open", reopen)]
 
 
 def main(path: str, budget: int) -> None:

@@ -44,7 +44,7 @@ def test_every_injected_io_error_is_one_line_and_loses_nothing(tmp_path):
     _need(shutil.which("fiu-run") is not None, "fiu-run (Debian package fiu-utils)")
     path = tmp_path / "faults.db"
     proc = subprocess.run(["fiu-run", "-x", "-f", "", sys.executable, str(HERE / "fault_writer.py"), str(path), "40"],
-                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"{report['trials']} injections tried, {report['fired']} fired, {len(report['failures'])} refused "

@@ -1,4 +1,4 @@
-"""Trust under attack and faults (issue 17): each attack or fault found by hand is a test here.
+"""Trust under attack and faults: each attack or fault found by hand is a test here.
 The attacker has write access to the file (a plain sqlite3 connection, triggers dropped where
 that is what it takes); the store must refuse, or `verify` must say so."""
 
