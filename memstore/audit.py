@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Sequence
 
+from .args import memory_id_arg
 from .chain import GENESIS, content_digest, event_hash, input_hash
 from .errors import BadInput, NotFound
 from .integrity import check_projection
@@ -16,8 +17,7 @@ if TYPE_CHECKING:
 
 def history(store: "MemoryStore", memory_id: str) -> list[Event]:
     """Every event naming the memory, in log order: versions, NOOPs and refused decisions."""
-    if not isinstance(memory_id, str):
-        raise BadInput(f"a memory id must be a string, not {type(memory_id).__name__}")
+    memory_id_arg(memory_id)
     rows = store.conn.execute("SELECT * FROM events WHERE bank = ? AND memory_id = ? ORDER BY seq",
                               (store.bank, memory_id)).fetchall()
     if not rows or not memory_id:

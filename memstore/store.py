@@ -19,6 +19,7 @@ from . import audit, projection
 from .chain import GENESIS, content_digest, event_hash, input_hash, key_id, load_key, new_salt
 from .clock import MAX_SEQ, now_stamp, parse_cutoff, to_stamp
 from .db import connect, describe_sqlite_error, sqlite_errors
+from .args import count_arg, memory_id_arg, optional_text, short as _short, source_arg
 from .durability import GroupSync
 from .embed import text_hash
 from .errors import BadInput, InvalidOperation, NotFound, StoreUnavailable
@@ -36,44 +37,6 @@ def check_bank(bank: str) -> str:
     if not isinstance(bank, str) or not BANK_NAME.fullmatch(bank):
         raise BadInput(f"bad bank name {bank!r}: use 1-64 letters, digits, '_', '.', ':' or '-'")
     return bank
-
-
-def optional_text(name: str, value: Any) -> str | None:
-    """A str-or-None argument of the Python API, checked: a wrong type is a BadInput, not a TypeError."""
-    if value is not None:
-        if not isinstance(value, str):
-            raise BadInput(f"{name} must be a string, not {type(value).__name__}")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise BadInput(f"{name} is not valid text (it holds a lone surrogate)") from None
-    return value
-
-
-def memory_id_arg(value: Any) -> str:
-    if not isinstance(value, str):
-        raise BadInput(f"a memory id must be a string, not {type(value).__name__}")
-    return value
-
-
-def source_arg(value: Any) -> list[str]:
-    """The input ids a change came from: a list (or tuple) of strings; a bare string is refused
-    rather than read as a list of its characters."""
-    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise BadInput(f"source must be a list of input ids (strings), not {_short(value)}")
-    for v in value:
-        optional_text("an input id", v)
-    return list(value)
-
-
-def count_arg(name: str, value: Any, *, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_SEQ:
-        raise BadInput(f"{name} must be a whole number from {minimum} to {MAX_SEQ}, not {_short(value)}")
-    return value
-
-
-def _short(value: Any) -> str:
-    return " ".join(repr(value)[:60].split())
 
 
 def input_key(content_digest: str, time: str) -> str:
