@@ -1,4 +1,4 @@
-"""`memstore bench locomo|longmemeval|own|compare|publish|judges`: policies side by side on the same backbone."""
+"""`memstore bench locomo|longmemeval|facts|own|compare|publish|judges`: policies side by side on the same backbone."""
 
 from __future__ import annotations
 
@@ -97,11 +97,13 @@ def show(res: dict, title: str | None = None) -> None:
         cats = [k for k, v in r.items() if isinstance(v, dict) and k != "overall"]
         rows.append((policy, "overall", r["overall"]["n"], f"{r['overall']['f1']:.1f}", f"{r['overall']['f1_set']:.1f}",
                      f"{r['overall']['bleu1']:.1f}", f"{r['overall']['judge']:.1f}", f"{r['ingest_s'] / 60:.1f}",
-                     f"{r['answer_s'] / 60:.1f}", f"{r['peak_rss_mb']:.0f}"))
+                     f"{r['answer_s'] / 60:.1f}", f"{r['peak_rss_mb']:.0f}",
+                     "{lost}/{decided}".format(**r["facts_lost"]) if "facts_lost" in r else ""))
         rows += [(policy, c, r[c]["n"], f"{r[c]['f1']:.1f}", f"{r[c]['f1_set']:.1f}", f"{r[c]['bleu1']:.1f}",
-                  f"{r[c]['judge']:.1f}", "", "", "") for c in cats]
+                  f"{r[c]['judge']:.1f}", "", "", "", "") for c in cats]
     table(title or f"{res['meta'].get('data', '')} {res['meta'].get('conversations', '')} - {res['meta'].get('model', '')}",
-          ["policy", "category", "n", "F1", "F1 set", "BLEU-1", "judge %", "ingest min", "answer min", "peak RSS MB"], rows)
+          ["policy", "category", "n", "F1", "F1 set", "BLEU-1", "judge %", "ingest min", "answer min", "peak RSS MB",
+           "facts lost / DELETE+NOOP"], rows)
 
 
 @bench_app.command()
@@ -190,6 +192,45 @@ def longmemeval(data: Path = typer.Option(..., "--data", help="LongMemEval JSON"
     tasks = [Task(name, turns, [qa]) for name, turns, qa in longmemeval_records(data)[:limit]]
     _run(tasks, _policies(policy, extra=("mem0",)), model, (adapter, answer_adapter), judge, out,
          {"data": str(data), "records": len(tasks)}, path, memories, endpoint=endpoint)
+
+
+@bench_app.command()
+def facts(data: Path = typer.Option(..., "--data", help="LoCoMo JSON (with annotated observations)"),
+          conversations: str = typer.Option(..., "--conversations", help="Comma-separated sample ids, e.g. conv-30,conv-41."),
+          extractor: list[str] = typer.Option(["nowindow", "base"], "--extractor",
+                                              help="base | nowindow | adapter=PATH | model=NAME; repeat for several."),
+          out: Path = OUT, check_threshold: bool = typer.Option(
+              False, "--check-threshold", help="Also check the matcher's threshold on the hand-labelled pairs.")) -> None:
+    """Extracted facts against LoCoMo's observations, per extractor side by side: recall,
+    unmatched share, facts per turn, noise, invented names/numbers, prompt tokens, minutes."""
+    from evaluation import facts as bench_facts
+    from evaluation.datasets import locomo_conversations
+    from memstore.embed import default_embedder
+    from policy.runtime import load
+
+    samples = locomo_conversations(data, [c.strip() for c in conversations.split(",") if c.strip()])
+    out.mkdir(parents=True, exist_ok=True)
+    loaded: dict = {}
+    llm_for = lambda model, adapter: loaded.setdefault((model, adapter), load(model, adapter))  # noqa: E731
+    policies = {spec: bench_facts.extractor(spec, llm_for) for spec in extractor}
+    rows, examples = [], {}
+    with phase_progress() as progress:
+        for spec, policy in policies.items():
+            for sample in samples:
+                bar = progress.add_task(f"{sample.get('sample_id')} {spec}", total=None)
+                rep = bench_facts.measure(spec, policy, sample, out / "facts.db",
+                                          progress=lambda n, total: progress.update(bar, completed=n, total=total))
+                rows.append({**rep.row(), "model": policy.llm.identity})
+                examples[f"{spec} {rep.conversation}"] = rep.examples
+                (out / "facts.json").write_text(json.dumps({"rows": rows}, indent=1))
+    (out / "examples.json").write_text(json.dumps(examples, indent=1))
+    keys = [k for k in rows[0] if k != "model"]
+    table(f"facts vs observations (match: cosine >= {bench_facts.SAME_FACT})", keys, [[r[k] for k in keys] for r in rows])
+    if check_threshold:
+        pairs = bench_facts.load_pairs(bench_facts.PAIRS, samples)
+        res = bench_facts.check_threshold(default_embedder().embed, pairs)
+        (out / "threshold.json").write_text(json.dumps(res, indent=1))
+        table("matcher vs hand labels", list(res), [list(res.values())])
 
 
 @bench_app.command()

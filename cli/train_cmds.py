@@ -7,12 +7,14 @@ from typing import Optional
 
 import typer
 
+from memstore.errors import BadInput
+
 from .main import app
 from .render import console, emit_json, phase_progress, table
 
 
 @app.command()
-def train(policy: str = typer.Argument(..., help="manager | answer"),
+def train(policy: str = typer.Argument(..., help="manager | answer | extract"),
           algo: str = typer.Option("grpo", "--algo", help="grpo (llama.cpp rollouts, torch update) | grpo-trl (TRL's "
                                    "GRPOTrainer) | sft (ppo: not in TRL 1.16, refused)"),
           data: Optional[Path] = typer.Option(None, "--data", help="LoCoMo JSON (or train on your own bank: --from-bank)"),
@@ -41,7 +43,14 @@ def train(policy: str = typer.Argument(..., help="manager | answer"),
           as_json: bool = typer.Option(False, "--json")) -> None:
     """Train the Memory Manager or the Answer Agent (LoRA) from answer correctness alone, on
     replayed histories of LoCoMo conversations or on your own bank and questions (--from-bank);
-    a rerun with the same --out resumes."""
+    or fact extraction (`extract`) by supervised fine-tuning on the annotated observations of
+    the --conversations. A rerun with the same --out resumes."""
+    if policy == "extract":
+        if data is None or from_bank:
+            raise BadInput("train extract learns from LoCoMo observations: give --data (and --conversations)")
+        _train_extract(data, conversations, epochs or 1.0, learning_rate if learning_rate != 5e-5 else 1e-4,
+                       lora_layers, model, out, as_json)
+        return
     from trainer.train import TrainConfig, run
 
     from policy.answer import AnswerAgent
@@ -76,3 +85,20 @@ def train(policy: str = typer.Argument(..., help="manager | answer"),
         gap = f" (difference {ci['diff']:+.3f}, paired 95% CI [{ci['lo']:+.3f}, {ci['hi']:+.3f}])" if ci else ""
         console.print(f"validation on {v['conversation']} ({v['n']} examples): base {v['base']:.3f} -> trained {v['trained']:.3f}{gap}")
     console.print(f"adapter: {out / 'adapter'}   curve: {out / 'reward_curve.png'}   export: memstore export {out} --gguf PATH")
+
+
+def _train_extract(data: Path, conversations: str, epochs: float, lr: float, lora_layers: int,
+                   model: Optional[str], out: Path, as_json: bool) -> None:
+    from trainer.extraction import ExtractConfig, run
+
+    cfg = ExtractConfig(data=str(data), conversations=[c for c in conversations.split(",") if c], out=str(out),
+                        model=model, epochs=epochs, learning_rate=lr, lora_layers=lora_layers)
+    with phase_progress(disable=as_json) as progress:
+        bar = progress.add_task("extract sft", total=None)
+        result = run(cfg, progress=lambda n, total, loss: progress.update(
+            bar, completed=n, total=total, description=f"extract sft (loss {loss:.3f})"))
+    if as_json:
+        emit_json(result)
+        return
+    console.print(f"extraction SFT on {result['examples']} examples: loss {result['first_loss']:.3f} -> "
+                  f"{result['last_loss']:.3f}; adapter: {result['gguf']}")

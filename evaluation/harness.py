@@ -25,6 +25,7 @@ from policy.prompts import ANSWER_PROMPT_VERSION
 from policy.runtime import LLM
 from policy.turns import QA, Turn
 
+from .facts import facts_lost
 from .judge import CHUNK, judge_many
 from .metrics import bleu1, f1_set, score_official
 from .observations import ObservationsPolicy
@@ -126,6 +127,8 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
     finally:
         if hasattr(policy, "close"):  # mem0's server
             policy.close()
+    if report.applied or "facts_lost" not in timing:
+        timing["facts_lost"] = facts_lost(store)
     if hasattr(policy, "expire") and task.questions:  # scheduled expiry, due by the last question's time
         with store.transaction():
             policy.expire(store, max(qa.asked_at for qa in task.questions))
@@ -234,7 +237,7 @@ def summarize(rows: list[dict]) -> dict:
 def results(out: Path, tasks: list[str], policies: list[str], meta: dict) -> dict:
     table = {"meta": meta, "policies": {}}
     for policy in policies:
-        rows, ingest_s, answer_s, rss = [], 0.0, 0.0, 0.0
+        rows, ingest_s, answer_s, rss, lost = [], 0.0, 0.0, 0.0, {"decided": 0, "lost": 0}
         for task in tasks:
             rows += _read_jsonl(out / "answers" / f"{task}.{policy}.jsonl")
             tp = out / "answers" / f"{task}.{policy}.timing.json"
@@ -243,8 +246,10 @@ def results(out: Path, tasks: list[str], policies: list[str], meta: dict) -> dic
                 ingest_s += t["ingest_s"]
                 answer_s += t["answer_s"]
                 rss = max(rss, t.get("peak_rss_mb", 0.0))
+                for k in lost:
+                    lost[k] += t.get("facts_lost", {}).get(k, 0)
         table["policies"][policy] = {**summarize(rows), "ingest_s": ingest_s, "answer_s": answer_s,
-                                     "peak_rss_mb": rss}
+                                     "peak_rss_mb": rss, "facts_lost": lost}
     (out / "results.json").write_text(json.dumps(table, indent=2))
     return table
 

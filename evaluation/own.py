@@ -151,9 +151,7 @@ def seed_facts(db: str | Path, store: MemoryStore) -> int:
     other policies then extracts nothing again (same model and prompt version)."""
     src = _read_only(Path(db))
     try:
-        rows = src.execute("SELECT input_key, model, prompt_version, facts FROM fact_cache").fetchall()
+        with store.transaction():
+            return store.copy_fact_cache(src)
     finally:
         src.close()
-    with store.transaction():
-        store.conn.executemany("INSERT OR IGNORE INTO fact_cache VALUES (?, ?, ?, ?)", rows)
-    return len(rows)

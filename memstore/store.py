@@ -30,6 +30,8 @@ from .schema import _EPOCH, EVENT_CONTENT, INPUT_CONTENT, LIVE_OPS
 
 BANK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # always fullmatch: "$" lets a trailing newline in
 _STATE = "outcome = 'applied' AND op <> 'NOOP'"
+FACT_WINDOW = 4  # the most earlier inputs of a session an extraction may read: erase drops the cached
+                 # facts of that many inputs after an erased one
 _PENDING = "pending_erase:"  # meta key prefix: an erasure of that bank whose cleanup is not yet done
 
 
@@ -516,6 +518,16 @@ class MemoryStore:
                                          "AND text = ? AND time = ? LIMIT 1", (self.bank, speaker, text, time)).fetchone():
                         continue  # another bank recorded the same turn and keeps its facts
                     self.conn.execute("DELETE FROM fact_cache WHERE input_key = ?", (fact_key(speaker, text, time),))
+                # the facts of the turns that read an erased input as context may repeat it
+                read_it = self.conn.execute(
+                    f"SELECT later.speaker, later.text, later.time FROM inputs AS gone JOIN inputs AS later "
+                    f"ON later.bank = gone.bank AND later.session IS gone.session AND later.time > gone.time "
+                    f"WHERE gone.bank = ? AND gone.input_id IN ({marks}) AND later.erased = 0 AND later.seq IN ("
+                    f"SELECT seq FROM inputs AS n WHERE n.bank = gone.bank AND n.session IS gone.session "
+                    f"AND n.time > gone.time ORDER BY n.time, n.seq LIMIT {FACT_WINDOW})",
+                    (self.bank, *sources)).fetchall()
+                self.conn.executemany("DELETE FROM fact_cache WHERE input_key = ?",
+                                      [(fact_key(*r),) for r in read_it])
                 self.conn.execute(
                     f"UPDATE inputs SET speaker = NULL, text = NULL, meta = NULL, salt = NULL, erased = 1 "
                     f"WHERE bank = ? AND erased = 0 AND input_id IN ({marks})", (self.bank, *sources))
@@ -629,6 +641,31 @@ class MemoryStore:
             rows = self.conn.execute(f"SELECT * FROM inputs WHERE bank = ? AND input_id IN ({marks}) ORDER BY seq",
                                      (self.bank, *ids)) if ids else []
         return [Input.from_row(r) for r in rows]
+
+    def earlier_inputs(self, session: str | None, before: Any, n: int) -> list[tuple[str | None, str]]:
+        """(speaker, text) of the last `n` inputs of this bank's `session` recorded for times before
+        `before`, oldest first, erased ones left out: the context an extraction reads."""
+        rows = self.conn.execute(
+            "SELECT speaker, text FROM inputs WHERE bank = ? AND session IS ? AND time < ? AND erased = 0 "
+            "ORDER BY time DESC, seq DESC LIMIT ?", (self.bank, session, to_stamp(before), int(n))).fetchall()
+        return [(r[0], r[1]) for r in reversed(rows)]
+
+    # ---- fact cache: derived, shared by banks, keyed by (input, model, prompt and context) -----
+    def cached_facts(self, key: str, model: str, version: str) -> list[str] | None:
+        row = self.conn.execute("SELECT facts FROM fact_cache WHERE input_key = ? AND model = ? AND prompt_version = ?",
+                                (key, model, version)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def cache_facts(self, key: str, model: str, version: str, facts: list[str]) -> None:
+        self.conn.execute("INSERT OR IGNORE INTO fact_cache VALUES (?, ?, ?, ?)", (key, model, version, json.dumps(facts)))
+
+    def copy_fact_cache(self, other: "MemoryStore | sqlite3.Connection") -> int:
+        """Copy every cached extraction of another file into this one (a benchmark seeded with a
+        user's facts); returns the rows read."""
+        conn = other.conn if isinstance(other, MemoryStore) else other
+        rows = conn.execute("SELECT input_key, model, prompt_version, facts FROM fact_cache").fetchall()
+        self.conn.executemany("INSERT OR IGNORE INTO fact_cache VALUES (?, ?, ?, ?)", [tuple(r) for r in rows])
+        return len(rows)
 
     # ---- reading ---------------------------------------------------------------------------
     def replay(self, as_of: Any = None) -> list[Memory]:

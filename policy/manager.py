@@ -12,8 +12,6 @@ source. They differ only in `decide`:
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 
 from memstore import MemoryStore
@@ -22,20 +20,9 @@ from memstore.store import fact_key
 from memstore.vector_view import Hit
 
 from . import prompts
+from .facts import SAME_FACT, clean_facts
 from .runtime import LLM, LLMError
-from .turns import Turn
-
-
-_FIRST_PERSON = [(re.compile(p, re.I), r) for p, r in [
-    (r"\bI'm\b|\bI am\b", "{s} is"), (r"\bI have\b|\bI've\b", "{s} has"), (r"\bI was\b", "{s} was"),
-    (r"\b(my|our)\b", "{s}'s"), (r"\b(i|we)\b", "{s}"), (r"\b(me|us)\b", "{s}")]]
-
-
-def third_person(fact: str, speaker: str) -> str:
-    """Small models often keep the speaker's "I"; a memory must name who it is about."""
-    for pattern, repl in _FIRST_PERSON:
-        fact = pattern.sub(repl.format(s=speaker), fact)
-    return fact
+from .turns import Turn, windows
 
 
 @dataclass(frozen=True)
@@ -49,6 +36,7 @@ class Decision:
 class ManagerPolicy:
     name = "base"
     k = 5            # related memories retrieved per fact
+    window = prompts.EXTRACT_WINDOW  # earlier messages of the session an extraction reads
     min_score = 0.35  # below this cosine similarity a memory is not "related" and is not shown:
                       # a 0.5B model otherwise UPDATEs whatever candidate 1 happens to be
 
@@ -66,47 +54,58 @@ class ManagerPolicy:
         self._prefetched: dict[str, list[str] | None] = {}
 
     # ---- facts ---------------------------------------------------------------------------
-    def _key(self, turn: Turn) -> tuple:
-        return (fact_key(turn.speaker, turn.text, turn.time), self.llm.identity, prompts.EXTRACT_VERSION)
+    def contexts(self, store: MemoryStore, turns: list[Turn]) -> dict[str, tuple[tuple[str, str], ...]]:
+        """For each of consecutive `turns`, the earlier messages of its session that its
+        extraction reads: those recorded in the bank, then those among `turns` before it."""
+        return windows(turns, self.window, lambda session, time: store.earlier_inputs(session, time, self.window))
 
-    def _cached(self, store: MemoryStore, turn: Turn) -> list[str] | None:
-        row = store.conn.execute("SELECT facts FROM fact_cache WHERE input_key = ? AND model = ? AND prompt_version = ?",
-                                 self._key(turn)).fetchone()
-        return None if row is None else json.loads(row[0])
+    def extract_call(self, turn: Turn, context: tuple) -> prompts.ModelCall:
+        return prompts.extract_call(turn.speaker, turn.text, turn.time[:10], context)
 
-    def _keep(self, store: MemoryStore, turn: Turn, out: dict | None) -> list[str]:
-        """The facts of one extraction output, cached; a cut-off output counts as "nothing
-        durable" and is not cached (a rerun retries it)."""
+    def _key(self, turn: Turn, context: tuple) -> tuple[str, str, str]:
+        return (fact_key(turn.speaker, turn.text, turn.time), self.llm.identity, prompts.extract_version(context))
+
+    def _keep(self, store: MemoryStore, turn: Turn, context: tuple, out: dict | None) -> list[str]:
+        """The facts of one extraction output. The model's own strings are cached (the parser can
+        change without extracting again; `bench facts` measures what it drops); a cut-off output
+        counts as "nothing durable" and is not cached (a rerun retries it)."""
         if out is None:
             return []
-        facts = [third_person(f.strip(), turn.speaker) for f in out.get("facts", []) if isinstance(f, str) and f.strip()]
+        raw = [f for f in out.get("facts", []) if isinstance(f, str)]
         self.extracted_fresh += 1
-        store.conn.execute("INSERT OR IGNORE INTO fact_cache VALUES (?, ?, ?, ?)", (*self._key(turn), json.dumps(facts)))
-        return facts
+        store.cache_facts(*self._key(turn, context), raw)
+        return self._clean(turn, context, raw)
+
+    @staticmethod
+    def _clean(turn: Turn, context: tuple, raw: list[str]) -> list[str]:
+        return clean_facts({"facts": raw}, turn.speaker, {who for who, _ in context})
 
     def prefetch(self, store: MemoryStore, turns: list[Turn]) -> None:
         """Extract the facts of several upcoming turns in one batched call (extraction does not
         depend on the bank); `facts` then finds them. Called by ingest a window ahead."""
-        todo = [t for t in turns if t.input_id not in self._prefetched and self._cached(store, t) is None]
+        contexts = self.contexts(store, turns)
+        todo = [t for t in turns if t.input_id not in self._prefetched
+                and store.cached_facts(*self._key(t, contexts[t.input_id])) is None]
         if len(todo) < 2:
             return
-        outs = self.llm.json_many(prompts.EXTRACT_SYSTEM, [prompts.extract_user(t.speaker, t.text, t.time[:10]) for t in todo],
-                                  prompts.extract_schema(), max_tokens=160)
+        calls = [self.extract_call(t, contexts[t.input_id]) for t in todo]
+        outs = self.llm.json_many(calls[0].system, [c.user for c in calls], calls[0].schema, max_tokens=calls[0].max_tokens)
         for turn, out in zip(todo, outs):
-            self._prefetched[turn.input_id] = self._keep(store, turn, out)
+            self._prefetched[turn.input_id] = self._keep(store, turn, contexts[turn.input_id], out)
 
     def facts(self, store: MemoryStore, turn: Turn) -> list[str]:
         if turn.input_id in self._prefetched:
             return self._prefetched.pop(turn.input_id)
-        cached = self._cached(store, turn)
+        context = self.contexts(store, [turn])[turn.input_id]
+        cached = store.cached_facts(*self._key(turn, context))
         if cached is not None:
-            return cached
+            return self._clean(turn, context, cached)
+        call = self.extract_call(turn, context)
         try:
-            out = self.llm.json(prompts.EXTRACT_SYSTEM, prompts.extract_user(turn.speaker, turn.text, turn.time[:10]),
-                                prompts.extract_schema(), max_tokens=160)
+            out = self.llm.json(call.system, call.user, call.schema, max_tokens=call.max_tokens)
         except LLMError:
             out = None
-        return self._keep(store, turn, out)
+        return self._keep(store, turn, context, out)
 
     # ---- decisions -----------------------------------------------------------------------
     def decide(self, fact: str, candidates: list[Hit], turn: Turn) -> Decision:
@@ -123,9 +122,28 @@ class ManagerPolicy:
             candidates = [h for h in store.search(fact, k=self.k, as_of=turn.time) if h.score >= self.min_score] \
                 if store.last_seq() else []
             d = self.decide(fact, candidates, turn)
-            events.append(store.apply(d.op, d.target.id if d.target else "", d.text, reason=f"{self.name}: {d.why}",
-                                      cause={"fact": fact, "input_id": turn.input_id}, **base))
+            cause = {"fact": fact, "input_id": turn.input_id}
+            for op, memory_id, text, note in content_kept(d.op, d.target.id if d.target else "", d.text, fact,
+                                                          candidates[0].score if candidates else 0.0):
+                events.append(store.apply(op, memory_id, text, reason=f"{self.name}: {d.why}{note}", cause=cause, **base))
         return events
+
+
+def content_kept(op: str, target: str, text: str | None, fact: str, closest: float) -> list[tuple[str, str, str | None, str]]:
+    """The ops that carry out a decision on `fact` without losing what it says: (op, memory id,
+    text, note for the reason). A DELETE ends the contradicted memory and ADDs the fact ("Caroline
+    moved to Denver" must not leave the bank knowing less about where she lives); a NOOP stands only
+    when a memory states the fact (its closest candidate at `closest` cosine reaches SAME_FACT, the
+    threshold `bench facts` checks by hand), else the fact is ADDed. Done in code because the
+    small models choose DELETE and NOOP where nothing is stated yet. Serving and the manager's
+    training reward both apply decisions through here."""
+    if op == "DELETE" and target:
+        return [("DELETE", target, None, ""), ("ADD", "", fact, " (the fact that ended the memory is kept)")]
+    if op == "NOOP" and closest < SAME_FACT:
+        return [("ADD", "", fact, f" (NOOP overruled: no memory states the fact, closest {closest:.2f})")]
+    if op == "ADD":
+        return [("ADD", "", fact, "")]
+    return [(op, target, text, "")]
 
 
 class AppendPolicy(ManagerPolicy):

@@ -2,23 +2,45 @@
 event's actor and into the fact-extraction cache key. Static text comes first in every prompt so
 llama.cpp reuses the evaluated prefix (KV cache) from one call to the next."""
 
+import hashlib
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
 from memstore.errors import BadInput
 
 PROMPT_VERSION = "v3"         # decision prompt served (v3: memories without their dates; see DECIDE_VERSIONS)
-EXTRACT_VERSION = "v2"        # extraction prompt, part of the fact-cache key (v3 changed the decisions only)
+EXTRACT_VERSION = "x3"        # extraction prompt, part of the fact-cache key
 ANSWER_PROMPT_VERSION = "a2"  # answer prompt: dates written the way people (and LoCoMo's gold) write them
 
-EXTRACT_SYSTEM = """You maintain a long-term memory about the people in a conversation.
-From the message below, extract the durable facts worth remembering: events in the speaker's life,
-plans, preferences, relationships, possessions, places, jobs, hobbies, opinions, and dates.
-Write each fact as one short standalone sentence that names the person (never "I" or "you") and
-keeps concrete details (names, numbers, places, when it happened).
-Skip greetings, small talk, questions, and anything not about the people.
-Reply with JSON: {"facts": [...]} (an empty list when there is nothing worth remembering)."""
+EXTRACT_SYSTEM = """You keep a long-term memory about the people in a conversation.
+Read the new message; the earlier messages are there only to understand it. Extract the durable
+facts that the new message's speaker states about themselves or the people they mention: events,
+plans, preferences, relationships, possessions, places, jobs, hobbies, opinions.
+- One short standalone sentence per fact that starts with the person's name (never I, you, he,
+  she, we, they) and keeps concrete details (names, numbers, places).
+- Replace "it", "that", "this", "there" with what they refer to in the earlier messages.
+- Write when it happened as a date computed from the message date ("last week" in a message of
+  8 May, 2023 -> "in the week before 8 May, 2023").
+- Only what the new message says: nothing from the earlier messages alone, no guesses.
+- Greetings, thanks, praise, encouragement, questions and small talk are not facts.
+Reply with JSON: {"facts": [...]} (an empty list when there is nothing worth remembering).
+
+Example:
+Date: 8 May, 2023
+Earlier messages (context only):
+Evan: I started lifting weights last month, it's been great.
+New message, from Sam: That's awesome! I've been thinking about getting into it too. I just bought my first pair of dumbbells yesterday.
+{"facts": ["Sam is thinking about starting to lift weights.", "Sam bought his first pair of dumbbells on 7 May, 2023."]}
+
+Example:
+Date: 8 May, 2023
+Earlier messages (context only):
+Evan: I bought my first pair of dumbbells yesterday.
+New message, from Sam: Wow, good for you! Keep it up!
+{"facts": []}"""
 
 DECIDE_SYSTEM_DATED = """You manage a memory bank. Given a new fact and the existing memories most related to it,
 choose exactly one operation:
@@ -62,8 +84,20 @@ If the memories do not say, give your best short guess.
 Reply with JSON: {"relevant": [numbers], "answer": "..."}."""
 
 
-def extract_user(speaker: str, text: str, when: str) -> str:
-    return f"Date: {when}\nSpeaker: {speaker}\nMessage: {text}"
+# The earlier messages of the same session an extraction reads (the window), and how much of each:
+# enough to resolve "it" or "there", bounded so that a long message before does not crowd out the
+# one being read. memstore's erase drops the cached facts of the turns whose window held an erased
+# input; its bound (memstore.store.FACT_WINDOW) must cover this one.
+EXTRACT_WINDOW = 2
+CONTEXT_CHARS = 300
+
+
+def extract_user(speaker: str, text: str, when: str, context: Sequence[tuple[str, str]] = ()) -> str:
+    """`context`: (speaker, text) of the earlier messages of the session, oldest first."""
+    earlier = [f"{who}: {said if len(said) <= CONTEXT_CHARS else said[:CONTEXT_CHARS] + '...'}"
+               for who, said in list(context)[-EXTRACT_WINDOW:]]
+    return (f"Date: {spoken_date(when)}\nEarlier messages (context only):\n" + ("\n".join(earlier) or "(none)")
+            + f"\nNew message, from {speaker}: {text}")
 
 
 # Decision prompt versions. v2 showed every memory and the new fact with its date: ~12 of
@@ -169,6 +203,25 @@ class ModelCall:
     schema: dict
     max_tokens: int
     prefix: str
+
+
+EXTRACT_MAX_TOKENS = 160
+EXTRACT_PREFIX = '{"facts": ['
+
+
+def extract_version(context: Sequence[tuple[str, str]]) -> str:
+    """The fact cache's prompt version of an extraction: the prompt's version and what its window
+    held (the same turn read after other messages may give other facts)."""
+    if not context:
+        return EXTRACT_VERSION
+    return EXTRACT_VERSION + ":" + hashlib.sha256(json.dumps(list(context)).encode()).hexdigest()[:16]
+
+
+def extract_call(speaker: str, text: str, when: str, context: Sequence[tuple[str, str]] = ()) -> ModelCall:
+    """The extraction's call for one message said on day `when` after `context` (the earlier
+    messages of its session): one place for serving (ManagerPolicy.facts), training and `bench facts`."""
+    return ModelCall(EXTRACT_SYSTEM, extract_user(speaker, text, when, context), extract_schema(),
+                     EXTRACT_MAX_TOKENS, EXTRACT_PREFIX)
 
 
 def answer_call(question: str, when: str, memories: list[tuple[str, str]]) -> ModelCall:

@@ -32,6 +32,20 @@ class QA:
     asked_at: str      # the bank is read as of this time
 
 
+def windows(turns, n: int, earlier=None) -> dict[str, tuple[tuple[str, str], ...]]:
+    """For each of consecutive `turns`, the (speaker, text) of the up to `n` messages of its
+    session before it, oldest first: what an extraction reads. `earlier(session, time)` gives
+    those recorded before the first of `turns` in a session (none when not given)."""
+    seen: dict[str | None, list[tuple[str, str]]] = {}
+    out = {}
+    for t in turns:
+        if t.session not in seen:
+            seen[t.session] = list(earlier(t.session, t.time)) if earlier and n else []
+        out[t.input_id] = tuple((who or "someone", said) for who, said in seen[t.session][-n:]) if n else ()
+        seen[t.session].append((t.speaker, t.text))
+    return out
+
+
 def read_lines(path: Path, what: str = "file") -> list[str]:
     """A user's text file as lines, or a one-line error (missing, not UTF-8)."""
     try:

@@ -148,7 +148,7 @@ def test_training_history_from_a_bank_never_writes_the_source(tmp_path):
     llm = ScriptedLLM()
     llm.identity = "fake:other-model"  # facts not in the cache: extracted again, into the copy
     manager_rows = rollouts.manager_examples(h, LLMPolicy(llm))
-    assert len(manager_rows) == 1 and manager_rows[0]["fact"] == "Dana hold 200 shares of ACME."  # third person
+    assert len(manager_rows) == 1 and manager_rows[0]["fact"] == "Dana said: We hold 200 shares of ACME."  # attributed, not bent into "Dana hold"
     assert "100 shares of ACME" in manager_rows[0]["messages"][1]["content"]  # the bank as of just before
     # the candidate's own question was asked before this turn: no op here can change its answer
     assert [q[0] for q in json.loads(manager_rows[0]["questions"])] == ["How many ACME shares do we hold?"]

@@ -64,8 +64,11 @@ def test_ops_apply_to_a_branch_of_the_fork_only(tmp_path):
         ["Gina has a dog", "Jon likes jazz", "Jon lost his job as a banker"]
     assert texts(apply_op(base, Op("UPDATE", 1, "Jon lost his bank job"), "f", [m1, m2], "2023-02-01")) == \
         ["Gina has a dog", "Jon lost his bank job"]
-    assert texts(apply_op(base, Op("DELETE", 2), "f", [m1, m2], "2023-02-01")) == ["Jon lost his job as a banker"]
+    # serving's rule (content_kept): a DELETE keeps the fact that ended the memory, and a NOOP
+    # stands only where a memory states the fact
+    assert texts(apply_op(base, Op("DELETE", 2), "f", [m1, m2], "2023-02-01")) == ["Jon lost his job as a banker", "f"]
     assert texts(apply_op(base, Op("NOOP"), "f", [m1], "2023-02-01")) == texts(base)
+    assert texts(apply_op(base, Op("NOOP"), "f", [m1], "2023-02-01", closest=0.4)) == sorted(texts(base) + ["f"])
     assert texts(base) == ["Gina has a dog", "Jon lost his job as a banker"]
     assert dump(tmp_path / "r.db") == before
 

@@ -22,6 +22,7 @@ from evaluation.metrics import score_official
 from memstore.fork import Fork
 from policy import prompts
 from policy.answer import AnswerAgent
+from policy.manager import content_kept
 
 _JSON = re.compile(r"\{.*\}", re.S)
 _ANSWER = re.compile(r'"answer"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -85,11 +86,13 @@ def parse_op(completion, n_candidates: int) -> Op | None:
     return None
 
 
-def apply_op(bank: Fork, op: Op, fact: str, candidate_ids: Sequence[str], day: str) -> Fork:
-    """A branch of the fork with the op applied as serving applies it (ADD adds the fact itself)."""
+def apply_op(bank: Fork, op: Op, fact: str, candidate_ids: Sequence[str], day: str, closest: float = 1.0) -> Fork:
+    """A branch of the fork with the op carried out as serving does (`content_kept`; `closest`:
+    the cosine of the closest candidate)."""
     out = bank.branch()
     target = candidate_ids[op.target - 1] if op.target else ""
-    out.apply(op.op, target, fact if op.op == "ADD" else op.text, at=day)
+    for name, memory_id, text, _ in content_kept(op.op, target, op.text, fact, closest):
+        out.apply(name, memory_id, text, at=day)
     return out
 
 
@@ -132,7 +135,7 @@ class ForkAnswerer:
 
 def manager_rewards(completions: Sequence, *, fact: str, day: str, bank: Fork,
                     candidate_ids: Sequence[str], questions: Sequence[tuple[str, str, int, str]],
-                    answerer: ForkAnswerer, skip_equal: bool = True) -> list[float | None]:
+                    answerer: ForkAnswerer, skip_equal: bool = True, closest: float = 1.0) -> list[float | None]:
     """One reward per sampled completion of a group: the mean F1 of the frozen answerer on
     `questions` ((question, gold, category, asked_at)) after the completion's op; 0 for an output
     serving would not accept. With `skip_equal`, when every completion is valid and leaves the
@@ -143,7 +146,7 @@ def manager_rewards(completions: Sequence, *, fact: str, day: str, bank: Fork,
         return [0.0] * len(completions)
     ops = [parse_op(c, len(candidate_ids)) for c in completions]
     asked = [(q, at) for q, _, _, at in questions]
-    views = {op: answerer.views(asked, apply_op(bank, op, fact, candidate_ids, day)) for op in dict.fromkeys(ops) if op}
+    views = {op: answerer.views(asked, apply_op(bank, op, fact, candidate_ids, day, closest)) for op in dict.fromkeys(ops) if op}
     shown = {tuple(view_key(v) for v in vs) for vs in views.values()}
     if skip_equal and None not in ops and len(shown) == 1:
         return [None] * len(completions)

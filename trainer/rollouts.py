@@ -77,6 +77,7 @@ def manager_examples(history: History, policy: LLMPolicy, max_questions: int = 2
                         "max_tokens": call.max_tokens, "prefix": call.prefix,
                         "fact": fact, "turn_time": before, "day": turn.time[:10],
                         "candidate_ids": json.dumps([h.id for h in hits]),
+                        "closest": hits[0].score if hits else 0.0,
                         "questions": json.dumps([[history.questions[i].question, history.questions[i].answer,
                                                   history.questions[i].category, history.questions[i].asked_at]
                                                  for i in qas])})

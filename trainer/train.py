@@ -130,7 +130,7 @@ class Task:
         return rewards.manager_rewards(
             completions, fact=row["fact"], day=row["day"], bank=self.bank(row["history"], row["turn_time"]),
             candidate_ids=json.loads(row["candidate_ids"]), questions=json.loads(row["questions"]),
-            answerer=self.answerer, skip_equal=skip_equal)
+            answerer=self.answerer, skip_equal=skip_equal, closest=float(row.get("closest", 1.0)))
 
     def render(self, tokenizer) -> None:
         """Each example's prompt as text: the chat template + the JSON opening serving's grammar forces."""

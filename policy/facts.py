@@ -1,0 +1,75 @@
+"""What an extraction's output becomes: the one parser of extracted facts, shared by serving,
+training and `bench facts`, and the test of a noise fact that the bench counts.
+
+A small model keeps some of the speaker's "I" and "my" and writes small talk as facts. Only the
+rewrites that stay grammatical whatever the verb are made ("my" -> "Sam's", "I am" -> "Sam is");
+a fact still in the first or second person is kept as the speaker's words ("Sam said: ...") rather
+than bent into "Sam're" or "Sam love". A fact with no content word (a bare name, thanks, a
+question) is dropped."""
+
+from __future__ import annotations
+
+import re
+
+# Rewrites whose grammar does not depend on the verb that follows.
+_SAFE = [(re.compile(p, flags), r) for p, flags, r in [
+    (r"\bI am\b|\bI'm\b", 0, "{s} is"), (r"\bI was\b", 0, "{s} was"),
+    (r"\bI have\b|\bI've\b", 0, "{s} has"), (r"\bI had\b|\bI'd had\b", 0, "{s} had"),
+    (r"\bI will\b|\bI'll\b", 0, "{s} will"), (r"\bI (can|could|would|should|might|did)\b", 0, r"{s} \1"),
+    (r"\bI (\w+ed)\b", 0, r"{s} \1"),
+    (r"\bmy\b", re.I, "{s}'s"), (r"\bmine\b", re.I, "{s}'s"), (r"\bmyself\b", re.I, "{s}"),
+    (r"(?<!\w)me\b", 0, "{s}")]]
+_PERSONAL = re.compile(r"\b(I|I'd|we|we're|we've|we'll|our|ours|us|you|your|you're|you've)\b", re.I)
+
+# Two texts state the same fact when their embeddings (all-MiniLM-L6-v2) reach this cosine: the
+# matcher of `bench facts` (recall of the annotated observations, unmatched facts), of the harness's
+# "facts lost" count, and of the manager's NOOP check. Checked on hand-labelled pairs
+# (evaluation/data/fact_pairs.jsonl, `memstore bench facts --check-threshold`).
+SAME_FACT = 0.7
+
+# Words that carry no fact: function words, greetings, thanks, praise and filler.
+STOP = set("""a an the and or but so of to in on at for with from by about as into than then that this
+these those it its it's is am are was were be been being has have had do does did will would can could
+should may might must shall not no yes very really just too also only even still again more most much
+many some any all both each every such what which who whom whose when where why how there here if
+he she they them his her their him i me my we us our you your hi hello hey bye goodbye thanks thank
+thx welcome congrats congratulations wow awesome great cool nice good amazing wonderful glad happy
+sounds sound luck keep up hard work lot lots okay ok oh ah haha lol sure totally definitely
+absolutely agree true right well fun chat talk talking catch soon later see time take care""".split())
+
+
+def is_noise(fact: str, names: set[str] = frozenset()) -> bool:
+    """True for a fact that states nothing: a question, or no content word beyond names,
+    greetings, thanks, praise and function words."""
+    text = fact.strip()
+    if not text or text.endswith("?"):
+        return True
+    words = re.findall(r"[A-Za-z][A-Za-z']*|\d+", text)
+    lowered = {n.casefold() for n in names}
+    content = [w for w in words
+               if w.casefold().removesuffix("'s") not in STOP and w.casefold().removesuffix("'s") not in lowered]
+    return not content
+
+
+def third_person(fact: str, speaker: str) -> str:
+    """The fact naming the speaker instead of "I"/"my" where that stays grammatical; otherwise,
+    if the first or second person remains, the speaker's own words, attributed."""
+    rewritten = fact
+    for pattern, repl in _SAFE:
+        rewritten = pattern.sub(repl.replace("{s}", speaker.replace("\\", r"\\")), rewritten)
+    if _PERSONAL.search(rewritten):
+        return f"{speaker} said: {fact}"
+    return rewritten
+
+
+def clean_facts(out: dict | None, speaker: str, names: set[str] = frozenset()) -> list[str]:
+    """The facts of one extraction output (`{"facts": [...]}`), in order, without noise or repeats."""
+    facts: list[str] = []
+    given = out.get("facts") if isinstance(out, dict) else None
+    for raw in given if isinstance(given, list) else []:
+        if not isinstance(raw, str) or is_noise(raw, names | {speaker}):
+            continue
+        fact = third_person(" ".join(raw.split()), speaker)
+        if fact.casefold() not in (f.casefold() for f in facts):
+            facts.append(fact)
+    return facts

@@ -1,0 +1,196 @@
+"""`memstore train extract`: supervised fine-tuning of fact extraction on a LoCoMo conversation's
+annotated observations: the serving extraction call (prompts.extract_call: the turn, its date and
+its window) in, that turn's observations out; a turn without observations teaches the empty list.
+
+Observations carry no dates, so a target is dated where its turn speaks of time: "yesterday" in a
+message of 8 May, 2023 gives "... on 7 May, 2023" (`dated_target`); otherwise the trained model
+would unlearn the dates the prompt asks for and temporal answers would worsen.
+
+LoRA on the serving GGUF in torch (trainer.grpo's Learner), the loss on the completion's tokens
+only, checkpointed every `save_every` steps and resumed by the same command; the adapter is
+exported to GGUF for llama.cpp with its provenance."""
+
+from __future__ import annotations
+
+import calendar
+import json
+import random
+import re
+import time
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Callable
+
+from evaluation.datasets import locomo_conversations, locomo_observations, locomo_turns
+from memstore.errors import BadInput
+from policy import prompts
+from policy.models import resolve, sha256_file
+from policy.prompts import spoken_date
+from policy.turns import windows
+
+
+@dataclass
+class ExtractConfig:
+    data: str
+    conversations: list[str]
+    out: str = "runs/extract-sft"
+    model: str | None = None
+    epochs: float = 1.0
+    learning_rate: float = 1e-4
+    lora_r: int = 16
+    lora_layers: int = 8
+    accumulate: int = 4          # examples per optimizer step
+    empty_share: float = 0.3     # turns without observations kept, as a share of those with
+    save_every: int = 20
+    seed: int = 0
+
+
+def _month(d: date, delta: int) -> date:
+    m = d.month - 1 + delta
+    return date(d.year + m // 12, m % 12 + 1, 1)
+
+
+def when_said(text: str, day: date) -> str | None:
+    """The absolute time a message's relative expression points at, in the prompt's style; None
+    when it has none (the first expression found wins)."""
+    t = text.casefold()
+    weekdays = list(calendar.day_name)
+    rules: list[tuple[str, Callable[[re.Match], str]]] = [
+        (r"\byesterday\b", lambda m: f"on {spoken_date(str(day - timedelta(days=1)))}"),
+        (r"\btoday\b|\bthis morning\b|\btonight\b", lambda m: f"on {spoken_date(str(day))}"),
+        (r"\btomorrow\b", lambda m: f"on {spoken_date(str(day + timedelta(days=1)))}"),
+        (r"\blast weekend\b", lambda m: f"on the weekend before {spoken_date(str(day))}"),
+        (r"\bnext weekend\b|\bthis weekend\b", lambda m: f"on the weekend after {spoken_date(str(day))}"),
+        (r"\blast week\b", lambda m: f"in the week before {spoken_date(str(day))}"),
+        (r"\bnext week\b", lambda m: f"in the week after {spoken_date(str(day))}"),
+        (r"\blast month\b", lambda m: f"in {_month(day, -1).strftime('%B, %Y')}"),
+        (r"\bnext month\b", lambda m: f"in {_month(day, 1).strftime('%B, %Y')}"),
+        (r"\bthis month\b", lambda m: f"in {day.strftime('%B, %Y')}"),
+        (r"\blast year\b", lambda m: f"in {day.year - 1}"),
+        (r"\bnext year\b", lambda m: f"in {day.year + 1}"),
+        (r"\b(\d+|a|one|two|three|few) (day|week|month|year)s? ago\b", lambda m: _ago(m, day)),
+        (r"\blast (" + "|".join(w.casefold() for w in weekdays) + r")\b", lambda m: _last_weekday(m.group(1), day)),
+    ]
+    for pattern, resolve_ in rules:
+        m = re.search(pattern, t)
+        if m:
+            return resolve_(m)
+    return None
+
+
+def _ago(m: re.Match, day: date) -> str:
+    words = {"a": 1, "one": 1, "two": 2, "three": 3, "few": 3}
+    n = int(m.group(1)) if m.group(1).isdigit() else words[m.group(1)]
+    unit = m.group(2)
+    if unit == "day":
+        return f"on {spoken_date(str(day - timedelta(days=n)))}"
+    if unit == "week":
+        return f"in the week of {spoken_date(str(day - timedelta(weeks=n)))}"
+    if unit == "month":
+        return f"in {_month(day, -n).strftime('%B, %Y')}"
+    return f"in {day.year - n}"
+
+
+def _last_weekday(name: str, day: date) -> str:
+    target = [d.casefold() for d in calendar.day_name].index(name)
+    back = (day.weekday() - target) % 7 or 7
+    return f"on {spoken_date(str(day - timedelta(days=back)))}"
+
+
+_HAS_DATE = re.compile(r"\b(19|20)\d\d\b|\b(" + "|".join(calendar.month_name[1:]) + r")\b")
+
+
+def dated_target(observation: str, turn_text: str, day: date) -> str:
+    """The observation with the turn's resolved time appended, unless it states a date already."""
+    when = when_said(turn_text, day)
+    if when is None or _HAS_DATE.search(observation):
+        return observation
+    return observation.rstrip(" .") + f" {when}."
+
+
+def examples(data: str | Path, conversations: list[str], empty_share: float, seed: int) -> list[dict]:
+    """(messages, completion) of the serving extraction call for each turn with observations,
+    and a sample of `empty_share` as many turns without, which teach {"facts": []}."""
+    rng = random.Random(seed)
+    full, empty = [], []
+    for sample in locomo_conversations(data, conversations):
+        turns = locomo_turns(sample)
+        obs = locomo_observations(sample, turns)
+        context = windows(turns, prompts.EXTRACT_WINDOW)
+        for t in turns:
+            day = date.fromisoformat(t.time[:10])
+            call = prompts.extract_call(t.speaker, t.text, t.time[:10], context[t.input_id])
+            facts = [dated_target(o, t.text, day) for o in obs.get(t.input_id, [])][:prompts.extract_schema()["properties"]["facts"]["maxItems"]]
+            row = {"turn": t.input_id, "messages": [{"role": "system", "content": call.system},
+                                                    {"role": "user", "content": call.user}],
+                   "completion": json.dumps({"facts": facts})}
+            (full if facts else empty).append(row)
+    rng.shuffle(empty)
+    rows = full + empty[:int(len(full) * empty_share)]
+    rng.shuffle(rows)
+    if not rows:
+        raise BadInput("no turns with observations in " + ", ".join(conversations))
+    return rows
+
+
+def run(cfg: ExtractConfig, progress: Callable[[int, int, float], None] | None = None) -> dict:
+    """Train (resuming from OUT/state), export OUT/extract.gguf, write OUT/result.json."""
+    import torch
+
+    from memstore.cpu import threads
+    from . import base_model
+    from .export import export
+    from .grpo import Learner
+
+    torch.set_num_threads(threads())
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model_file = resolve(cfg.model)
+    rows = examples(cfg.data, cfg.conversations, cfg.empty_share, cfg.seed)
+    config = {**asdict(cfg), "kind": "extract", "algo": "sft-observations", "examples": len(rows),
+              "base_model": model_file.name, "base_sha256": model_file.sha256 or sha256_file(model_file.path),
+              "data_sha256": sha256_file(Path(cfg.data)), "prompt_version": prompts.EXTRACT_VERSION,
+              "window": prompts.EXTRACT_WINDOW}
+    saved = out / "config.json"
+    if saved.exists() and json.loads(saved.read_text()) != config:
+        raise BadInput(f"{out} holds a run with another configuration: use another --out")
+    saved.write_text(json.dumps(config, indent=2))
+    net, tokenizer = base_model.load(model_file)
+    base_model.config_dir(model_file, net, tokenizer)
+    learner = Learner(net, tokenizer, cfg)
+    total = max(1, int(len(rows) * cfg.epochs))
+    state = out / "state"
+    done = learner.load(state)["step"] if (state / "progress.json").exists() else 0
+    log = out / "log.jsonl"
+    learner.model.train()
+    window_loss, t0 = [], time.perf_counter()
+    for i in range(done, total):
+        row = rows[i % len(rows)]
+        prompt = learner.prompt_ids(row["messages"])
+        completion = learner.completion_ids(row["completion"], cut=False)
+        logp, mask = learner.logprobs(prompt, [completion])
+        loss = -(logp.sum() / mask.sum())
+        (loss / cfg.accumulate).backward()
+        window_loss.append(loss.item())
+        if (i + 1) % cfg.accumulate == 0 or i + 1 == total:
+            learner.opt.step()
+            learner.opt.zero_grad()
+            with open(log, "a") as f:
+                f.write(json.dumps({"example": i + 1, "loss": sum(window_loss) / len(window_loss),
+                                    "seconds": time.perf_counter() - t0}) + "\n")
+            if progress:
+                progress(i + 1, total, sum(window_loss) / len(window_loss))
+            window_loss = []
+        if (i + 1) % (cfg.save_every * cfg.accumulate) == 0:
+            learner.save(state, i + 1, {})
+    learner.save(state, total, {})
+    learner.model.save_pretrained(out / "adapter")
+    losses = [json.loads(line)["loss"] for line in log.read_text().splitlines()] if log.exists() else []
+    result = {"examples": len(rows), "trained_examples": total, "first_loss": losses[0] if losses else None,
+              "last_loss": losses[-1] if losses else None}
+    (out / "result.json").write_text(json.dumps(result, indent=2))
+    gguf = export(out, out / "extract.gguf")
+    result["gguf"] = str(gguf)
+    return result
