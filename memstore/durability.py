@@ -36,6 +36,9 @@ class GroupSync:
         self.db_path = Path(db_path)
         self.wal_path = self.db_path.with_name(self.db_path.name + "-wal")
         self.wal_fd: int | None = None
+        self.fd: int | None = None
+        if str(db_path) == ":memory:":
+            return  # one connection, nothing on disk: no queue and no fsync to share
         sync_path = self.db_path.with_name(self.db_path.name + "-sync")
         try:
             self.fd = os.open(sync_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -56,6 +59,8 @@ class GroupSync:
         ms between tries, so a writer that once found the file locked oversleeps the fsync-free
         commits of the others; here a waiting writer retries within 50 µs-1 ms and the lock passes
         on at once. (Writers that are not memstore still serialise on SQLite's own lock.)"""
+        if self.fd is None:
+            return
         deadline, pause = time.monotonic() + timeout, 5e-5
         while True:
             try:
@@ -68,6 +73,8 @@ class GroupSync:
                 pause = min(pause * 2, 1e-3)
 
     def leave(self) -> None:
+        if self.fd is None:
+            return
         fcntl.flock(self.queue_fd, fcntl.LOCK_UN)
 
     def _counters(self) -> tuple[int, int]:
@@ -75,6 +82,8 @@ class GroupSync:
 
     def after_commit(self) -> None:
         """Return once every commit this process made so far is on disk."""
+        if self.fd is None:
+            return
         started, _ = self._counters()
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
@@ -102,6 +111,8 @@ class GroupSync:
         os.fdatasync(self.wal_fd)
 
     def close(self) -> None:
+        if self.fd is None:
+            return
         self.map.close()
         os.close(self.fd)
         os.close(self.queue_fd)
