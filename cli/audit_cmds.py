@@ -105,12 +105,13 @@ def timeline(out: Path = typer.Option(..., "--out", help="PNG file to write."),
 
 def canned_queries() -> dict:
     """Datasette canned queries for auditing: the bank as of a time, a memory's history, and why."""
-    cutoff = "(CASE WHEN length(:as_of) = 10 THEN :as_of || 'T23:59:59.999999Z' ELSE :as_of END)"
+    cutoff = "memstore_cutoff(:as_of)"  # cli/datasette_plugin.py: the time parsed as `replay --as-of` parses it
     return {
         "bank_as_of": {
             "title": "Bank as of a time",
-            "description": "The memories alive in :bank at :as_of (a date includes that whole day, or a UTC stamp "
-                           "as the log writes it, e.g. 2023-06-01T12:00:00.000000Z).",
+            "description": "The memories alive in :bank at :as_of, as `memstore replay --as-of` shows them: an ISO "
+                           "date (which includes that whole day) or date and time, e.g. 2023-06-01 or "
+                           "2023-06-01T12:00 (UTC unless an offset is given).",
             "sql": f"SELECT memory_id, text, start_valid AS valid_at, event_seq AS seq, op, actor, reason\n"
                    f"FROM versions WHERE bank = :bank AND start_valid <= {cutoff}\n"
                    f"AND (end_valid IS NULL OR end_valid > {cutoff}) ORDER BY start_valid, event_seq"},
@@ -147,8 +148,12 @@ def browse(port: int = typer.Option(8001, "--port", min=1, max=65535, help="Loop
         "title": f"memstore: {path.name}",
         "description": "The event log, read-only. Erased text is purged from the file itself, so it is not here either.",
         "databases": {path.stem: {"queries": canned_queries()}}}, indent=2))
+    plugins = folder / "plugins"
+    plugins.mkdir()
+    # the plugin lives in the package; Datasette loads plugins from a folder, so a one-line shim goes there
+    (plugins / "memstore_cutoff.py").write_text("from cli.datasette_plugin import prepare_connection  # noqa: F401\n")
     print(f"memstore browse: http://127.0.0.1:{port}/{path.stem} (Ctrl-C stops)", file=sys.stderr)
     sys.stderr.flush()
     # Datasette opens a mutable file read-only (mode=ro) and canned queries cannot write.
     os.execv(sys.executable, [sys.executable, "-m", "datasette", "serve", str(path), "--host", "127.0.0.1",
-                              "--port", str(port), "--metadata", str(metadata)])
+                              "--port", str(port), "--metadata", str(metadata), "--plugins-dir", str(plugins)])

@@ -210,6 +210,7 @@ def facts(data: Path = typer.Option(..., "--data", help="LoCoMo JSON (with annot
 
     samples = locomo_conversations(data, [c.strip() for c in conversations.split(",") if c.strip()])
     out.mkdir(parents=True, exist_ok=True)
+    (out / "pairs.jsonl").unlink(missing_ok=True)
     loaded: dict = {}
     llm_for = lambda model, adapter: loaded.setdefault((model, adapter), load(model, adapter))  # noqa: E731
     policies = {spec: bench_facts.extractor(spec, llm_for) for spec in extractor}
@@ -222,6 +223,8 @@ def facts(data: Path = typer.Option(..., "--data", help="LoCoMo JSON (with annot
                                           progress=lambda n, total: progress.update(bar, completed=n, total=total))
                 rows.append({**rep.row(), "model": policy.llm.identity})
                 examples[f"{spec} {rep.conversation}"] = rep.examples
+                with open(out / "pairs.jsonl", "a") as f:  # candidates for hand labels of the matcher
+                    f.writelines(json.dumps({"extractor": spec, **p}) + "\n" for p in rep.pairs)
                 (out / "facts.json").write_text(json.dumps({"rows": rows}, indent=1))
     (out / "examples.json").write_text(json.dumps(examples, indent=1))
     keys = [k for k in rows[0] if k != "model"]

@@ -55,6 +55,7 @@ class FactsReport:
     context_tokens: int = 0
     extract_s: float = 0.0
     examples: list = field(default_factory=list)
+    pairs: list = field(default_factory=list)  # each observation with its closest fact: what labels check
 
     def row(self) -> dict:
         per = lambda a, b: round(100 * a / b, 1) if b else 0.0  # noqa: E731
@@ -146,6 +147,10 @@ def measure(name: str, policy, sample: dict, db: Path, progress=None) -> FactsRe
                 sims = embed(obs) @ embed(near_facts).T if near_facts else np.zeros((len(obs), 0))
                 best = sims.max(axis=1) if near_facts else np.zeros(len(obs))
                 rep.recalled += int((best >= SAME_FACT).sum())
+                for j, row in enumerate(sims):
+                    if len(near_facts):
+                        rep.pairs.append({"conversation": sid, "turn": t.input_id.split(":", 1)[1], "observation": j,
+                                          "fact": near_facts[int(row.argmax())], "cosine": round(float(row.max()), 3)})
                 if len(rep.examples) < 40:
                     rep.examples.append({"turn": t.input_id, "text": t.text[:300], "observations": obs, "facts": mine,
                                          "best": [round(float(b), 3) for b in best]})

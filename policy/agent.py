@@ -18,7 +18,7 @@ from .answer import Answer, AnswerAgent
 from memstore.ingest import ingest
 from .expiry import StackPolicy
 from .manager import AppendPolicy, HeuristicPolicy, LearnedPolicy, LLMPolicy
-from .prompts import ANSWER_PROMPT_VERSION, DECIDE_VERSIONS
+from .prompts import ANSWER_PROMPT_VERSION, DECIDE_VERSIONS, EXTRACT_VERSION, EXTRACT_WINDOW
 from .runtime import LLM, LlamaCppLLM, load
 from .turns import Turn
 
@@ -54,7 +54,10 @@ def check_contract(contract: dict, llm: LLM, kind: str, path: Path) -> None:
     if contract.get("base_sha256") and sha and contract["base_sha256"] != sha:
         raise BadInput(f"{path} was trained on base model sha256 {contract['base_sha256'][:12]}..., this backbone is "
                        f"{sha[:12]}...: serve it on the model it was trained on (--model)")
-    served = (ANSWER_PROMPT_VERSION,) if kind == "answer" else DECIDE_VERSIONS  # a manager keeps its own version
+    served = {"answer": (ANSWER_PROMPT_VERSION,), "extract": (EXTRACT_VERSION,)}.get(kind, DECIDE_VERSIONS)  # a manager keeps its own
+    if kind == "extract" and contract.get("window", EXTRACT_WINDOW) != EXTRACT_WINDOW:
+        raise BadInput(f"{path} was trained reading {contract['window']} earlier messages, serving reads "
+                       f"{EXTRACT_WINDOW}: retrain it (memstore train extract ...)")
     if contract.get("prompt_version") and contract["prompt_version"] not in served:
         raise BadInput(f"{path} was trained with {kind} prompt {contract['prompt_version']}, serving knows "
                        f"{', '.join(served)}: retrain it (memstore train ...) or serve the matching version")
@@ -77,21 +80,26 @@ def with_adapter(llm: LLM, adapter: str | Path | None, kind: str) -> tuple[LLM, 
 
 
 def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *, fast: bool = True,
-                expire_after: tuple[str, ...] | list[str] = ()):
+                expire_after: tuple[str, ...] | list[str] = (), extract_adapter: str | Path | None = None):
     """A manager policy on the backbone `llm`; `learned` decides with a LoRA adapter (`adapter`,
-    default the shipped one) and extracts facts with the plain backbone; `stack` expires memories
-    by its `expire_after` rules (policy/expiry.py). `fast=False`: the path before issue 12 (no
-    batched extraction, a model call for every decision)."""
+    default the shipped one) and extracts facts with its extraction adapter (`extract_adapter`,
+    default the shipped one where there is one, else the plain backbone); `stack` expires memories
+    by its `expire_after` rules (policy/expiry.py). `fast=False`: one extraction per turn and a
+    model call for every decision."""
     if name not in POLICIES:
         raise BadInput(f"unknown policy {name!r}: choose from {', '.join(POLICIES)}")
     if name == "stack":
         return StackPolicy(llm, fast=fast, expire_after=expire_after)
     if name != "learned":
-        if adapter:
-            raise BadInput("--adapter applies to --policy learned only")
+        if adapter or extract_adapter:
+            raise BadInput("--adapter and --extract-adapter apply to --policy learned only")
         return POLICIES[name](llm, fast=fast)
     decider, contract = with_adapter(llm, adapter, "manager")
-    return POLICIES[name](llm, decider=decider, fast=fast, decide_version=contract.get("prompt_version") if fast else None)
+    extractor = llm
+    if extract_adapter or shipped_adapter("extract").is_file():
+        extractor, _ = with_adapter(llm, extract_adapter, "extract")
+    return POLICIES[name](extractor, decider=decider, fast=fast,
+                          decide_version=contract.get("prompt_version") if fast else None)
 
 
 def make_answerer(name: str, llm: LLM, adapter: str | Path | None = None, k: int | None = None) -> AnswerAgent:

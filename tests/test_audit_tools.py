@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -193,6 +194,11 @@ def test_browse_serves_canned_queries_on_loopback(tmp_path):
         assert sorted(r["text"] for r in rows) == ["Caroline has a dog named Max", "Caroline lives in Boston"]
         later = get("/bank_as_of.json?bank=demo&as_of=2023-07-01&_shape=array")
         assert "Caroline has two dogs, Max and Bella" in {r["text"] for r in later}
+        with MemoryStore(db, "demo") as reread:  # any way of writing the time: the bank `replay` shows
+            for when in ("2023-06-12T00:00", "2023-06-12", "2023-06-12 09:30+02:00", "2023-06-11T23:59:59"):
+                shown = get(f"/bank_as_of.json?bank=demo&as_of={urllib.parse.quote(when)}&_shape=array")
+                assert sorted(r["text"] for r in shown) == sorted(m.text for m in reread.replay(when)), when
+        assert get("/bank_as_of.json?bank=demo&as_of=soon&_shape=array") == []
         hist = get(f"/memory_history.json?bank=demo&memory_id={dog.memory_id}&_shape=array")
         assert [h["op"] for h in hist] == ["ADD", "UPDATE"]
         why = get(f"/why.json?bank=demo&memory_id={dog.memory_id}&_shape=array")
