@@ -37,6 +37,15 @@ def open_store(create: bool = False) -> MemoryStore:
     return MemoryStore(State.db, State.bank, create=create, timeout=State.timeout)
 
 
+def note_unknown_bank(store: MemoryStore) -> None:
+    """A read of a bank that holds nothing says so on stderr (a misspelled --bank would otherwise
+    look like an empty one); stdout stays what the command prints."""
+    banks = store.banks()
+    if store.bank not in banks:
+        print(f"memstore: note: bank {store.bank!r} has no events or inputs in {store.path} "
+              f"(banks: {', '.join(banks) or 'none yet'})", file=sys.stderr)
+
+
 JsonOpt = typer.Option(False, "--json", help="Print only JSON on stdout.")
 AtOpt = typer.Option(None, "--at", help="When the fact was observed (ISO date/datetime); default now.")
 ReasonOpt = typer.Option(None, "--reason", help="Why (kept in the log).")
@@ -112,7 +121,9 @@ def erase(memory_id: str, reason: str = typer.Option(..., "--reason", help="Why 
 def replay(as_of: Optional[str] = typer.Option(None, "--as-of", help="ISO date/datetime, or @SEQ."),
            as_json: bool = JsonOpt) -> None:
     """The bank as it was at a time or log position (default: now)."""
-    memories = open_store().replay(as_of)
+    store = open_store()
+    note_unknown_bank(store)
+    memories = store.replay(as_of)
     if as_json:
         emit_json([m.to_dict() for m in memories])
         return
@@ -246,6 +257,7 @@ def search(query: str, as_of: Optional[str] = typer.Option(None, "--as-of", help
         raise BadInput("search needs a non-empty query")
     parse_cutoff(as_of)  # a bad --as-of fails before the embedding model loads
     store = open_store()
+    note_unknown_bank(store)
     with progress_bar("embedding new memory versions", quiet=as_json) as tick:
         store.vector_view(progress=tick)
     hits = store.search(query, k=k, as_of=as_of)
@@ -270,6 +282,9 @@ def reindex(as_json: bool = JsonOpt) -> None:
         console.print(f"indexed {count} memory versions of bank {State.bank!r}")
 
 
+_GLOBAL = ("--db", "--bank", "--timeout")
+
+
 def _fail(message: str, code: int) -> None:
     print(f"memstore: error: {' '.join(str(message).split())}", file=sys.stderr)
     sys.exit(code)
@@ -284,7 +299,12 @@ def run() -> None:
         exc.show()
         sys.exit(2)
     except UsageError as exc:  # unknown command/option, missing or malformed value
-        _fail(exc.format_message(), 2)
+        message = exc.format_message()
+        stray = next((o for o in _GLOBAL if f"No such option: {o}" in message), None)
+        if stray:  # `memstore replay --db F`: say where the global options go
+            command = exc.ctx.info_name if exc.ctx is not None else "COMMAND"
+            message += f" ({stray} is a global option: put it before the command, e.g. memstore {stray} ... {command})"
+        _fail(message, 2)
     except Abort:
         print("memstore: interrupted", file=sys.stderr)
         sys.exit(130)

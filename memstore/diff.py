@@ -13,6 +13,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from .clock import parse_cutoff
+from .errors import NotFound
 from .records import Event
 
 if TYPE_CHECKING:
@@ -54,6 +55,10 @@ def _side(event: Event) -> dict[str, Any]:
 
 def diff(a: "MemoryStore", bank_b: str, as_of: Any = None) -> dict[str, Any]:
     cutoff = parse_cutoff(as_of)
+    known = a.banks()
+    for name in (a.bank, bank_b):
+        if name not in known:  # a misspelled bank would otherwise compare as an empty one
+            raise NotFound(f"no bank {name!r} in {a.path} (banks: {', '.join(known) or 'none yet'})")
     b = a.with_bank(bank_b)
     try:
         mem_a, mem_b = a.replay(as_of), b.replay(as_of)

@@ -97,3 +97,16 @@ def test_unknown_ids(tmp_path, args):
     db = tmp_path / "u.db"
     ok_json("init", db=db)
     assert_one_line_error(memstore_cli(*args, db=db), "no memory")
+
+
+def test_global_option_after_the_command_and_unknown_banks_are_explained(tmp_path):
+    db = tmp_path / "g.db"
+    assert memstore_cli("init", db=db).returncode == 0
+    assert memstore_cli("--bank", "bob", "add", "Bob lives in Paris", db=db).returncode == 0
+    late = memstore_cli("replay", "--db", str(db))
+    assert late.returncode == 2 and "--db is a global option" in late.stderr and "memstore --db ... replay" in late.stderr
+    typo = memstore_cli("--bank", "bobb", "replay", "--json", db=db)
+    assert typo.returncode == 0 and json.loads(typo.stdout) == [] and "bank 'bobb' has no events" in typo.stderr
+    assert "banks: bob" in typo.stderr
+    diff = memstore_cli("--bank", "bob", "diff", "bob", "nosuchbank", db=db)
+    assert diff.returncode == 1 and diff.stderr.strip() == f"memstore: error: no bank 'nosuchbank' in {db} (banks: bob)"
