@@ -58,9 +58,14 @@ def _ids(user_id, agent_id, run_id) -> dict[str, str]:
     for key, value in zip(SCOPE_KEYS, (user_id, agent_id, run_id)):
         if value is None:
             continue
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # mem0 turns integer ids (database keys) into strings
         if not isinstance(value, str) or not value.strip():
             raise BadInput(f"{key} must be a non-empty string")
-        out[key] = value  # as given: " alice" is another id than "alice", never folded into it
+        if any(c.isspace() for c in value):
+            # mem0 trims outer spaces; here " alice" is refused rather than folded into "alice"'s memories
+            raise BadInput(f"{key} {value!r} contains whitespace: ids are one word")
+        out[key] = value
     return out
 
 
@@ -96,22 +101,87 @@ def _metadata(metadata: Any) -> dict | None:
     return metadata
 
 
+_OPS = {"eq": lambda v, c: v == c, "ne": lambda v, c: v != c,
+        "in": lambda v, c: v in c, "nin": lambda v, c: v not in c,
+        "gt": lambda v, c: _ordered(v, c) and v > c, "gte": lambda v, c: _ordered(v, c) and v >= c,
+        "lt": lambda v, c: _ordered(v, c) and v < c, "lte": lambda v, c: _ordered(v, c) and v <= c,
+        "contains": lambda v, c: isinstance(v, (str, list)) and c in v,
+        "icontains": lambda v, c: isinstance(v, str) and isinstance(c, str) and c.casefold() in v.casefold()}
+_LOGIC = ("AND", "OR", "NOT")
+
+
+def _ordered(value: Any, cond: Any) -> bool:
+    """Comparable for gt/gte/lt/lte: two numbers or two strings (a missing key never matches)."""
+    number = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)  # noqa: E731
+    return (number(value) and number(cond)) or (isinstance(value, str) and isinstance(cond, str))
+
+
 def _matches(value: Any, cond: Any) -> bool:
-    """mem0's simple metadata filter conditions: a value, '*', or one of eq / ne / in / nin."""
+    """One metadata condition of mem0's filter language: a value, '*', or operators (eq, ne, in,
+    nin, gt, gte, lt, lte, contains, icontains), all of which must hold."""
     if cond == "*":
         return value is not None
     if not isinstance(cond, dict):
         return value == cond
-    ops = {"eq": lambda v, c: v == c, "ne": lambda v, c: v != c,
-           "in": lambda v, c: v in c, "nin": lambda v, c: v not in c}
     for op, arg in cond.items():
-        if op not in ops:
-            raise BadInput(f"unsupported filter operator {op!r}: use a value, '*', eq, ne, in or nin")
+        if op not in _OPS:
+            raise BadInput(f"unsupported filter operator {op!r}: use a value, '*', {', '.join(_OPS)}")
         if op in ("in", "nin") and not isinstance(arg, list):
             raise BadInput(f"filter operator {op!r} takes a list")
-        if not ops[op](value, arg):
+        if not _OPS[op](value, arg):
             return False
     return True
+
+
+def _check_filter(filters: dict) -> None:
+    """Refuse a malformed filter up front, whatever the memories (a typo must not pass silently
+    on an empty bank)."""
+    for key, cond in filters.items():
+        if key in _LOGIC:
+            if not isinstance(cond, list) or not cond or not all(isinstance(c, dict) for c in cond):
+                raise BadInput(f"{key} takes a non-empty list of filter dicts")
+            for sub in cond:
+                _check_filter(sub)
+        elif isinstance(cond, dict):
+            for op, arg in cond.items():
+                if op not in _OPS:
+                    raise BadInput(f"unsupported filter operator {op!r}: use a value, '*', {', '.join(_OPS)}")
+                if op in ("in", "nin") and not isinstance(arg, list):
+                    raise BadInput(f"filter operator {op!r} takes a list")
+
+
+def _filter_holds(metadata: dict, filters: dict) -> bool:
+    """mem0's filter dict on a memory's metadata: every key's condition, AND / OR / NOT of lists."""
+    for key, cond in filters.items():
+        if key == "AND" and not all(_filter_holds(metadata, c) for c in cond):
+            return False
+        if key == "OR" and not any(_filter_holds(metadata, c) for c in cond):
+            return False
+        if key == "NOT" and any(_filter_holds(metadata, c) for c in cond):
+            return False
+        if key not in _LOGIC and not _matches(metadata.get(key), cond):
+            return False
+    return True
+
+
+def _lift_scope(filters: dict) -> dict:
+    """Scope ids written inside a top-level AND ({"AND": [{"user_id": "alice"}, ...]}) moved up
+    beside the other keys, where the scope is read from."""
+    conds = filters.get("AND")
+    if not isinstance(conds, list):
+        return filters
+    out, rest = {k: v for k, v in filters.items() if k != "AND"}, []
+    for cond in conds:
+        if isinstance(cond, dict) and len(cond) == 1 and next(iter(cond)) in SCOPE_KEYS:
+            key, value = next(iter(cond.items()))
+            if key in out and out[key] != value:
+                raise BadInput(f"{key} given twice with different values")
+            out[key] = value
+        else:
+            rest.append(cond)
+    if rest:
+        out["AND"] = rest
+    return out
 
 
 class Memory:
@@ -128,6 +198,33 @@ class Memory:
         self._llm, self._timeout = llm, timeout
         self._stores: dict[str, MemoryStore] = {}
         self._agents: dict[str, Any] = {}
+
+    # mem0 config keys accepted by from_config; only "llm" is used (see from_config)
+    _MEM0_KEYS = {"vector_store", "llm", "embedder", "graph_store", "reranker", "history_db_path", "version",
+                  "custom_fact_extraction_prompt", "custom_update_memory_prompt", "custom_instructions"}
+
+    @classmethod
+    def from_config(cls, config_dict: dict) -> "Memory":
+        """mem0's constructor from a config dict. memstore keeps its own store and search (SQLite
+        log, hnswlib over MiniLM), so `vector_store`, `embedder`, `graph_store` and `reranker` are
+        accepted and not used; an `llm` with an OpenAI-compatible base URL (`openai_base_url`,
+        `lmstudio_base_url`, `vllm_base_url`) and `model` serves the Memory
+        Manager for `infer=True`, else the local model does. The file is `memstore.path`, else
+        `history_db_path`, else ./memstore.db; `memstore.policy` picks the manager."""
+        if not isinstance(config_dict, dict):
+            raise BadInput("from_config takes a dict (mem0's config)")
+        unknown = set(config_dict) - cls._MEM0_KEYS - {"memstore"}
+        if unknown:
+            raise BadInput(f"unknown config key(s) {', '.join(sorted(unknown))}: mem0's keys or 'memstore'")
+        own = config_dict.get("memstore") or {}
+        llm = ((config_dict.get("llm") or {}).get("config") or {}) if isinstance(config_dict.get("llm"), dict) else {}
+        if not isinstance(own, dict) or not isinstance(llm, dict):
+            raise BadInput("config 'memstore' and 'llm.config' must be dicts")
+        endpoint = next((llm[k] for k in ("openai_base_url", "lmstudio_base_url", "vllm_base_url")
+                         if llm.get(k)), None)
+        path = own.get("path") or config_dict.get("history_db_path") or "memstore.db"
+        return cls(path, policy=own.get("policy", "llm"), model=llm.get("model") if endpoint else own.get("model"),
+                   endpoint=endpoint)
 
     # ---- plumbing --------------------------------------------------------------------------
     def _store(self, bank: str) -> MemoryStore:
@@ -150,7 +247,8 @@ class Memory:
         """(bank, scope ids, metadata filters) from top-level ids, `filters` or `bank`."""
         if filters is not None and not isinstance(filters, dict):
             raise BadInput("filters must be a dict")
-        filters = dict(filters or {})
+        filters = _lift_scope(dict(filters or {}))
+        _check_filter(filters)
         for key in SCOPE_KEYS:
             if key in filters:
                 top = {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}[key]
@@ -214,14 +312,15 @@ class Memory:
             "SELECT MIN(valid_at) FROM events WHERE bank = ? AND memory_id = ? AND outcome = 'applied'",
             (store.bank, memory_id)).fetchone()[0]
         item = {"id": memory_id, "memory": text, "hash": hashlib.md5(text.encode()).hexdigest(),
-                "metadata": metadata, "created_at": created, "updated_at": valid_at, "bank": store.bank, **scope}
+                "created_at": created, "updated_at": valid_at, **scope}
+        if metadata:
+            item["metadata"] = metadata  # mem0 leaves the key out when there is none
         if score is not None:
             item["score"] = score
         return item
 
     def _keep(self, item: dict, filters: dict) -> bool:
-        metadata = item.get("metadata") or {}
-        return all(_matches(metadata.get(key), cond) for key, cond in filters.items())
+        return _filter_holds(item.get("metadata") or {}, filters)
 
     @staticmethod
     def _count(top_k, limit, default: int) -> int:
@@ -254,7 +353,7 @@ class Memory:
                     ev = store.add(msg["content"], at=at, reason="added verbatim (infer=False)",
                                    source=[inp.input_id], cause=prov)
                     results.append({"id": ev.memory_id, "memory": ev.text, "event": "ADD", "created_at": ev.valid_at,
-                                    "metadata": metadata, **ids})
+                                    **({"metadata": metadata} if metadata else {}), **ids})
             return {"results": results}
         agent = self._agent(bank)
         for msg in msgs:
@@ -263,7 +362,7 @@ class Memory:
                 if ev.outcome != "applied" or ev.op not in _CHANGES:
                     continue
                 item = {"id": ev.memory_id, "memory": ev.text if ev.op != "DELETE" else ev.prev_text,
-                        "event": ev.op, "created_at": ev.valid_at, "metadata": metadata, **ids}
+                        "event": ev.op, "created_at": ev.valid_at, **({"metadata": metadata} if metadata else {}), **ids}
                 if ev.op == "UPDATE":
                     item["previous_memory"] = ev.prev_text
                 results.append(item)
@@ -277,8 +376,17 @@ class Memory:
 
     def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
                filters: dict | None = None, top_k: int | None = None, limit: int | None = None,
-               threshold: float | None = None, as_of: Any = None, bank: str | None = None) -> dict:
-        """The memories most similar to `query` alive at `as_of` (default now), best first."""
+               threshold: float | None = 0.1, as_of: Any = None, bank: str | None = None, rerank: bool = False,
+               explain: bool = False, reference_date: Any = None, show_expired: bool = False) -> dict:
+        """The memories most similar to `query` alive at `as_of` (default now), best first, those
+        scoring at least `threshold` (cosine; mem0's default 0.1). mem0's `rerank`, `explain`,
+        `reference_date` and `show_expired` are accepted: there is no reranker here, `explain`
+        adds nothing beyond the score, and `reference_date` is read as `as_of` when that is not given
+        (memories never expire by date here: `show_expired` changes nothing)."""
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                      or not 0 <= threshold <= 1):
+            raise BadInput(f"threshold must be a number between 0 and 1, not {threshold!r}")
+        as_of = as_of if as_of is not None else reference_date
         bank, _, meta_filters = self._scope(user_id, agent_id, run_id, filters, bank)
         k = self._count(top_k, limit, 20)
         store = self._store(bank)
@@ -297,10 +405,11 @@ class Memory:
 
     def get_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
                 filters: dict | None = None, top_k: int | None = None, limit: int | None = None,
-                as_of: Any = None, bank: str | None = None) -> dict:
-        """Every memory of the scope alive at `as_of` (default now), oldest first."""
+                as_of: Any = None, bank: str | None = None, show_expired: bool = False) -> dict:
+        """Every memory of the scope alive at `as_of` (default now), oldest first, at most `top_k`
+        (mem0's default 20)."""
         bank, _, meta_filters = self._scope(user_id, agent_id, run_id, filters, bank)
-        k = self._count(top_k, limit, 100)
+        k = self._count(top_k, limit, 20)
         store = self._store(bank)
         items = [self._item(store, m.id, m.text, m.valid_at, m.seq) for m in store.replay(as_of)]
         return {"results": [i for i in items if self._keep(i, meta_filters)][:k]}
@@ -346,13 +455,13 @@ class Memory:
         return {"message": "Memories deleted successfully!", "deleted": n}
 
     def reset(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
-              bank: str | None = None) -> dict:
-        """mem0's reset: every memory ended. Here it is events, never a file deletion: with a scope,
-        that bank; without, every bank of the file. Each memory can be restored."""
+              bank: str | None = None) -> None:
+        """mem0's reset: every memory ended (returns None, as mem0's). Here it is events, never a
+        file deletion: with a scope, that bank; without, every bank of the file. Each memory can be
+        restored, and `get_all(as_of=...)` still shows the past."""
         scoped, _, _ = self._scope(user_id, agent_id, run_id, None, bank, required=False)
-        banks = [scoped] if scoped else self._root().banks()
-        n = sum(self._end_all(self._store(b), "reset through the mem0-compatible API") for b in banks)
-        return {"message": "Memory reset successfully!", "deleted": n, "banks": banks}
+        for b in [scoped] if scoped else self._root().banks():
+            self._end_all(self._store(b), "reset through the mem0-compatible API")
 
     @staticmethod
     def _end_all(store: MemoryStore, reason: str) -> int:

@@ -33,7 +33,7 @@ def test_scope_banks_are_one_to_one_and_valid():
     }
     for got, want in names.items():
         assert got == want
-    odd = [scope_bank(user_id="alice@example.com"), scope_bank(user_id="a.b"), scope_bank(user_id="a b"),
+    odd = [scope_bank(user_id="alice@example.com"), scope_bank(user_id="a.b"),
            scope_bank(user_id="x" * 80), scope_bank(user_id="a", agent_id="b.c"), scope_bank(user_id="a.b", agent_id="c")]
     assert all(b.startswith("h:") for b in odd) and len(set(odd)) == len(odd)
     assert all(BANK_NAME.fullmatch(b) for b in [*names, *odd])
@@ -41,6 +41,8 @@ def test_scope_banks_are_one_to_one_and_valid():
         scope_bank()
     with pytest.raises(BadInput):
         scope_bank(user_id="  ")
+    with pytest.raises(BadInput, match="whitespace"):
+        scope_bank(user_id="a b")
 
 
 def test_mem0_quickstart_flow_without_inference(db_path):
@@ -56,7 +58,7 @@ def test_mem0_quickstart_flow_without_inference(db_path):
     assert set(hits[0]) >= {"id", "memory", "hash", "metadata", "score", "created_at", "updated_at", "user_id"}
     assert m.search("films", user_id="alice", limit=10)["results"][0]["user_id"] == "alice"  # mem0 1.x style
     assert all(h["memory"] != "Bob's favourite film is Alien" for h in m.search("films", user_id="alice")["results"])
-    only_movies = m.search("sports", user_id="alice", filters={"category": "movies"})["results"]
+    only_movies = m.search("sports", user_id="alice", filters={"category": "movies"}, threshold=0)["results"]
     assert len(only_movies) == 3 and all(h["metadata"]["category"] == "movies" for h in only_movies)
     tagged = m.get_all(filters={"user_id": "alice", "category": {"in": ["movies", "books"]}})["results"]
     assert len(tagged) == 3
@@ -86,8 +88,8 @@ def test_mem0_quickstart_flow_without_inference(db_path):
     assert m.why(sci_fi["id"])["status"] == "live"
 
     assert m.delete_all(user_id="bob")["deleted"] == 1 and m.get_all(user_id="bob")["results"] == []
-    reset = m.reset()
-    assert reset["deleted"] == 4 and set(reset["banks"]) == {"u:alice", "u:bob"}
+    assert m.reset() is None  # as mem0's
+    assert MemoryStore(db_path, "u:alice", create=False).events()[-1].reason == "reset through the mem0-compatible API"
     assert m.get_all(user_id="alice")["results"] == []
     assert len(m.get_all(user_id="alice", as_of="2024-03-03")["results"]) == 4  # nothing lost: the past is intact
     assert m.restore(sci_fi["id"], user_id="alice")["memory"] == "Alice loves sci-fi and documentaries"
@@ -116,7 +118,7 @@ def test_bad_input_is_one_clear_error_and_changes_nothing(db_path):
         (lambda: m.update(kept, text=None), BadInput, "text or metadata"),
         (lambda: m.restore(kept), InvalidOperation, "not deleted"),
         (lambda: m.search("tea", user_id="alice", as_of="someday"), BadInput, "timestamp"),
-        (lambda: m.search("tea", user_id="alice", filters={"x": {"gt": 1}}), BadInput, "operator"),
+        (lambda: m.search("tea", user_id="alice", filters={"x": {"between": 1}}), BadInput, "operator"),
         (lambda: m.search("tea", user_id="alice", top_k=0), BadInput, "positive"),
         (lambda: m.search("tea", user_id="alice", filters={"user_id": "bob"}), BadInput, "twice"),
         (lambda: m.get_all(), BadInput, "user_id"),
@@ -144,3 +146,34 @@ def test_readme_mem0_example_runs(tmp_path):
     events = next(line for line in lines if line.startswith("['ADD'"))
     assert events.endswith("'UPDATE', 'DELETE', 'RESTORE']"), lines  # the model may also have updated it
     assert (tmp_path / "agent.db").exists()
+
+
+def test_mem0_2x_calls_run_unchanged(tmp_path):
+    """A script written for mem0 2.x, only the import changed: its constructor, integer ids, search
+    keywords and defaults, the filter language and the result shapes."""
+    m = Memory.from_config({"vector_store": {"provider": "qdrant", "config": {"path": "/nowhere"}},
+                            "embedder": {"provider": "huggingface"}, "history_db_path": str(tmp_path / "h.db")})
+    assert Path(m.path) == tmp_path / "h.db"
+    m.add("Likes pizza", user_id=42, metadata={"priority": 3, "category": "food, italian"}, infer=False)
+    m.add("Runs on Sundays", user_id=42, metadata={"priority": 1, "category": "sport"}, infer=False)
+    m.add("Has no metadata", user_id=42, infer=False)
+    for _ in range(22):
+        m.add("filler", user_id="many", infer=False)
+    got = lambda **kw: sorted(i["memory"] for i in m.get_all(**kw)["results"])  # noqa: E731
+    assert got(filters={"user_id": "42", "priority": {"gte": 2}}) == ["Likes pizza"]
+    assert got(filters={"user_id": 42, "category": {"contains": "food"}}) == ["Likes pizza"]
+    assert got(filters={"user_id": "42", "category": {"icontains": "SPORT"}}) == ["Runs on Sundays"]
+    assert got(filters={"AND": [{"user_id": "42"}, {"category": "sport"}]}) == ["Runs on Sundays"]
+    assert got(filters={"user_id": "42", "OR": [{"priority": 3}, {"priority": 1}]}) == ["Likes pizza", "Runs on Sundays"]
+    assert got(filters={"user_id": "42", "NOT": [{"priority": {"lt": 2}}]}) == ["Has no metadata", "Likes pizza"]
+    hits = m.search("pizza", filters={"user_id": "42"}, rerank=False, explain=False, show_expired=False)["results"]
+    assert hits[0]["memory"] == "Likes pizza" and all(h["score"] >= 0.1 for h in hits)  # mem0's default threshold
+    plain = next(i for i in m.get_all(filters={"user_id": "42"})["results"] if i["memory"] == "Has no metadata")
+    assert "metadata" not in plain and "bank" not in plain and plain.get("metadata", {}).get("x") is None
+    assert len(m.get_all(filters={"user_id": "many"})["results"]) == 20  # mem0's default top_k
+    assert m.reset() is None and m.get_all(filters={"user_id": "42"})["results"] == []
+    with pytest.raises(BadInput, match="threshold"):
+        m.search("x", user_id="42", threshold=2)
+    with pytest.raises(BadInput, match="unknown config"):
+        Memory.from_config({"vectorstore": {}})
+    m.close()

@@ -21,7 +21,7 @@ from conftest import memstore_cli
 from memstore import MemoryStore
 from memstore.chain import GENESIS, content_digest
 from memstore.compat import Memory, scope_bank
-from memstore.errors import StoreUnavailable
+from memstore.errors import BadInput, StoreUnavailable
 from memstore.schema import EVENT_CONTENT, INPUT_CONTENT, ddl_statements
 
 KEY = "correct horse battery staple"
@@ -169,12 +169,18 @@ def test_a_process_with_the_bank_open_does_not_save_erased_vectors_back(tmp_path
 
 @pytest.mark.parametrize("other", [" alice", "alice\n", "\talice ", "alice ", "ALICE"])
 def test_scope_ids_are_never_folded_into_another_users(tmp_path, other):
-    assert scope_bank(user_id=other) != scope_bank(user_id="alice")
     memory = Memory(tmp_path / "c.db")
     memory.add("Alice's bank PIN is 4821", user_id="alice", infer=False)
-    assert memory.get_all(user_id=other)["results"] == []
-    assert memory.search("PIN", user_id=other)["results"] == []
-    memory.add("something else", user_id=other, infer=False)
+    if other.strip() != other:  # refused outright: never folded into "alice"
+        for call in (lambda: scope_bank(user_id=other), lambda: memory.get_all(user_id=other),
+                     lambda: memory.search("PIN", user_id=other), lambda: memory.add("x", user_id=other, infer=False)):
+            with pytest.raises(BadInput, match="whitespace"):
+                call()
+    else:
+        assert scope_bank(user_id=other) != scope_bank(user_id="alice")
+        assert memory.get_all(user_id=other)["results"] == []
+        assert memory.search("PIN", user_id=other)["results"] == []
+        memory.add("something else", user_id=other, infer=False)
     assert [m["memory"] for m in memory.get_all(user_id="alice")["results"]] == ["Alice's bank PIN is 4821"]
 
 
