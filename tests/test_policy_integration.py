@@ -5,6 +5,7 @@ deterministic on a given machine."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -85,8 +86,17 @@ def test_cli_ingest_and_ask_with_the_default_model(tmp_path):
     assert {"answer", "memories"} <= set(answer) and answer["memories"]
 
 
-def test_demo_runs_end_to_end(tmp_path):
+def test_demo_runs_end_to_end_and_answers_its_own_question(tmp_path):
     proc = memstore_cli("demo", "--demo-db", str(tmp_path / "demo.db"), timeout=1200)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "the bank as of 2023-06-01" in proc.stdout and "ask 'Where does Caroline live now?'" in proc.stdout
-    assert "why" in proc.stdout
+    assert "the bank as of 2023-06-01" in proc.stdout and "why" in proc.stdout
+    asked = re.search(r"ask 'Where does Caroline live now\?' -> (.*)", proc.stdout)
+    assert asked and "denver" in asked.group(1).casefold(), proc.stdout[-3000:]
+
+
+def test_a_decision_never_takes_the_new_fact_out_of_the_bank(managed):
+    """Whatever the model chose on a fact, the fact's content is stated by a live memory just
+    after its turn (content_kept: DELETE adds the fact, NOOP stands only on a stated fact)."""
+    from evaluation.facts import facts_lost
+    store, _, _ = managed
+    assert facts_lost(store)["lost"] == 0
