@@ -76,9 +76,10 @@ def timeline(store: "MemoryStore", out: str | Path, *, memory_ids: Iterable[str]
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    # an erase is stamped when it happened (often long after the content): it does not stretch the
-    # axis, its mark is pinned to the right edge
-    stamps = [e["valid_at"] for m in order for e in rows[m] if e["op"] != "ERASE"] or \
+    # the axis spans what the memories say (ADD/UPDATE observations): an erase, a delete or a
+    # restore made later without a date of its own (stamped when it happened, often long after the
+    # content) does not squeeze the history into a corner; its mark is pinned to the right edge
+    stamps = [e["valid_at"] for m in order for e in rows[m] if e["op"] in ("ADD", "UPDATE")] or \
         [e["valid_at"] for m in order for e in rows[m]]
     t0, t1 = _when(lo or min(stamps)), _when(hi or max(stamps))
     span = max(t1 - t0, timedelta(days=1))
@@ -93,16 +94,19 @@ def timeline(store: "MemoryStore", out: str | Path, *, memory_ids: Iterable[str]
             start = min(_when(e["valid_at"]), right)
             marker, color = _MARK[e["op"]]
             ax.plot([start], [y], marker=marker, color=color, markersize=6, zorder=3, linestyle="none")
-            drawn += 1
+            drawn += (lo is None or e["valid_at"] >= lo) and (hi is None or e["valid_at"] <= hi)  # in the window
             if e["op"] in _BAR:
                 end = min(_when(events[n + 1]["valid_at"]), right) if n + 1 < len(events) else right
                 width = max(end - start, span * 0.002)
                 ax.broken_barh([(mdates.date2num(start), width.total_seconds() / 86400)], (y - 0.35, 0.7),
                                facecolors="#dddddd" if e["erased"] else _BAR[e["op"]],
                                hatch="////" if e["erased"] else None, edgecolor="#888888", linewidth=0.4)
-                if width > span * 0.06:
-                    ax.text(mdates.date2num(start + width / 2), y, f"#{e['seq']}", ha="center", va="center",
-                            fontsize=6, color="#333333")
+                room = int(150 * (width / span))  # characters that fit on the bar at this size
+                if room >= 4:
+                    # each version's own text on its bar, so earlier texts are seen, not only the last
+                    label = f"#{e['seq']}" + (f" {e['text']}" if e["text"] and not e["erased"] else "")
+                    ax.text(mdates.date2num(start + width / 2), y, label[:room - 1] + ("…" if len(label) >= room else ""),
+                            ha="center", va="center", fontsize=6, color="#333333")
     labels = []
     for memory_id in order:
         last = next((e for e in reversed(rows[memory_id]) if e["text"]), None)
@@ -114,7 +118,8 @@ def timeline(store: "MemoryStore", out: str | Path, *, memory_ids: Iterable[str]
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     ax.grid(axis="x", color="#eeeeee")
     left_out = total - len(order)
-    title = f"bank {store.bank!r}: {len(order)} memories, {drawn} events"
+    window = f" between {lo or 'the start'} and {hi or 'now'}" if lo or hi else ""
+    title = f"bank {store.bank!r}: {len(order)} memories, {drawn} events{window}"
     if left_out:
         title += f" (the {left_out} least recently changed left out: filter with --query, --memory or --since/--until)"
     ax.set_title(title, fontsize=10, loc="left")
@@ -123,4 +128,5 @@ def timeline(store: "MemoryStore", out: str | Path, *, memory_ids: Iterable[str]
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
-    return {"out": str(out), "rows": len(order), "events": drawn, "left_out": left_out}
+    return {"out": str(out), "rows": len(order), "events": drawn, "left_out": left_out,
+            "axis": [t0.isoformat(), t1.isoformat()]}

@@ -210,3 +210,17 @@ def test_browse_serves_canned_queries_on_loopback(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_timeline_axis_and_counts_follow_what_the_memories_say(tmp_path):
+    from memstore.timeline import timeline
+    with MemoryStore(tmp_path / "t.db", "t") as store:
+        dog = store.add("Caroline has a dog named Max", at="2023-05-08")
+        store.update(dog.memory_id, "Caroline has two dogs", at="2023-06-12")
+        store.delete(dog.memory_id, at="2023-07-01")
+        store.restore(dog.memory_id)  # undated: stamped now, years after the history
+        store.add("Caroline lives in Boston", at="2023-05-09")
+        whole = timeline(store, tmp_path / "a.png")
+        assert whole["axis"][1].startswith("2023-") and whole["events"] == 5
+        early = timeline(store, tmp_path / "b.png", until="2023-06-01")
+        assert early["events"] == 2  # the two ADDs; the update, delete and restore came later
