@@ -122,14 +122,19 @@ def canned_queries() -> dict:
                    "FROM events WHERE bank = :bank AND memory_id = :memory_id ORDER BY seq"},
         "why": {
             "title": "Why a memory is in its state",
-            "description": "The event behind :memory_id's current state in :bank, with the turns it came from.",
-            "sql": "SELECT e.seq, e.op, e.text, e.valid_at, e.actor, e.reason, e.cause,\n"
+            "description": "The event behind :memory_id's current state in :bank, with the turns it came from; "
+                           "for a restored memory, the deletion it undid too.",
+            "sql": "WITH last AS (SELECT MAX(seq) AS seq FROM events WHERE bank = :bank AND memory_id = :memory_id\n"
+                   "                AND outcome = 'applied' AND op <> 'NOOP'),\n"
+                   "undone AS (SELECT MAX(d.seq) AS seq FROM events d, last WHERE d.bank = :bank\n"
+                   "           AND d.memory_id = :memory_id AND d.op = 'DELETE' AND d.outcome = 'applied'\n"
+                   "           AND d.seq < last.seq AND (SELECT op FROM events WHERE seq = last.seq) = 'RESTORE')\n"
+                   "SELECT e.seq, e.op, e.text, e.valid_at, e.actor, e.reason, e.cause,\n"
                    "       i.input_id, i.speaker, i.text AS said, i.time AS said_at\n"
                    "FROM events e LEFT JOIN json_each(e.source) s\n"
                    "LEFT JOIN inputs i ON i.bank = e.bank AND i.input_id = s.value\n"
-                   "WHERE e.bank = :bank AND e.memory_id = :memory_id AND e.seq = (\n"
-                   "  SELECT MAX(seq) FROM events WHERE bank = :bank AND memory_id = :memory_id\n"
-                   "  AND outcome = 'applied' AND op <> 'NOOP')"},
+                   "WHERE e.bank = :bank AND e.memory_id = :memory_id\n"
+                   "  AND e.seq IN (SELECT seq FROM last UNION SELECT seq FROM undone) ORDER BY e.seq"},
     }
 
 
@@ -147,7 +152,11 @@ def browse(port: int = typer.Option(8001, "--port", min=1, max=65535, help="Loop
     metadata.write_text(json.dumps({
         "title": f"memstore: {path.name}",
         "description": "The event log, read-only. Erased text is purged from the file itself, so it is not here either.",
-        "databases": {path.stem: {"queries": canned_queries()}}}, indent=2))
+        "databases": {path.stem: {"queries": canned_queries(),
+                                  # the R*Tree's shadow tables are SQLite internals, not the log
+                                  "tables": {t: {"hidden": True} for t in (
+                                      "versions_rtree", "versions_rtree_node", "versions_rtree_parent",
+                                      "versions_rtree_rowid")}}}}, indent=2))
     plugins = folder / "plugins"
     plugins.mkdir()
     # the plugin lives in the package; Datasette loads plugins from a folder, so a one-line shim goes there

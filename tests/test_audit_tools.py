@@ -170,7 +170,9 @@ def test_browse_serves_canned_queries_on_loopback(tmp_path):
     store = MemoryStore(db, "demo")
     dog = store.add("Caroline has a dog named Max", at="2023-05-08")
     store.update(dog.memory_id, "Caroline has two dogs, Max and Bella", at="2023-06-12")
-    store.add("Caroline lives in Boston", at="2023-05-08")
+    home = store.add("Caroline lives in Boston", at="2023-05-08")
+    store.delete(home.memory_id, at="2023-06-20", reason="by mistake")
+    store.restore(home.memory_id, at="2023-06-21")
     secret = store.add("Caroline's PIN is xyzzy-4321", at="2023-05-09")
     store.erase(secret.memory_id, reason="privacy")
     store.close()
@@ -203,6 +205,10 @@ def test_browse_serves_canned_queries_on_loopback(tmp_path):
         assert [h["op"] for h in hist] == ["ADD", "UPDATE"]
         why = get(f"/why.json?bank=demo&memory_id={dog.memory_id}&_shape=array")
         assert why[0]["op"] == "UPDATE"
+        undone = get(f"/why.json?bank=demo&memory_id={home.memory_id}&_shape=array")
+        assert [r["op"] for r in undone] == ["DELETE", "RESTORE"] and undone[0]["reason"] == "by mistake"
+        tables = {t["name"]: t for t in get(".json")["tables"]}
+        assert tables["versions_rtree"]["hidden"] and not tables["events"]["hidden"]
         erased = get(f"/memory_history.json?bank=demo&memory_id={secret.memory_id}&_shape=array")
         assert "xyzzy" not in json.dumps(erased) and erased[-1]["op"] == "ERASE"
         everything = get("/events.json?_shape=array&_size=max")
