@@ -120,7 +120,7 @@ def _matches(value: Any, cond: Any) -> bool:
     """One metadata condition of mem0's filter language: a value, '*', or operators (eq, ne, in,
     nin, gt, gte, lt, lte, contains, icontains), all of which must hold."""
     if cond == "*":
-        return value is not None
+        return True  # as mem0: the wildcard matches every memory, with or without the key
     if not isinstance(cond, dict):
         return value == cond
     for op, arg in cond.items():
@@ -290,31 +290,33 @@ class Memory:
     def _root(self) -> MemoryStore:
         return self._store(next(iter(self._stores), "default"))
 
-    def _provenance(self, store: MemoryStore, seq: int) -> tuple[dict | None, dict]:
-        """(metadata, scope ids) of a memory version: from the event written by this API, or from
-        the recorded inputs a policy's decision came from."""
+    def _provenance(self, store: MemoryStore, seq: int) -> tuple[dict | None, dict, str | None]:
+        """(metadata, scope ids, role of the message) of a memory version: from the event written
+        by this API, or from the recorded inputs a policy's decision came from."""
         row = store.conn.execute("SELECT cause, source FROM events WHERE seq = ?", (seq,)).fetchone()
         cause = json.loads(row["cause"]) if row and row["cause"] else {}
+        inputs = store.inputs(json.loads(row["source"]) if row and row["source"] else [])
+        role = next(((i.meta or {}).get("role") for i in inputs if (i.meta or {}).get("role")), None)
         if "metadata" in cause or "scope" in cause:
-            return cause.get("metadata"), cause.get("scope") or {}
+            return cause.get("metadata"), cause.get("scope") or {}, cause.get("role") or role
         metadata, scope = None, {}
-        for inp in store.inputs(json.loads(row["source"]) if row else []):
+        for inp in inputs:
             meta = inp.meta or {}
             if meta.get("metadata"):
                 metadata = {**(metadata or {}), **meta["metadata"]}
             scope = meta.get("scope") or scope
-        return metadata, scope
+        return metadata, scope, role
 
     def _item(self, store: MemoryStore, memory_id: str, text: str, valid_at: str, seq: int,
               score: float | None = None) -> dict:
-        metadata, scope = self._provenance(store, seq)
+        metadata, scope, role = self._provenance(store, seq)
         created = store.conn.execute(
             "SELECT MIN(valid_at) FROM events WHERE bank = ? AND memory_id = ? AND outcome = 'applied'",
             (store.bank, memory_id)).fetchone()[0]
         item = {"id": memory_id, "memory": text, "hash": hashlib.md5(text.encode()).hexdigest(),
-                "created_at": created, "updated_at": valid_at, **scope}
-        if metadata:
-            item["metadata"] = metadata  # mem0 leaves the key out when there is none
+                "metadata": metadata or None, "created_at": created, "updated_at": valid_at, **scope}
+        if role:
+            item["role"] = role
         if score is not None:
             item["score"] = score
         return item
@@ -325,8 +327,8 @@ class Memory:
     @staticmethod
     def _count(top_k, limit, default: int) -> int:
         k = top_k if top_k is not None else limit if limit is not None else default
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise BadInput(f"top_k/limit must be a positive integer, not {k!r}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise BadInput(f"top_k/limit must be a non-negative integer, not {k!r}")
         return k
 
     # ---- mem0's API ------------------------------------------------------------------------
@@ -352,8 +354,8 @@ class Memory:
                     inp, _ = store.record_input(self._speaker(msg, ids), msg["content"], at, meta={**prov, "role": msg["role"]})
                     ev = store.add(msg["content"], at=at, reason="added verbatim (infer=False)",
                                    source=[inp.input_id], cause=prov)
-                    results.append({"id": ev.memory_id, "memory": ev.text, "event": "ADD", "created_at": ev.valid_at,
-                                    **({"metadata": metadata} if metadata else {}), **ids})
+                    results.append({"id": ev.memory_id, "memory": ev.text, "event": "ADD", "actor_id": None,
+                                    "role": msg["role"], "created_at": ev.valid_at, "metadata": metadata, **ids})
             return {"results": results}
         agent = self._agent(bank)
         for msg in msgs:
@@ -362,7 +364,8 @@ class Memory:
                 if ev.outcome != "applied" or ev.op not in _CHANGES:
                     continue
                 item = {"id": ev.memory_id, "memory": ev.text if ev.op != "DELETE" else ev.prev_text,
-                        "event": ev.op, "created_at": ev.valid_at, **({"metadata": metadata} if metadata else {}), **ids}
+                        "event": ev.op, "actor_id": None, "role": msg["role"], "created_at": ev.valid_at,
+                        "metadata": metadata, **ids}
                 if ev.op == "UPDATE":
                     item["previous_memory"] = ev.prev_text
                 results.append(item)
@@ -390,6 +393,8 @@ class Memory:
         bank, _, meta_filters = self._scope(user_id, agent_id, run_id, filters, bank)
         k = self._count(top_k, limit, 20)
         store = self._store(bank)
+        if k == 0:
+            return {"results": []}  # as mem0's top_k=0
         # with metadata filters, rank every alive memory (search caps k at the alive count), then filter
         want = 2**31 if meta_filters else k
         results = []
@@ -421,7 +426,9 @@ class Memory:
         except NotFound:
             return None
         memory = store.get(memory_id, as_of=as_of)
-        return None if memory is None else self._item(store, memory.id, memory.text, memory.valid_at, memory.seq)
+        if memory is None:
+            return None
+        return {**self._item(store, memory.id, memory.text, memory.valid_at, memory.seq), "score": None}  # as mem0
 
     def update(self, memory_id: str, text: str | None = None, metadata: dict | None = None, *,
                data: str | None = None, at: Any = None, reason: str | None = None, **scope) -> dict:
@@ -433,11 +440,11 @@ class Memory:
             raise BadInput("update needs text or metadata")
         store = self._locate(memory_id, **scope)
         current = store._live(memory_id, "UPDATE")  # the store's own error for a deleted or erased memory
-        old_meta, ids = self._provenance(store, current["seq"])
+        old_meta, ids, role = self._provenance(store, current["seq"])
         merged = {**(old_meta or {}), **(metadata or {})} or None
         ev = store.update(memory_id, text if text is not None else current["text"], at=at,
                           reason=reason or "updated through the mem0-compatible API",
-                          cause={"metadata": merged, "scope": ids})
+                          cause={"metadata": merged, "scope": ids, **({"role": role} if role else {})})
         return {"message": "Memory updated successfully!", "id": memory_id, "event": "UPDATE",
                 "memory": ev.text, "previous_memory": ev.prev_text}
 

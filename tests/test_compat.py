@@ -119,7 +119,7 @@ def test_bad_input_is_one_clear_error_and_changes_nothing(db_path):
         (lambda: m.restore(kept), InvalidOperation, "not deleted"),
         (lambda: m.search("tea", user_id="alice", as_of="someday"), BadInput, "timestamp"),
         (lambda: m.search("tea", user_id="alice", filters={"x": {"between": 1}}), BadInput, "operator"),
-        (lambda: m.search("tea", user_id="alice", top_k=0), BadInput, "positive"),
+        (lambda: m.search("tea", user_id="alice", top_k=-1), BadInput, "non-negative"),
         (lambda: m.search("tea", user_id="alice", filters={"user_id": "bob"}), BadInput, "twice"),
         (lambda: m.get_all(), BadInput, "user_id"),
         (lambda: m.delete_all(), BadInput, "user_id"),
@@ -169,7 +169,7 @@ def test_mem0_2x_calls_run_unchanged(tmp_path):
     hits = m.search("pizza", filters={"user_id": "42"}, rerank=False, explain=False, show_expired=False)["results"]
     assert hits[0]["memory"] == "Likes pizza" and all(h["score"] >= 0.1 for h in hits)  # mem0's default threshold
     plain = next(i for i in m.get_all(filters={"user_id": "42"})["results"] if i["memory"] == "Has no metadata")
-    assert "metadata" not in plain and "bank" not in plain and plain.get("metadata", {}).get("x") is None
+    assert plain["metadata"] is None and "bank" not in plain and plain["role"] == "user"  # as mem0's items
     assert len(m.get_all(filters={"user_id": "many"})["results"]) == 20  # mem0's default top_k
     assert m.reset() is None and m.get_all(filters={"user_id": "42"})["results"] == []
     with pytest.raises(BadInput, match="threshold"):
