@@ -1,4 +1,4 @@
-"""What mem0's calls cost on the backbone, with and without flash attention (issue 14).
+"""What mem0's calls cost on the backbone, with and without flash attention.
 
 mem0's row costs ~40 s a turn here: its extraction system prompt is ~8k tokens, so every call
 attends over a long context, and the server keeps that prefix in its KV cache between calls. This

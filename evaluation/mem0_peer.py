@@ -1,4 +1,4 @@
-"""mem0 side by side (issue 14): the real mem0 library manages a bank on the same turns with the
+"""mem0 side by side: the real mem0 library manages a bank on the same turns with the
 same local model, and its memories feed the same Answer Agent, so the row compares memory
 management only.
 

@@ -1,4 +1,4 @@
-"""Answer metrics for LoCoMo-style QA, also the rewards of training (issue 6).
+"""Answer metrics for LoCoMo-style QA, also the rewards of training.
 
 - `f1_official` / `score_official`: the official LoCoMo evaluation (snap-research/locomo,
   task_eval/evaluation.py): lowercase, drop punctuation, commas and the words a/an/the/and, Porter

@@ -1,4 +1,4 @@
-"""The reference row (issue 14): a bank built from LoCoMo's own per-session observations, no
+"""The reference row: a bank built from LoCoMo's own per-session observations, no
 model call. Every table then shows what the same Answer Agent does with a clean bank, which
 separates a manager's losses from the reader's."""
 

@@ -1,5 +1,5 @@
 """A user's own workflow as training and evaluation data: the inputs recorded in their bank, and
-their own questions in a small JSONL format (issue 18).
+their own questions in a small JSONL format.
 
 One question per line:
     {"question": "How many ACME shares do we hold?", "answer": "150", "asked_at": "2025-03-02T09:00",

@@ -51,7 +51,7 @@ def build(data: str | Path, name: str, llm: LLM, *, bank_policy: str = "heuristi
 
 
 def from_bank(db: str | Path, bank: str, questions: list[QA], copy: Path) -> History:
-    """A user's own bank as the replayed history (issue 18): its recorded inputs are the turns, its
+    """A user's own bank as the replayed history: its recorded inputs are the turns, its
     own log is the temporal bank. Read from `copy`, a snapshot of the file (evaluation.own), so
     training never writes the source (the fact cache fills the copy)."""
     own.snapshot(db, copy)
