@@ -200,7 +200,7 @@ def facts(data: Path = typer.Option(..., "--data", help="LoCoMo JSON (with annot
           extractor: list[str] = typer.Option(["nowindow", "base"], "--extractor",
                                               help="base | nowindow | adapter=PATH | model=NAME; repeat for several."),
           out: Path = OUT, check_threshold: bool = typer.Option(
-              False, "--check-threshold", help="Also check the matcher's threshold on the hand-labelled pairs.")) -> None:
+              False, "--check-threshold", metavar="", help="Also check the matcher's threshold on the hand-labelled pairs.")) -> None:
     """Extracted facts against LoCoMo's observations, per extractor side by side: recall,
     unmatched share, facts per turn, noise, invented names/numbers, prompt tokens, minutes."""
     from evaluation import facts as bench_facts
@@ -257,7 +257,7 @@ def compare(dirs: list[Path],
 def publish(runs: list[Path] = typer.Argument(..., help="Finished `memstore bench locomo` output folders (by conversation or by policy)."),
             out: Path = typer.Option(..., "--out", help="Folder to write (e.g. bench/results/harness-conv-41); rebuilt whole."),
             policy: Optional[str] = typer.Option(None, "--policy", help="Comma-separated policies (default: those every run answered)."),
-            replace: bool = typer.Option(False, "--replace", help="A conversation and policy answered in several runs (a policy rerun on its own) is taken from the last of them, not refused."),
+            replace: bool = typer.Option(False, "--replace", metavar="", help="A conversation and policy answered in several runs (a policy rerun on its own) is taken from the last of them, not refused."),
             boot: int = typer.Option(10_000, "--bootstrap", min=100, max=1_000_000, help="Bootstrap resamples.")) -> None:
     """Copy runs' answers into a folder fit to commit: questions as sha256 ids, no gold answers or
     judge reasons (LoCoMo stays out of the repo); runs of several conversations, or of other policies
