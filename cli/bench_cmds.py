@@ -199,13 +199,11 @@ def facts(data: Path = typer.Option(..., "--data", help="LoCoMo JSON (with annot
           conversations: str = typer.Option(..., "--conversations", help="Comma-separated sample ids, e.g. conv-30,conv-41."),
           extractor: list[str] = typer.Option(["nowindow", "base"], "--extractor",
                                               help="base | nowindow | adapter=PATH | model=NAME; repeat for several."),
-          out: Path = OUT, check_threshold: bool = typer.Option(
-              False, "--check-threshold", metavar="", help="Also check the matcher's threshold on the hand-labelled pairs.")) -> None:
+          out: Path = OUT) -> None:
     """Extracted facts against LoCoMo's observations, per extractor side by side: recall,
     unmatched share, facts per turn, noise, invented names/numbers, prompt tokens, minutes."""
     from evaluation import facts as bench_facts
     from evaluation.datasets import locomo_conversations
-    from memstore.embed import default_embedder
     from policy.runtime import load
 
     samples = locomo_conversations(data, [c.strip() for c in conversations.split(",") if c.strip()])
@@ -229,11 +227,20 @@ def facts(data: Path = typer.Option(..., "--data", help="LoCoMo JSON (with annot
     (out / "examples.json").write_text(json.dumps(examples, indent=1))
     keys = [k for k in rows[0] if k != "model"]
     table(f"facts vs observations (match: cosine >= {bench_facts.SAME_FACT})", keys, [[r[k] for k in keys] for r in rows])
-    if check_threshold:
-        pairs = bench_facts.load_pairs(bench_facts.PAIRS, samples)
-        res = bench_facts.check_threshold(default_embedder().embed, pairs)
-        (out / "threshold.json").write_text(json.dumps(res, indent=1))
-        table("matcher vs hand labels", list(res), [list(res.values())])
+
+
+@bench_app.command()
+def matcher(data: Path = typer.Option(..., "--data", help="The LoCoMo JSON the labelled pairs refer to.")) -> None:
+    """How the fact matcher (cosine >= SAME_FACT) agrees with hand labels of (extracted fact,
+    observation) pairs (evaluation/data/fact_pairs.jsonl): agreement, precision, recall, and the
+    best threshold on the same pairs."""
+    from evaluation import facts as bench_facts
+    from evaluation.datasets import locomo_samples
+    from memstore.embed import default_embedder
+
+    pairs = bench_facts.load_pairs(bench_facts.PAIRS, locomo_samples(data))
+    res = bench_facts.check_threshold(default_embedder().embed, pairs)
+    table("fact matcher vs hand labels", list(res), [list(res.values())])
 
 
 @bench_app.command()

@@ -24,7 +24,7 @@ _PERSONAL = re.compile(r"\b(I|I'd|we|we're|we've|we'll|our|ours|us|you|your|you'
 # Two texts state the same fact when their embeddings (all-MiniLM-L6-v2) reach this cosine: the
 # matcher of `bench facts` (recall of the annotated observations, unmatched facts), of the harness's
 # "facts lost" count, and of the manager's NOOP check. Checked on hand-labelled pairs
-# (evaluation/data/fact_pairs.jsonl, `memstore bench facts --check-threshold`).
+# (evaluation/data/fact_pairs.jsonl, `memstore bench matcher`).
 SAME_FACT = 0.7
 
 # Words that carry no fact: function words, greetings, thanks, praise and filler.

@@ -9,6 +9,7 @@ from datetime import date
 
 import pytest
 
+from conftest import SHARED_LOCOMO
 from fake_llm import ScriptedLLM
 from evaluation import facts as bench_facts
 from evaluation.datasets import locomo_turns
@@ -193,3 +194,18 @@ def test_bench_facts_measures_an_extractor_against_observations(tmp_path):
     assert rep.recalled >= 2 and rep.unmatched <= 1, rep.examples
     again = bench_facts.measure("scripted", AppendPolicy(ScriptedLLM()), SAMPLE, tmp_path / "facts.db")
     assert again.row()["recall %"] == row["recall %"]  # read back from the cache
+
+
+def test_the_hand_labelled_pairs_refer_to_observations_without_copying_them():
+    rows = [json.loads(line) for line in bench_facts.PAIRS.read_text().splitlines() if line.strip()]
+    assert len(rows) == 50 and {r["same"] for r in rows} == {True, False}
+    assert all(set(r) == {"conversation", "turn", "observation", "fact", "same"} for r in rows)
+
+
+@pytest.mark.skipif(not SHARED_LOCOMO.exists(), reason="needs ../shared LoCoMo data")
+def test_the_matcher_threshold_agrees_with_hand_labels():
+    from evaluation.datasets import locomo_samples
+    from memstore.embed import default_embedder
+    res = bench_facts.check_threshold(default_embedder().embed, bench_facts.load_pairs(bench_facts.PAIRS,
+                                                                                       locomo_samples(SHARED_LOCOMO)))
+    assert res["pairs"] == 50 and res["agreement %"] >= 80
