@@ -26,7 +26,7 @@ from memstore.embed import CachedEmbedder, default_embedder
 from memstore.errors import BadInput
 from policy.facts import SAME_FACT, is_noise
 from policy.manager import AppendPolicy
-from policy.prompts import spoken_date
+from policy.prompts import EXTRACT_WINDOW, spoken_date
 
 from .datasets import locomo_observations, locomo_turns
 
@@ -210,18 +210,21 @@ def load_pairs(path: Path, samples: list[dict]) -> list[dict]:
 
 
 def extractor(spec: str, llm_for):
-    """An extractor by name: `base` (the served prompt and window on the backbone), `nowindow`
-    (the same prompt without earlier messages), `adapter=PATH` (an extraction LoRA adapter),
-    `model=NAME` (another backbone). `llm_for(model, adapter)` loads (and shares) the models."""
+    """An extractor by name: `base` (the prompt with the two earlier messages on the backbone),
+    `nowindow` (the same prompt without them: how the plain backbone is served), `adapter=PATH`
+    (an extraction LoRA adapter, with the window it was trained on), `model=NAME` (another
+    backbone, served without a window). `llm_for(model, adapter)` loads (and shares) the models."""
     policy = AppendPolicy(llm_for(None, None))
     if spec == "base":
+        policy.window = EXTRACT_WINDOW
         return policy
     if spec == "nowindow":
-        policy.window = 0
         return policy
     key, _, value = spec.partition("=")
     if key == "adapter" and value:
-        return AppendPolicy(llm_for(None, value))
+        policy = AppendPolicy(llm_for(None, value))
+        policy.window = EXTRACT_WINDOW  # as trained (trainer/extraction.py)
+        return policy
     if key == "model" and value:
         return AppendPolicy(llm_for(value, None))
     raise BadInput(f"unknown extractor {spec!r}: base, nowindow, adapter=PATH or model=NAME")

@@ -95,11 +95,14 @@ def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *, fast:
             raise BadInput("--adapter and --extract-adapter apply to --policy learned only")
         return POLICIES[name](llm, fast=fast)
     decider, contract = with_adapter(llm, adapter, "manager")
-    extractor = llm
+    extractor, window = llm, 0
     if extract_adapter or shipped_adapter("extract").is_file():
-        extractor, _ = with_adapter(llm, extract_adapter, "extract")
-    return POLICIES[name](extractor, decider=decider, fast=fast,
-                          decide_version=contract.get("prompt_version") if fast else None)
+        extractor, extract_contract = with_adapter(llm, extract_adapter, "extract")
+        window = extract_contract.get("window", EXTRACT_WINDOW)
+    policy = POLICIES[name](extractor, decider=decider, fast=fast,
+                            decide_version=contract.get("prompt_version") if fast else None)
+    policy.window = window
+    return policy
 
 
 def make_answerer(name: str, llm: LLM, adapter: str | Path | None = None, k: int | None = None) -> AnswerAgent:

@@ -111,7 +111,7 @@ def test_serving_and_training_make_the_same_extraction_call(tmp_path):
     data.write_text(json.dumps([SAMPLE]))
     llm = RecordingLLM()
     policy = AppendPolicy(llm)
-    policy.batch = 1
+    policy.batch, policy.window = 1, prompts.EXTRACT_WINDOW  # as a trained extractor is served
     with MemoryStore(tmp_path / "s.db", "chat") as store:
         ingest(store, policy, locomo_turns(SAMPLE))
     trained = [r["messages"] for r in examples(data, ["chat-1"], empty_share=1.0, seed=0)]
@@ -124,7 +124,7 @@ def test_prefetched_extractions_read_the_same_window(tmp_path):
     one, many = RecordingLLM(), RecordingLLM()
     for llm, batch in ((one, 1), (many, 8)):
         policy = AppendPolicy(llm)
-        policy.batch = batch
+        policy.batch, policy.window = batch, prompts.EXTRACT_WINDOW
         with MemoryStore(tmp_path / f"b{batch}.db", "chat") as store:
             ingest(store, policy, locomo_turns(SAMPLE))
     assert sorted(one.users) == sorted(many.users) and len(one.users) == 5
@@ -143,7 +143,7 @@ def test_earlier_inputs_are_scoped_by_bank_and_session(tmp_path):
 
 def test_erasing_a_turn_drops_the_cached_facts_of_turns_that_read_it(tmp_path):
     policy = AppendPolicy(ScriptedLLM())
-    policy.batch = 1
+    policy.batch, policy.window = 1, prompts.EXTRACT_WINDOW
     with MemoryStore(tmp_path / "s.db", "chat") as store:
         ingest(store, policy, locomo_turns(SAMPLE))
         rows = lambda: store.conn.execute("SELECT COUNT(*) FROM fact_cache").fetchone()[0]  # noqa: E731
