@@ -184,7 +184,7 @@ def build_server(db: Path, bank: str = "default", *, allow_erase: bool = False, 
     def search_memories(query: Annotated[str, Field(description="What to look for, in words.")],
                         k: Annotated[int, Field(ge=1, le=200, description="How many memories at most.")] = 10,
                         threshold: Annotated[float, Field(ge=0, le=1, description="Least similarity (cosine) "
-                                                          "a memory needs to be returned.")] = 0.3,
+                                                          "a memory needs to be returned (mem0's default).")] = 0.1,
                         filters: Filters = None, as_of: AsOf = None, bank: Bank = None, user_id: UserId = None,
                         agent_id: AgentId = None, run_id: RunId = None) -> dict[str, Any]:
         """The memories most similar to the query among those alive at `as_of`, best first, with

@@ -249,7 +249,8 @@ def results(out: Path, tasks: list[str], policies: list[str], meta: dict) -> dic
                 for k in lost:
                     lost[k] += t.get("facts_lost", {}).get(k, 0)
         table["policies"][policy] = {**summarize(rows), "ingest_s": ingest_s, "answer_s": answer_s,
-                                     "peak_rss_mb": rss, "facts_lost": lost}
+                                     "peak_rss_mb": rss,  # scalars: a dict here is read as a category
+                                     "facts_lost": lost["lost"], "facts_decided": lost["decided"]}
     (out / "results.json").write_text(json.dumps(table, indent=2))
     return table
 

@@ -166,6 +166,6 @@ def test_observe_and_ask_with_the_real_model(db_path):
         return seen, answer, hits, nothing
 
     seen, answer, hits, nothing = run(flow, db_path)
-    assert any("Bella" in m["memory"] for m in hits["memories"])
+    assert any("Bella" in m["memory"] for m in hits["memories"]), (seen, hits)
     assert "Bella" in answer["answer"]
     assert nothing["memories"] == []  # nothing was known before the message
