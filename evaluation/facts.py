@@ -26,7 +26,7 @@ from memstore.embed import CachedEmbedder, default_embedder
 from memstore.errors import BadInput
 from policy.facts import SAME_FACT, is_noise
 from policy.manager import AppendPolicy
-from policy.prompts import EXTRACT_WINDOW, spoken_date
+from policy.prompts import EXTRACT_SYSTEM, EXTRACT_WINDOW, spoken_date
 
 from .datasets import locomo_observations, locomo_turns
 
@@ -119,15 +119,16 @@ def measure(name: str, policy, sample: dict, db: Path, progress=None) -> FactsRe
         embed = CachedEmbedder(store.conn, default_embedder()).embed
         index = {t.input_id: i for i, t in enumerate(turns)}
         names = {t.speaker for t in turns}
+        count = getattr(policy.llm, "prompt_tokens", None)
+        system_tokens = len(count(EXTRACT_SYSTEM, "")) if count else 0  # the same for every turn
         for t in turns:
             context = contexts.get(t.input_id, ())
             raw = store.cached_facts(*policy._key(t, context)) or []
             rep.raw += len(raw)
             rep.noise += sum(is_noise(f, names) for f in raw)
-            if getattr(policy.llm, "prompt_tokens", None):
+            if count:
                 call = policy.extract_call(t, context)
-                rep.context_tokens += len(policy.llm.prompt_tokens(call.system, call.user)) - \
-                    len(policy.llm.prompt_tokens(call.system, ""))
+                rep.context_tokens += len(count(call.system, call.user)) - system_tokens
         for t in turns:
             i = index[t.input_id]
             near = turns[max(0, i - NEIGHBOURS): i + NEIGHBOURS + 1]
