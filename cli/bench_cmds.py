@@ -23,7 +23,7 @@ ANSWER_ADAPTER = typer.Option(None, "--answer-adapter", help="Answer Agent LoRA 
 JUDGE = typer.Option(None, "--judge", help="Judge model: a name/GGUF path, or an http(s) URL of an OpenAI-compatible "
                      "endpoint; default: qwen1.5b when its extra is installed, else the backbone")
 OUT = typer.Option(..., "--out", help="Output folder (resumable).")
-PATH = typer.Option("new", "--path", help="new (batched extraction, no-call decisions) | today (the path before issue 12)")
+PATH = typer.Option("new", "--path", help="new (batched extraction, no-call decisions) | today (the older path: one extraction per turn, a model call per decision)")
 ENDPOINT = typer.Option(None, "--endpoint", help="mem0's LLM: an OpenAI-compatible URL (default: llama-cpp-python's "
                         "server on the backbone, started on a loopback port for the run)")
 MEMORIES = typer.Option(None, "--memories", min=1, max=200,
@@ -33,7 +33,7 @@ MEMORIES = typer.Option(None, "--memories", min=1, max=200,
 def _llms(model, judge, today: bool = False):
     """The backbone, and the judge: `--judge`, else Qwen2.5-Coder-1.5B when its extra is
     installed (a 0.5B judge accepts wrong dates), else the backbone. `today`: the backbone
-    decodes as before issue 12 (llama-cpp-python's full grammar filter: same tokens, slower)."""
+    decodes on the older path (llama-cpp-python's full grammar filter: same tokens, slower)."""
     import importlib.util
 
     from policy.runtime import load

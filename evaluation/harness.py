@@ -84,7 +84,7 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
              memories: int | None = None, expire_after: tuple[str, ...] = (), endpoint: str | None = None) -> list[dict]:
     """Ingest the task's turns into bank `policy_name`, then answer and grade its questions.
     `adapters` (manager, answer) apply to the learned policy (default: the shipped ones);
-    `fast=False` ingests on the path before issue 12; `memories` shown per answer (default: 10,
+    `fast=False` ingests on the older path (one extraction per turn, a model call per decision); `memories` shown per answer (default: 10,
     or for `learned` the count its answer adapter was trained with); `expire_after`: the rules
     of the `stack` policy; `endpoint`: mem0's LLM (default: the backbone served on loopback)."""
     learned = policy_name == "learned"
@@ -150,7 +150,7 @@ def answer_task(task: Task, name: str, store: MemoryStore, answerer, judge_llm: 
                 progress: Callable[[str, int, int], None] | None = None) -> list[dict]:
     """Answer and grade the task's questions not in `done` from `store`, appending each row to
     `answers_path` as it comes. The new path answers (and judges) a chunk of questions at a time,
-    decoded together (a row's answer_s is then its share of the chunk's time); today's path
+    decoded together (a row's answer_s is then its share of the chunk's time); the older path
     (chunk=1) answers one by one."""
     # Rewrite the whole lines kept (a kill may have cut the last one) into a temporary file that
     # replaces the answers file at once, then append: a kill at any point keeps every answer.

@@ -6,7 +6,7 @@ llama.cpp's own common sampler does, the best token is tried alone first, and th
 is filtered only when the grammar refuses it. The token picked is the same either way: when the
 best token is allowed, it is the best allowed token.
 
-Two more steps are saved per call (issue 12): the output's known opening (`prompts.DECIDE_PREFIX`,
+Two more steps are saved per call: the output's known opening (`prompts.DECIDE_PREFIX`,
 the one training's rollouts write into the prompt) is evaluated with the prompt instead of being
 generated token by token, and decoding stops as soon as the output is one whole JSON value."""
 

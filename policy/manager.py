@@ -48,7 +48,7 @@ class ManagerPolicy:
         """`llm` extracts facts (the cache is keyed by its identity); `decider` (default: the same
         model) makes the decisions: the learned policy decides with its LoRA adapter but shares the
         base model's extracted facts, and its adapter's decision prompt (`decide_version`).
-        `fast=False` is the path before issue 12 (one extraction per turn, a model call for every
+        `fast=False` is the older path (one extraction per turn, a model call for every
         decision, the dated decision prompt), kept for side-by-side measurement."""
         self.llm, self.decider, self.fast = llm, decider or llm, fast
         self.decide_version = prompts.served_decide_version(fast, decide_version)

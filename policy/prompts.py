@@ -102,7 +102,7 @@ def extract_user(speaker: str, text: str, when: str, context: Sequence[tuple[str
 
 # Decision prompt versions. v2 showed every memory and the new fact with its date: ~12 of
 # Qwen's tokens per date (one a digit), 45% of a decision's prompt, which is what a decision
-# costs on a CPU (issue 12), while the choice is about topics: the new fact is always the newer.
+# costs on a CPU, while the choice is about topics: the new fact is always the newer.
 # v3 shows texts only. A manager adapter is served with the version it was trained on.
 DECIDE_SYSTEM = re.sub(r"\[\d{4}-\d\d-\d\d\] ", "", DECIDE_SYSTEM_DATED)
 DATED_VERSION = "v2"
@@ -115,7 +115,7 @@ def decide_system(version: str = PROMPT_VERSION) -> str:
 
 def served_decide_version(fast: bool, trained_on: str | None = None) -> str:
     """The decision prompt a manager is served with: an adapter's own (its contract), else v3 on
-    the new path and the dated v2 on today's path (as before issue 12)."""
+    the batched path and the dated v2 on the older one (fast=False)."""
     version = trained_on or (PROMPT_VERSION if fast else DATED_VERSION)
     if version not in DECIDE_VERSIONS:
         raise BadInput(f"decision prompt {version!r} is unknown: serving knows {', '.join(DECIDE_VERSIONS)}")
@@ -151,7 +151,7 @@ DECIDE_MAX_TOKENS = 120
 # 0.5B model at temperature 1 mostly writes prose: reward 0); it must be how the served grammar
 # starts, whose properties come in key order (the runtime builds it from the schema's JSON with
 # sorted keys): "answer" before "relevant", "op" before "target" and "text". Serving evaluates the
-# decision's with the prompt instead of generating it (issue 12): on 30 conv-30 decisions the same
+# decision's with the prompt instead of generating it: on 30 conv-30 decisions the same
 # 30 outputs as generating it, 4 tokens fewer each. Not extraction's: its free text is sensitive to
 # where the prompt's tokens end (even with '{"facts":' 9 of 32 outputs changed), nor the answer's
 # (only '{"' and a fixed key are known before the free text; not measured).

@@ -122,7 +122,7 @@ class LlamaCppLLM(LLM):
         self.model, self.chat, self.reuse_prefix = model, model.chat, reuse_prefix
         self.adapter, self.batch, self._batched, self.lookup, self._pick = adapter, batch, None, lookup, None
         self._formatter, self._prefixes = None, {}
-        self.grammar_first = grammar_first  # False: llama-cpp-python's full grammar filter, as before issue 12
+        self.grammar_first = grammar_first  # False: llama-cpp-python's full grammar filter on every token
         n_threads = n_threads or threads()
         if lookup:  # speculative decoding by prompt lookup: drafts copied from the prompt, checked in one batch
             from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
@@ -219,7 +219,7 @@ class LlamaCppLLM(LLM):
         grammar = self.grammar(schema)
         if temperature == 0 and self.grammar_first and not self.lookup:  # greedy: the grammar checked on the best token first
             text, prompt_tokens, completion_tokens = self._greedy(llama, system, user, grammar._grammar, max_tokens, prefix)
-        else:  # sampled (training's rollouts), drafts checked in a batch, or today's path: the grammar on every token
+        else:  # sampled (training's rollouts), drafts checked in a batch, or grammar_first=False: the grammar on every token
             if self.chat:
                 out = llama.create_chat_completion(
                     [{"role": "system", "content": system}, {"role": "user", "content": user}],
