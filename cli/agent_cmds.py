@@ -51,7 +51,7 @@ def ingest(file: Path, policy: str = PolicyOpt, model: Optional[str] = ModelOpt,
 
 @app.command()
 def ask(question: str, as_of: Optional[str] = typer.Option(None, "--as-of", help="ISO date/datetime, or @SEQ."),
-        explain: bool = typer.Option(False, "--explain", metavar="", help="Show the memories the agent kept."),
+        explain: bool = typer.Option(False, "--explain", help="Show the memories the agent kept."),
         policy: str = PolicyOpt, model: Optional[str] = ModelOpt, adapter: Optional[str] = AdapterOpt,
         answer_adapter: Optional[str] = AnswerAdapterOpt, endpoint: Optional[str] = EndpointOpt,
         memories: Optional[int] = typer.Option(None, "--memories", min=1, max=200,

@@ -7,7 +7,9 @@ import json
 import os
 import sys
 import tempfile
+from html import escape
 from pathlib import Path
+from urllib.parse import quote, urlencode
 from typing import List, Optional
 
 import typer
@@ -111,10 +113,13 @@ def canned_queries() -> dict:
             "title": "Bank as of a time",
             "description": "The memories alive in :bank at :as_of, as `memstore replay --as-of` shows them: an ISO "
                            "date (which includes that whole day) or date and time, e.g. 2023-06-01 or "
-                           "2023-06-01T12:00 (UTC unless an offset is given).",
+                           "2023-06-01T12:00 (UTC unless an offset is given); empty: now. The front page "
+                           "links each bank.",
             "sql": f"SELECT memory_id, text, start_valid AS valid_at, event_seq AS seq, op, actor, reason\n"
-                   f"FROM versions WHERE bank = :bank AND start_valid <= {cutoff}\n"
-                   f"AND (end_valid IS NULL OR end_valid > {cutoff}) ORDER BY start_valid, event_seq"},
+                   f"FROM versions WHERE bank = :bank AND (\n"
+                   f"  (TRIM(:as_of) = '' AND end_seq IS NULL) OR\n"
+                   f"  (TRIM(:as_of) <> '' AND start_valid <= {cutoff} AND (end_valid IS NULL OR end_valid > {cutoff})))\n"
+                   f"ORDER BY start_valid, event_seq"},
         "memory_history": {
             "title": "History of a memory",
             "description": "Every event of :memory_id in :bank: versions, NOOPs, refused decisions.",
@@ -138,6 +143,20 @@ def canned_queries() -> dict:
     }
 
 
+def front_page(database: str, banks: list[str], most: int = 50) -> str:
+    """The index page's text: the audit queries one click away, each bank's current memories linked
+    (Datasette lists canned queries only on the database page)."""
+    q = lambda name, **params: escape(f"/{quote(database)}/{name}" + (f"?{urlencode(params)}" if params else ""))  # noqa: E731
+    links = ", ".join(f'<a href="{q("bank_as_of", bank=b, as_of="")}">{escape(b)}</a>' for b in banks[:most])
+    more = f" and {len(banks) - most} more" if len(banks) > most else ""
+    return ("<p>The event log, read-only. Erased text is purged from the file itself, so it is not here either.</p>"
+            "<p>Audit queries: "
+            f'<a href="{q("bank_as_of")}">Bank as of a time</a> &middot; '
+            f'<a href="{q("memory_history")}">History of a memory</a> &middot; '
+            f'<a href="{q("why")}">Why a memory is in its state</a></p>'
+            f"<p>Banks now: {links or 'none yet'}{more}.</p>")
+
+
 @app.command()
 def browse(port: int = typer.Option(8001, "--port", min=1, max=65535, help="Loopback port to serve on."),
            db: Optional[Path] = typer.Option(None, "--db", help="SQLite file (default: the global --db).")) -> None:
@@ -145,13 +164,14 @@ def browse(port: int = typer.Option(8001, "--port", min=1, max=65535, help="Loop
     T', 'history of a memory' and 'why'. Needs the [browse] extra."""
     if importlib.util.find_spec("datasette") is None:
         raise BadInput("memstore browse needs Datasette: pip install -e '.[browse]' (or ./install.sh)")
-    path = db or State.db
-    MemoryStore(path, State.bank, create=False, timeout=State.timeout).close()  # a bad file fails here, in one line
+    path = db or State.db  # a bad file fails below, in one line, before Datasette starts
     folder = Path(tempfile.mkdtemp(prefix="memstore-browse-"))
     metadata = folder / "metadata.json"
+    with MemoryStore(path, State.bank, create=False, timeout=State.timeout) as store:
+        banks = store.banks()
     metadata.write_text(json.dumps({
         "title": f"memstore: {path.name}",
-        "description": "The event log, read-only. Erased text is purged from the file itself, so it is not here either.",
+        "description_html": front_page(path.stem, banks),
         "databases": {path.stem: {"queries": canned_queries(),
                                   # the R*Tree's shadow tables are SQLite internals, not the log
                                   "tables": {t: {"hidden": True} for t in (

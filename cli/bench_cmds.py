@@ -13,7 +13,8 @@ from memstore.errors import BadInput
 from .main import app
 from .render import console, phase_progress, table
 
-bench_app = typer.Typer(help="Evaluate manager policies on LoCoMo or LongMemEval data.", no_args_is_help=True)
+bench_app = typer.Typer(help="Evaluate manager policies on LoCoMo or LongMemEval data.", no_args_is_help=True,
+                      rich_markup_mode=None)
 app.add_typer(bench_app, name="bench")
 
 POLICIES = typer.Option("append,heuristic,llm", "--policy", help="Comma-separated policies.")
@@ -264,7 +265,7 @@ def compare(dirs: list[Path],
 def publish(runs: list[Path] = typer.Argument(..., help="Finished `memstore bench locomo` output folders (by conversation or by policy)."),
             out: Path = typer.Option(..., "--out", help="Folder to write (e.g. bench/results/harness-conv-41); rebuilt whole."),
             policy: Optional[str] = typer.Option(None, "--policy", help="Comma-separated policies (default: those every run answered)."),
-            replace: bool = typer.Option(False, "--replace", metavar="", help="A conversation and policy answered in several runs (a policy rerun on its own) is taken from the last of them, not refused."),
+            replace: bool = typer.Option(False, "--replace", help="A conversation and policy answered in several runs (a policy rerun on its own) is taken from the last of them, not refused."),
             boot: int = typer.Option(10_000, "--bootstrap", min=100, max=1_000_000, help="Bootstrap resamples.")) -> None:
     """Copy runs' answers into a folder fit to commit: questions as sha256 ids, no gold answers or
     judge reasons (LoCoMo stays out of the repo); runs of several conversations, or of other policies

@@ -24,7 +24,17 @@ except ImportError:  # pragma: no cover
 from .render import console, emit_json, progress_bar, short_time, table
 
 app = typer.Typer(help="Event-sourced memory store for LLM agents.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+                  pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None)
+
+_display_type = typer.core.TyperOption.display_type_rich
+
+
+def _flag_display_type(self, ctx):
+    """A flag takes no value, so help shows none (typer prints `--json <bool>`, `--help <bool>`)."""
+    return None if self.is_flag and self.metavar is None else _display_type(self, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _flag_display_type
 
 
 class State:
@@ -46,7 +56,7 @@ def note_unknown_bank(store: MemoryStore) -> None:
               f"(banks: {', '.join(banks) or 'none yet'})", file=sys.stderr)
 
 
-JsonOpt = typer.Option(False, "--json", metavar="", help="Print only JSON on stdout.")
+JsonOpt = typer.Option(False, "--json", help="Print only JSON on stdout.")
 AtOpt = typer.Option(None, "--at", help="When the fact was observed (ISO date/datetime); default now.")
 ReasonOpt = typer.Option(None, "--reason", help="Why (kept in the log).")
 PolicyOpt = typer.Option("llm", "--policy", help="append | heuristic | llm | learned")
@@ -111,7 +121,7 @@ def restore(memory_id: str, at: Optional[str] = AtOpt, reason: Optional[str] = R
 
 @app.command()
 def erase(memory_id: str, reason: str = typer.Option(..., "--reason", help="Why (required; kept)."),
-          with_sources: bool = typer.Option(False, "--with-sources", metavar="", help="Also purge the source turns."),
+          with_sources: bool = typer.Option(False, "--with-sources", help="Also purge the source turns."),
           as_json: bool = JsonOpt) -> None:
     """Privacy erasure: purge a memory's text from the log, keeping a tombstone."""
     _event_out(open_store().erase(memory_id, reason=reason, with_sources=with_sources), as_json, "erased")
@@ -165,8 +175,8 @@ def why(memory_id: str, as_json: bool = JsonOpt) -> None:
 
 
 @app.command()
-def verify(all_banks: bool = typer.Option(False, "--all-banks", metavar="", help="Check every bank of the file."),
-           deep: bool = typer.Option(False, "--deep", metavar="", help="Also check the R*Tree of the projection."),
+def verify(all_banks: bool = typer.Option(False, "--all-banks", help="Check every bank of the file."),
+           deep: bool = typer.Option(False, "--deep", help="Also check the R*Tree of the projection."),
            anchor: Optional[List[str]] = typer.Option(None, "--anchor", help="SEQ:HASH from `memstore head`, kept "
                                                       "elsewhere: proves nothing up to it was cut or rewritten."),
            as_json: bool = JsonOpt) -> None:

@@ -13,7 +13,7 @@ from .main import EndpointOpt, ModelOpt, PolicyOpt, State, app
 @app.command("mcp")
 def mcp_serve(db: Optional[Path] = typer.Option(None, "--db", help="SQLite file (default: the global --db)."),
               bank: Optional[str] = typer.Option(None, "--bank", help="Default bank of the tools (default: the global --bank)."),
-              allow_erase: bool = typer.Option(False, "--allow-erase", metavar="", help="Offer the `erase_memory` tool (privacy erasure)."),
+              allow_erase: bool = typer.Option(False, "--allow-erase", help="Offer the `erase_memory` tool (privacy erasure)."),
               policy: str = PolicyOpt, model: Optional[str] = ModelOpt, endpoint: Optional[str] = EndpointOpt) -> None:
     """Serve the memory store to MCP clients over stdio (observe, add_memory, search_memories, ask,
     replay, history, why, restore, ...). The model loads on the first tool that needs it."""

@@ -7,7 +7,7 @@ writes another. Banks, stores and the model are those of one `memstore.compat.Me
 added here carries the same metadata and shape as through the mem0-compatible API. Tools:
 observe, add/get/list/search/update/delete memories, delete_all_memories, ask, memory_history,
 why_memory, restore_memory, and erase_memory only with --allow-erase; resources list the banks and
-a bank's memories. A user error (unknown id, bad time, a deleted memory...) comes back as an MCP tool error
+a bank's memories now or as of a time; prompts ask for an answer from memory and for a memory's audit. A user error (unknown id, bad time, a deleted memory...) comes back as an MCP tool error
 with the store's one-line message; the server keeps serving. The local model loads once, on the
 first tool that needs it (`observe`, `ask`). Calls are served one at a time: the SDK runs sync
 tools on worker threads, and a store connection is not for two threads at once."""
@@ -277,5 +277,27 @@ def build_server(db: Path, bank: str = "default", *, allow_erase: bool = False, 
                   description="Every memory alive now in a bank, oldest first.", mime_type="application/json")
     def bank_memories(bank: str) -> str:
         return state.run(lambda: json.dumps(api.get_all(bank=check_bank(bank), top_k=2**31)["results"]))
+
+    @mcp.resource("memstore://banks/{bank}/memories/as-of/{as_of}", name="bank-memories-as-of",
+                  description="The memories alive in a bank at a time (ISO date or datetime, or '@SEQ'), "
+                              "as `memstore replay --as-of` shows them.", mime_type="application/json")
+    def bank_memories_as_of(bank: str, as_of: str) -> str:
+        return state.run(lambda: json.dumps(api.get_all(bank=check_bank(bank), top_k=2**31, as_of=as_of)["results"]))
+
+    @mcp.prompt(name="answer_from_memory", description="Answer a question from a scope's memories, "
+                                                      "saying which memories the answer rests on.")
+    def answer_from_memory(question: str, user_id: str = "") -> str:
+        scope = f'user_id="{user_id}"' if user_id else "the default bank"
+        return (f"Answer this question from long-term memory: {question}\n"
+                f"First call search_memories with the question and {scope} (or ask, which retrieves and "
+                "answers in one step). Use only memories that bear on the question; name their ids. If none "
+                "does, say that memory holds no answer rather than guessing.")
+
+    @mcp.prompt(name="audit_memory", description="Explain where a memory came from and how it changed.")
+    def audit_memory(memory_id: str, bank: str = "") -> str:
+        where = f' in bank "{bank}"' if bank else ""
+        return (f"Explain memory {memory_id}{where}: call why_memory for its current state and the messages it "
+                "came from, and memory_history for every version, deletion and restore, then summarise who "
+                "changed it, when and why. Do not modify it.")
 
     return mcp

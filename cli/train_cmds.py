@@ -40,7 +40,7 @@ def train(policy: str = typer.Argument(..., help="manager | answer | extract"),
                                                      "(default: 12 of --val; every held-out one with --from-bank)."),
           model: Optional[str] = typer.Option(None, "--model", help="Base GGUF: qwen (default) | PATH.gguf"),
           out: Path = typer.Option(..., "--out", help="Run folder (resumable)."),
-          as_json: bool = typer.Option(False, "--json", metavar="")) -> None:
+          as_json: bool = typer.Option(False, "--json")) -> None:
     """Train the Memory Manager or the Answer Agent (LoRA) from answer correctness alone, on
     replayed histories of LoCoMo conversations or on your own bank and questions (--from-bank);
     or fact extraction (`extract`) by supervised fine-tuning on the annotated observations of

@@ -213,6 +213,25 @@ def test_browse_serves_canned_queries_on_loopback(tmp_path):
         assert "xyzzy" not in json.dumps(erased) and erased[-1]["op"] == "ERASE"
         everything = get("/events.json?_shape=array&_size=max")
         assert "xyzzy" not in json.dumps(everything)
+        now = get("/bank_as_of.json?bank=demo&as_of=&_shape=array")  # empty: now, as `replay`
+        with MemoryStore(db, "demo") as reread:
+            assert sorted(r["text"] for r in now) == sorted(m.text for m in reread.replay())
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+            front = r.read().decode()
+        for link in ("/audit/bank_as_of", "/audit/memory_history", "/audit/why", "/audit/bank_as_of?bank=demo&amp;as_of="):
+            assert f'href="{link}' in front, link
+        if shutil.which("chromium"):  # a real browser: the front page and one query, rendered
+            for name, url in (("front", f"http://127.0.0.1:{port}/"),
+                              ("query", base + "/bank_as_of?bank=demo&as_of=2023-07-01")):
+                shot = tmp_path / f"{name}.png"
+                dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                                      "--window-size=1200,900", f"--screenshot={shot}", "--dump-dom", url],
+                                     capture_output=True, text=True, timeout=120)
+                assert dom.returncode == 0 and shot.stat().st_size > 10_000, dom.stderr[-2000:]
+                if name == "front":
+                    assert "Bank as of a time" in dom.stdout and "versions_rtree" not in dom.stdout
+                else:
+                    assert "Caroline has two dogs, Max and Bella" in dom.stdout and "xyzzy" not in dom.stdout
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

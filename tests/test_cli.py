@@ -110,3 +110,29 @@ def test_global_option_after_the_command_and_unknown_banks_are_explained(tmp_pat
     assert "banks: bob" in typo.stderr
     diff = memstore_cli("--bank", "bob", "diff", "bob", "nosuchbank", db=db)
     assert diff.returncode == 1 and diff.stderr.strip() == f"memstore: error: no bank 'nosuchbank' in {db} (banks: bob)"
+
+
+def test_help_texts_show_flags_as_flags_and_keep_their_words():
+    """Every command's help, walked through the real app: a flag shows no value placeholder, and
+    bracketed words (`[browse]`) are printed, not swallowed as markup."""
+    import typer
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    root = typer.main.get_command(app)
+    paths, todo = [], [[]]
+    while todo:
+        path = todo.pop()
+        paths.append(path)
+        cmd = root
+        for name in path:
+            cmd = cmd.commands[name]
+        todo += [path + [name] for name in getattr(cmd, "commands", {})]
+    assert len(paths) > 25
+    runner = CliRunner()
+    for path in paths:
+        out = runner.invoke(app, [*path, "--help"], terminal_width=100)
+        assert out.exit_code == 0, (path, out.output)
+        assert "<bool>" not in out.output and "the  extra" not in out.output, (path, out.output)
+    assert "[browse] extra" in " ".join(runner.invoke(app, ["browse", "--help"]).output.split())

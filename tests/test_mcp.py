@@ -1,6 +1,7 @@
 """`memstore mcp` driven by the MCP SDK's own stdio client, as a desktop MCP client would: the
 server is spawned as a subprocess and spoken to over its stdin/stdout."""
 
+import json
 import os
 import shutil
 import sys
@@ -96,6 +97,14 @@ def test_store_tools_over_stdio(db_path):
         assert "memstore://banks" in resources
         banks = await client.read_resource("memstore://banks")
         assert "bob" in banks.contents[0].text
+        templates = {r.uri_template for r in (await client.list_resource_templates()).resource_templates}
+        assert {"memstore://banks/{bank}/memories", "memstore://banks/{bank}/memories/as-of/{as_of}"} <= templates
+        then = json.loads((await client.read_resource("memstore://banks/default/memories/as-of/2023-05-08")).contents[0].text)
+        assert [m["id"] for m in then] == [a]
+        prompts = {p.name for p in (await client.list_prompts()).prompts}
+        assert prompts == {"answer_from_memory", "audit_memory"}
+        told = await client.get_prompt("audit_memory", {"memory_id": a})
+        assert a in told.messages[0].content.text and "why_memory" in told.messages[0].content.text
 
         # bad input: a one-line tool error each, and the server keeps serving
         errors = [
