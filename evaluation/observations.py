@@ -16,7 +16,7 @@ class ObservationsPolicy(ManagerPolicy):
     def __init__(self, observations: dict[str, list[str]]):
         self.observations = observations
         self.llm = self.decider = None
-        self.fast, self.batch, self.extracted_fresh = False, 1, 0
+        self.batch, self.extracted_fresh = 1, 0
         self.actor = "policy:observations/locomo-annotations"
 
     def facts(self, store, turn) -> list[str]:

@@ -79,28 +79,26 @@ def with_adapter(llm: LLM, adapter: str | Path | None, kind: str) -> tuple[LLM, 
     return _served[key], contract
 
 
-def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *, fast: bool = True,
+def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *,
                 expire_after: tuple[str, ...] | list[str] = (), extract_adapter: str | Path | None = None):
     """A manager policy on the backbone `llm`; `learned` decides with a LoRA adapter (`adapter`,
     default the shipped one) and extracts facts with its extraction adapter (`extract_adapter`,
     default the shipped one where there is one, else the plain backbone); `stack` expires memories
-    by its `expire_after` rules (policy/expiry.py). `fast=False`: one extraction per turn and a
-    model call for every decision."""
+    by its `expire_after` rules (policy/expiry.py)."""
     if name not in POLICIES:
         raise BadInput(f"unknown policy {name!r}: choose from {', '.join(POLICIES)}")
     if name == "stack":
-        return StackPolicy(llm, fast=fast, expire_after=expire_after)
+        return StackPolicy(llm, expire_after=expire_after)
     if name != "learned":
         if adapter or extract_adapter:
             raise BadInput("--adapter and --extract-adapter apply to --policy learned only")
-        return POLICIES[name](llm, fast=fast)
+        return POLICIES[name](llm)
     decider, contract = with_adapter(llm, adapter, "manager")
     extractor, window = llm, 0
     if extract_adapter or shipped_adapter("extract").is_file():
         extractor, extract_contract = with_adapter(llm, extract_adapter, "extract")
         window = extract_contract.get("window", EXTRACT_WINDOW)
-    policy = POLICIES[name](extractor, decider=decider, fast=fast,
-                            decide_version=contract.get("prompt_version") if fast else None)
+    policy = POLICIES[name](extractor, decider=decider, decide_version=contract.get("prompt_version"))
     policy.window = window
     return policy
 

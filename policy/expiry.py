@@ -75,9 +75,9 @@ def _after(stamp: str, days: float) -> str:
 class StackPolicy(HeuristicPolicy):
     name = "stack"
 
-    def __init__(self, llm, decider=None, *, fast: bool = True, expire_after: Sequence[str] = ()):
+    def __init__(self, llm, decider=None, *, expire_after: Sequence[str] = ()):
         self.rules = require_rules(expire_after)
-        super().__init__(llm, decider, fast=fast)
+        super().__init__(llm, decider)
         self.actor = self.actor.replace("policy:stack/", f"policy:stack[{','.join(map(str, self.rules))}]/", 1)
 
     def rule_for(self, text: str) -> Rule | None:

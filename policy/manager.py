@@ -44,17 +44,15 @@ class ManagerPolicy:
     min_score = 0.35  # below this cosine similarity a memory is not "related" and is not shown:
                       # a 0.5B model otherwise UPDATEs whatever candidate 1 happens to be
 
-    def __init__(self, llm: LLM, decider: LLM | None = None, *, fast: bool = True, decide_version: str | None = None):
+    def __init__(self, llm: LLM, decider: LLM | None = None, *, decide_version: str | None = None):
         """`llm` extracts facts (the cache is keyed by its identity); `decider` (default: the same
         model) makes the decisions: the learned policy decides with its LoRA adapter but shares the
-        base model's extracted facts, and its adapter's decision prompt (`decide_version`).
-        `fast=False` is the older path (one extraction per turn, a model call for every
-        decision, the dated decision prompt), kept for side-by-side measurement."""
-        self.llm, self.decider, self.fast = llm, decider or llm, fast
-        self.decide_version = prompts.served_decide_version(fast, decide_version)
+        base model's extracted facts, and its adapter's decision prompt (`decide_version`)."""
+        self.llm, self.decider = llm, decider or llm
+        self.decide_version = prompts.served_decide_version(decide_version)
         self.actor = f"policy:{self.name}/{self.decider.identity}/prompt:{self.decide_version}"
         self.extracted_fresh = 0  # extraction calls actually made (the rest came from the cache)
-        self.batch = getattr(llm, "batch", 1) if fast else 1  # turns extracted together (ingest's prefetch window)
+        self.batch = getattr(llm, "batch", 1)  # turns extracted together (ingest's prefetch window)
         self._prefetched: dict[str, list[str] | None] = {}
 
     # ---- facts ---------------------------------------------------------------------------
@@ -208,7 +206,7 @@ class LLMPolicy(ManagerPolicy):
                                  prompts.decide_schema(len(shown)), prompts.DECIDE_MAX_TOKENS, prompts.DECIDE_PREFIX)
 
     def decide(self, fact, candidates, turn):
-        if self.fast and (d := self.shortcut(fact, candidates)):
+        if d := self.shortcut(fact, candidates):
             return d
         try:
             call = self.decision_call(fact, candidates, turn.time[:10])

@@ -105,18 +105,16 @@ def extract_user(speaker: str, text: str, when: str, context: Sequence[tuple[str
 # costs on a CPU, while the choice is about topics: the new fact is always the newer.
 # v3 shows texts only. A manager adapter is served with the version it was trained on.
 DECIDE_SYSTEM = re.sub(r"\[\d{4}-\d\d-\d\d\] ", "", DECIDE_SYSTEM_DATED)
-DATED_VERSION = "v2"
-DECIDE_VERSIONS = (DATED_VERSION, "v3")
+DECIDE_VERSIONS = ("v2", "v3")  # v2: dated
 
 
 def decide_system(version: str = PROMPT_VERSION) -> str:
-    return DECIDE_SYSTEM_DATED if version == DATED_VERSION else DECIDE_SYSTEM
+    return DECIDE_SYSTEM_DATED if version == "v2" else DECIDE_SYSTEM
 
 
-def served_decide_version(fast: bool, trained_on: str | None = None) -> str:
-    """The decision prompt a manager is served with: an adapter's own (its contract), else v3 on
-    the batched path and the dated v2 on the older one (fast=False)."""
-    version = trained_on or (PROMPT_VERSION if fast else DATED_VERSION)
+def served_decide_version(trained_on: str | None = None) -> str:
+    """The decision prompt a manager is served with: an adapter's own (its contract), else v3."""
+    version = trained_on or PROMPT_VERSION
     if version not in DECIDE_VERSIONS:
         raise BadInput(f"decision prompt {version!r} is unknown: serving knows {', '.join(DECIDE_VERSIONS)}")
     return version
@@ -124,7 +122,7 @@ def served_decide_version(fast: bool, trained_on: str | None = None) -> str:
 
 def decide_user(fact: str, when: str, candidates: list[tuple[str, str]], version: str = PROMPT_VERSION) -> str:
     """`candidates`: (text, day) of each memory shown; the days (and `when`) are written in v2 only."""
-    dated = version == DATED_VERSION
+    dated = version == "v2"
     lines = [f"{i}. " + (f"[{day}] " if dated else "") + text for i, (text, day) in enumerate(candidates, 1)] or ["(none)"]
     return "Existing memories:\n" + "\n".join(lines) + "\n\nNew fact" + (f" (observed {when})" if dated else "") + f": {fact}"
 

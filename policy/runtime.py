@@ -105,8 +105,7 @@ class LlamaCppLLM(LLM):
     scratch (the bench's 'no caches' row)."""
 
     def __init__(self, model: ModelFile, adapter: str | Path | None = None, *, n_ctx: int = 4096,
-                 n_threads: int | None = None, reuse_prefix: bool = True, batch: int = 16, lookup: int = 0,
-                 grammar_first: bool = True):
+                 n_threads: int | None = None, reuse_prefix: bool = True, batch: int = 16, lookup: int = 0):
         from llama_cpp import LlamaGrammar
 
         self._grammar = LlamaGrammar
@@ -122,7 +121,6 @@ class LlamaCppLLM(LLM):
         self.model, self.chat, self.reuse_prefix = model, model.chat, reuse_prefix
         self.adapter, self.batch, self._batched, self.lookup, self._pick = adapter, batch, None, lookup, None
         self._formatter, self._prefixes = None, {}
-        self.grammar_first = grammar_first  # False: llama-cpp-python's full grammar filter on every token
         n_threads = n_threads or threads()
         if lookup:  # speculative decoding by prompt lookup: drafts copied from the prompt, checked in one batch
             from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
@@ -217,9 +215,9 @@ class LlamaCppLLM(LLM):
         from llama_cpp import llama_cpp as C
         evaluated = C.llama_perf_context(llama._ctx.ctx).n_p_eval
         grammar = self.grammar(schema)
-        if temperature == 0 and self.grammar_first and not self.lookup:  # greedy: the grammar checked on the best token first
+        if temperature == 0 and not self.lookup:  # greedy: the grammar checked on the best token first
             text, prompt_tokens, completion_tokens = self._greedy(llama, system, user, grammar._grammar, max_tokens, prefix)
-        else:  # sampled (training's rollouts), drafts checked in a batch, or grammar_first=False: the grammar on every token
+        else:  # sampled (training's rollouts) or drafts checked in a batch: the grammar on every token
             if self.chat:
                 out = llama.create_chat_completion(
                     [{"role": "system", "content": system}, {"role": "user", "content": user}],

@@ -135,7 +135,7 @@ def test_bench_task_keeps_a_killed_ingest_time_and_refuses_another_model(tmp_pat
     with pytest.raises(KeyboardInterrupt):
         run_task(task, "append", llm, llm, tmp_path, progress=kill_at_11)
     timing = json.loads((tmp_path / "answers" / "t.append.timing.json").read_text())
-    assert timing["ingest_s"] > 0 and timing["manager"].endswith(f"fake:scripted/prompt:{PROMPT_VERSION}/fast")
+    assert timing["ingest_s"] > 0 and timing["manager"].endswith(f"fake:scripted/prompt:{PROMPT_VERSION}")
     other = ScriptedLLM()
     other.identity = "fake:other"
     with pytest.raises(BadInput, match="use another --out"):

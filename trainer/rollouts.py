@@ -62,7 +62,7 @@ def manager_examples(history: History, policy: LLMPolicy, max_questions: int = 2
                 continue
             seen.add((turn.input_id, fact))
             hits = [h for h in store.search(fact, k=policy.k, as_of=before) if h.score >= policy.min_score]
-            if policy.fast and policy.shortcut(fact, hits):
+            if policy.shortcut(fact, hits):
                 continue  # serving decides this one without the model: nothing for the model to learn
             qas = list(needs[turn.input_id])
             for h in hits:  # the QA pairs a candidate memory answers: an op on it must keep them right
