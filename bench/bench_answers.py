@@ -1,6 +1,5 @@
 """Answering and judging a chunk of questions at a time (batched decoding) against one at a time,
-on the same bank, questions and model, in one run (issue 12's answer phase; the harness answers
-in chunks since session 14).
+on the same bank, questions and model, in one run (the harness answers in chunks).
 
     python bench/bench_answers.py                      # conv-26's replayed history, first 32 questions
     python bench/bench_answers.py --questions 81 --conversation conv-30

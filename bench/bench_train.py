@@ -1,6 +1,5 @@
 """Training speed: memstore's GRPO loop (llama.cpp rollouts, torch update, prompt once per group,
-dynamic sampling) against TRL's GRPOTrainer path, on the same training examples, in one run
-(issue 13).
+dynamic sampling) against TRL's GRPOTrainer path, on the same training examples, in one run.
 
     python bench/bench_train.py                       # answer agent, conv-26, 4 steps vs 2 TRL steps
     python bench/bench_train.py --kind manager --steps 6 --trl-steps 2 --generations 8
@@ -13,8 +12,8 @@ update, export; TRL's trainer does not split its step, so it shows the total onl
 projected wall of one epoch over the examples at that rate. Model loading and replayed histories
 are outside the step times (they are built once and cached).
 
-`--reward-before` adds the manager's reward as it was computed before session 14, on the same
-loop and steps: every group scored, one sample at a time, each answer its own model call (the
+`--reward-before` adds the manager's reward computed sample by sample, as it first was, on the
+same loop and steps: every group scored, one sample at a time, each answer its own model call (the
 answer cache by memories shown kept). The run patches the two methods that changed, in this
 process only, for that path."""
 
@@ -42,7 +41,7 @@ console = Console(width=150)
 
 @contextlib.contextmanager
 def reward_before():
-    """The manager's reward before session 14: no group-level scoring, no batched answers."""
+    """The manager's reward sample by sample: no group-level scoring, no batched answers."""
     from policy.answer import AnswerAgent
     from trainer.train import Task
     saved = Task.score_group, AnswerAgent.answer_many
@@ -92,7 +91,7 @@ def main() -> None:
     ap.add_argument("--generations", type=int, default=8)
     ap.add_argument("--memories", type=int, default=None, help="default: serving's (AnswerAgent.DEFAULT_K)")
     ap.add_argument("--reward-before", action="store_true",
-                    help="manager: also the loop with the reward computed as before session 14 (one sample at a time)")
+                    help="manager: also the loop with the reward computed one sample at a time")
     ap.add_argument("--out", default="bench/out/train")
     args = ap.parse_args()
     if not Path(args.data).exists():

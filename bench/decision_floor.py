@@ -1,4 +1,4 @@
-"""How much a higher similarity floor would save (issue 12): for every decision the model made in
+"""How much a higher similarity floor would save: for every decision the model made in
 an `llm` bank, the best candidate's similarity at decision time and the op the model chose.
 
 The bank is rebuilt event by event in a scratch store, so each decision's search sees exactly

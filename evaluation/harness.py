@@ -147,9 +147,8 @@ def answer_task(task: Task, name: str, store: MemoryStore, answerer, judge_llm: 
                 done: list[dict], timing: dict, timing_path: Path, chunk: int = CHUNK,
                 progress: Callable[[str, int, int], None] | None = None) -> list[dict]:
     """Answer and grade the task's questions not in `done` from `store`, appending each row to
-    `answers_path` as it comes. The new path answers (and judges) a chunk of questions at a time,
-    decoded together (a row's answer_s is then its share of the chunk's time); the older path
-    (chunk=1) answers one by one."""
+    `answers_path` as it comes, a chunk of questions at a time, decoded together (a row's
+    answer_s is then its share of the chunk's time); chunk=1 answers one by one."""
     # Rewrite the whole lines kept (a kill may have cut the last one) into a temporary file that
     # replaces the answers file at once, then append: a kill at any point keeps every answer.
     tmp = answers_path.with_suffix(".jsonl.tmp")
