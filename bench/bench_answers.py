@@ -52,7 +52,7 @@ def main() -> int:
     qas = hist.questions[:args.questions]
     asks = [agent.ask(hist.store, qa.question, qa.asked_at, qa.asked_at) for qa in qas]
     t = time.perf_counter()
-    one = [agent.answer_from(*a) for a in asks]
+    one = [agent.answer_many([a])[0] for a in asks]
     one_s = time.perf_counter() - t
     t = time.perf_counter()
     many = [a for i in range(0, len(asks), CHUNK) for a in agent.answer_many(asks[i:i + CHUNK])]

@@ -26,7 +26,8 @@ from evaluation.harness import peak_rss_mb
 from memstore.ingest import ingest
 from policy.runtime import LlamaCppLLM
 from policy.models import resolve
-from evaluation.datasets import load_turns, locomo_qa
+from policy.inputs import load_turns
+from evaluation.datasets import locomo_qa
 from policy.turns import Turn
 
 DEMO_QUESTIONS = ["Where does Caroline live?", "What are the names of Caroline's dogs?", "What does Melanie paint?",

@@ -36,7 +36,8 @@ from memstore.ingest import ingest  # noqa: E402
 from policy.answer import AnswerAgent  # noqa: E402
 from policy.manager import LLMPolicy  # noqa: E402
 from policy.runtime import load  # noqa: E402
-from evaluation.datasets import load_turns, locomo_qa  # noqa: E402
+from policy.inputs import load_turns  # noqa: E402
+from evaluation.datasets import locomo_qa  # noqa: E402
 from evaluation.judge import CHUNK  # noqa: E402
 from evaluation.metrics import score_official  # noqa: E402
 

@@ -43,15 +43,15 @@ console = Console(width=150)
 def reward_before():
     """The manager's reward sample by sample: no group-level scoring, no batched answers."""
     from policy.answer import AnswerAgent
-    from trainer.train import Task
-    saved = Task.score_group, AnswerAgent.answer_many
-    Task.score_group = lambda self, completions, row, skip_equal=True: [  # noqa: E731
+    from trainer.train import TrainingTask
+    saved = TrainingTask.score_group, AnswerAgent.answer_many
+    TrainingTask.score_group = lambda self, completions, row, skip_equal=True: [  # noqa: E731
         saved[0](self, [c], row, skip_equal=False)[0] for c in completions]
-    AnswerAgent.answer_many = lambda self, asks: [self.answer_from(*a) for a in asks]  # noqa: E731
+    AnswerAgent.answer_many = lambda self, asks: [a for ask in asks for a in saved[1](self, [ask])]  # noqa: E731
     try:
         yield
     finally:
-        Task.score_group, AnswerAgent.answer_many = saved
+        TrainingTask.score_group, AnswerAgent.answer_many = saved
 
 
 def measure(cfg: TrainConfig) -> dict:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .main import AdapterOpt, AnswerAdapterOpt, EndpointOpt, JsonOpt, ModelOpt, PolicyOpt, State, app, open_store
+from .app import AdapterOpt, AnswerAdapterOpt, EndpointOpt, JsonOpt, ModelOpt, PolicyOpt, State, app, open_store
 from .render import console, emit_json, progress_bar, short_time, table
 
 
@@ -31,7 +31,7 @@ def ingest(file: Path, policy: str = PolicyOpt, model: Optional[str] = ModelOpt,
     """Feed a dialogue (LoCoMo JSON or chat JSONL: speaker, text, time) through a manager policy.
     Resumable: turns already applied are skipped; an interrupt loses at most the turn in flight."""
     from memstore.ingest import ingest as run_ingest
-    from evaluation.datasets import load_turns
+    from policy.inputs import load_turns
 
     turns, _ = load_turns(file, conversation)  # validated whole before anything is written
     turns = turns[:limit] if limit else turns

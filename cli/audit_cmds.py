@@ -17,7 +17,7 @@ import typer
 from memstore import MemoryStore
 from memstore.errors import BadInput
 
-from .main import AdapterOpt, EndpointOpt, JsonOpt, ModelOpt, State, app, open_store
+from .app import AdapterOpt, EndpointOpt, JsonOpt, ModelOpt, State, app, open_store
 from .render import console, emit_json, progress_bar, short_time, table
 
 

@@ -10,7 +10,7 @@ import typer
 
 from memstore.errors import BadInput
 
-from .main import app
+from .app import app
 from .render import console, phase_progress, table
 
 bench_app = typer.Typer(help="Evaluate manager policies on LoCoMo or LongMemEval data.", no_args_is_help=True,
@@ -122,7 +122,8 @@ def locomo(data: Path = typer.Option(..., "--data", help="LoCoMo JSON"), policy:
 
 
 def _locomo_tasks(data: Path, conversations: str | None, limit: int | None, sessions: int | None) -> list:
-    from evaluation.datasets import locomo_conversations, locomo_observations, locomo_qa, locomo_turns
+    from policy.inputs import locomo_conversations, locomo_turns
+    from evaluation.datasets import locomo_observations, locomo_qa
     from evaluation.harness import Task
 
     tasks = []
@@ -200,7 +201,7 @@ def facts(data: Path = typer.Option(..., "--data", help="LoCoMo JSON (with annot
     """Extracted facts against LoCoMo's observations, per extractor side by side: recall,
     unmatched share, facts per turn, noise, invented names/numbers, prompt tokens, minutes."""
     from evaluation import facts as bench_facts
-    from evaluation.datasets import locomo_conversations
+    from policy.inputs import locomo_conversations
     from policy.runtime import load
 
     samples = locomo_conversations(data, [c.strip() for c in conversations.split(",") if c.strip()])
@@ -232,7 +233,7 @@ def matcher(data: Path = typer.Option(..., "--data", help="The LoCoMo JSON the l
     observation) pairs (evaluation/data/fact_pairs.jsonl): agreement, precision, recall, and the
     best threshold on the same pairs."""
     from evaluation import facts as bench_facts
-    from evaluation.datasets import locomo_samples
+    from policy.inputs import locomo_samples
     from memstore.embed import default_embedder
 
     pairs = bench_facts.load_pairs(bench_facts.PAIRS, locomo_samples(data))

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .main import EndpointOpt, ModelOpt, PolicyOpt, State, app
+from .app import EndpointOpt, ModelOpt, PolicyOpt, State, app
 
 
 @app.command("mcp")
@@ -16,8 +16,8 @@ def mcp_serve(db: Optional[Path] = typer.Option(None, "--db", help="SQLite file 
               allow_erase: bool = typer.Option(False, "--allow-erase", help="Offer the `erase_memory` tool (privacy erasure)."),
               policy: str = PolicyOpt, model: Optional[str] = ModelOpt, endpoint: Optional[str] = EndpointOpt) -> None:
     """Serve the memory store to MCP clients over stdio (observe, add_memory, search_memories, ask,
-    replay, history, why, restore, ...). The model loads on the first tool that needs it."""
-    from .mcp_server import build_server
+    memory_history, why_memory, restore_memory, ...). The model loads on the first tool that needs it."""
+    from integrations.mcp import build_server
 
     build_server(db or State.db, bank or State.bank, allow_erase=allow_erase, policy=policy, model=model,
                  endpoint=endpoint).run("stdio")

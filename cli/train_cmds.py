@@ -9,7 +9,7 @@ import typer
 
 from memstore.errors import BadInput
 
-from .main import app
+from .app import app
 from .render import console, emit_json, phase_progress, table
 
 

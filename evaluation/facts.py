@@ -28,7 +28,9 @@ from policy.facts import SAME_FACT, is_noise
 from policy.manager import AppendPolicy
 from policy.prompts import EXTRACT_SYSTEM, EXTRACT_WINDOW, spoken_date
 
-from .datasets import locomo_observations, locomo_turns
+from policy.inputs import locomo_turns
+
+from .datasets import locomo_observations
 
 NEIGHBOURS = 1  # turns either side whose facts may state a turn's observation
 PAIRS = Path(__file__).parent / "data" / "fact_pairs.jsonl"

@@ -25,7 +25,8 @@ from typing import Iterable
 from memstore import MemoryStore
 from memstore.clock import to_stamp
 from memstore.errors import BadInput, StoreUnavailable
-from policy.turns import QA, read_lines
+from policy.inputs import read_lines
+from policy.turns import QA
 
 FIELDS = {"question", "answer", "asked_at", "evidence", "category"}
 CATEGORIES = (1, 2, 3, 4)
@@ -80,7 +81,8 @@ def _qa(obj) -> QA:
 def from_locomo(data: str | Path, conversation: str) -> list[dict]:
     """A LoCoMo conversation's questions in this format (evidence as the input ids `memstore
     ingest` records for it, `conv-26:D1:3`), to treat it as a user's own bank and questions."""
-    from .datasets import locomo_conversations, locomo_qa, locomo_turns
+    from policy.inputs import locomo_conversations, locomo_turns
+    from .datasets import locomo_qa
     sample = locomo_conversations(data, [conversation])[0]
     turns = locomo_turns(sample)
     known = {t.input_id for t in turns}

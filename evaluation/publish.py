@@ -42,7 +42,7 @@ def restore(rows: list[dict], data: Path) -> list[dict]:
     """Published rows given back their question and gold answer from the LoCoMo file they came
     from, matched by task and question id, so a published folder can be judged again by anyone
     who has the data. A row already holding its gold is left as it is."""
-    from .datasets import locomo_conversations
+    from policy.inputs import locomo_conversations
 
     todo = sorted({str(r.get("task")) for r in rows if "gold" not in r})
     if not todo:

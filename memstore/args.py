@@ -3,10 +3,19 @@ TypeError or AttributeError from deep inside (store and audit share them)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .clock import MAX_SEQ
 from .errors import BadInput
+
+BANK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # always fullmatch: "$" lets a trailing newline in
+
+
+def check_bank(bank: str) -> str:
+    if not isinstance(bank, str) or not BANK_NAME.fullmatch(bank):
+        raise BadInput(f"bad bank name {bank!r}: use 1-64 letters, digits, '_', '.', ':' or '-'")
+    return bank
 
 
 def optional_text(name: str, value: Any) -> str | None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from .clock import to_stamp
 from .errors import BadInput
 from .ingest import IngestReport, ingest
-from .store import check_bank
+from .args import check_bank
 
 if TYPE_CHECKING:
     from .store import MemoryStore

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import secrets
 import sqlite3
 import time
@@ -17,9 +16,9 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from . import audit, projection
 from .chain import GENESIS, content_digest, event_hash, input_hash, key_id, load_key, new_salt
-from .clock import MAX_SEQ, now_stamp, parse_cutoff, to_stamp
+from .clock import now_stamp, parse_cutoff, to_stamp
 from .db import connect, describe_sqlite_error, sqlite_errors
-from .args import count_arg, memory_id_arg, optional_text, short as _short, source_arg
+from .args import check_bank, count_arg, memory_id_arg, optional_text, short as _short, source_arg
 from .durability import GroupSync
 from .embed import text_hash
 from .errors import BadInput, InvalidOperation, NotFound, StoreUnavailable
@@ -28,17 +27,10 @@ from .embed import Embedder, default_embedder
 from .vector_view import Hit, VectorView, drop_saved
 from .schema import _EPOCH, EVENT_CONTENT, INPUT_CONTENT, LIVE_OPS
 
-BANK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # always fullmatch: "$" lets a trailing newline in
 _STATE = "outcome = 'applied' AND op <> 'NOOP'"
 FACT_WINDOW = 4  # the most earlier inputs of a session an extraction may read: erase drops the cached
                  # facts of that many inputs after an erased one
 _PENDING = "pending_erase:"  # meta key prefix: an erasure of that bank whose cleanup is not yet done
-
-
-def check_bank(bank: str) -> str:
-    if not isinstance(bank, str) or not BANK_NAME.fullmatch(bank):
-        raise BadInput(f"bad bank name {bank!r}: use 1-64 letters, digits, '_', '.', ':' or '-'")
-    return bank
 
 
 def input_key(content_digest: str, time: str) -> str:
@@ -433,15 +425,20 @@ class MemoryStore:
             return self._append(op="NOOP", memory_id=memory_id, text=text, valid_at=valid_at,
                                 actor=actor, reason=reason, source=source, cause=cause)
 
+    def _unerased(self, memory_id: str, erased: str) -> sqlite3.Row:
+        """The memory's current state; NotFound if there is none, `erased` as the error if it was erased."""
+        cur = self._current(memory_id)
+        if cur is None:
+            raise NotFound(f"no memory {memory_id!r} in bank {self.bank!r}")
+        if cur["op"] == "ERASE":
+            raise InvalidOperation(erased)
+        return cur
+
     def restore(self, memory_id: str, *, at: Any = None, reason: str | None = None,
                 actor: str | None = None) -> Event:
         """Bring a deleted memory back, with a compensating event pointing at the deletion."""
         with self.transaction():
-            cur = self._current(memory_id)
-            if cur is None:
-                raise NotFound(f"no memory {memory_id!r} in bank {self.bank!r}")
-            if cur["op"] == "ERASE":
-                raise InvalidOperation(f"cannot restore memory {memory_id!r}: it was erased")
+            cur = self._unerased(memory_id, f"cannot restore memory {memory_id!r}: it was erased")
             if cur["op"] != "DELETE":
                 raise InvalidOperation(f"cannot restore memory {memory_id!r}: it is not deleted")
             valid_at = to_stamp(at) if at is not None else max(now_stamp(), cur["valid_at"])
@@ -476,11 +473,7 @@ class MemoryStore:
 
     def _erase(self, memory_id: str, *, reason: str, actor: str | None, with_sources: bool) -> Event:
         with self.transaction():
-            cur = self._current(memory_id)
-            if cur is None:
-                raise NotFound(f"no memory {memory_id!r} in bank {self.bank!r}")
-            if cur["op"] == "ERASE":
-                raise InvalidOperation(f"memory {memory_id!r} is already erased")
+            cur = self._unerased(memory_id, f"memory {memory_id!r} is already erased")
             sources = sorted({s for (src,) in self.conn.execute(
                 "SELECT source FROM events WHERE bank = ? AND memory_id = ?", (self.bank, memory_id))
                 for s in json.loads(src)})

@@ -13,6 +13,16 @@ from . import prompts
 from .runtime import LLM
 
 
+@dataclass(frozen=True)
+class Ask:
+    """A question ready for the model: the memories retrieved for it, the day it is answered as
+    of (`when`, written into the prompt) and the cutoff they were retrieved at (`as_of`)."""
+    question: str
+    hits: list[Hit]
+    when: str
+    as_of: object = None
+
+
 @dataclass
 class Answer:
     question: str
@@ -46,24 +56,22 @@ class AnswerAgent:
             hits = sorted(hits, key=lambda h: h.score + self.recency_weight * rank[h.valid_at], reverse=True)
         return hits
 
-    def ask(self, store: MemoryStore, question: str, as_of=None, asked_at: str | None = None) -> tuple:
-        """The (question, hits, when, as_of) that `answer_many` takes: the memories retrieved as
-        of `as_of` and the day the question is answered as of. `store`: a MemoryStore, or anything
-        with its `search` (a training fork)."""
+    def ask(self, store: MemoryStore, question: str, as_of=None, asked_at: str | None = None) -> Ask:
+        """What `answer_many` takes: the memories retrieved as of `as_of` and the day the question
+        is answered as of. `store`: a MemoryStore, or anything with its `search` (a training fork)."""
         when = (asked_at or (as_of if isinstance(as_of, str) and not as_of.startswith("@") else "now"))[:10]
-        return question, self.retrieve(store, question, as_of), when, as_of
+        return Ask(question, self.retrieve(store, question, as_of), when, as_of)
 
     def answer(self, store: MemoryStore, question: str, as_of=None, asked_at: str | None = None) -> Answer:
-        return self.answer_from(*self.ask(store, question, as_of, asked_at))
+        return self.answer_many([self.ask(store, question, as_of, asked_at)])[0]
 
     @staticmethod
-    def call(ask: tuple) -> prompts.ModelCall:
-        """The model call for one `ask` tuple: serving (`answer_many`) and training's rollouts make this one."""
-        question, hits, when, _ = ask
-        return prompts.answer_call(question, when, prompts.dated(hits))
+    def call(ask: Ask) -> prompts.ModelCall:
+        """The model call for one ask: serving (`answer_many`) and training's rollouts make this one."""
+        return prompts.answer_call(ask.question, ask.when, prompts.dated(ask.hits))
 
-    def answer_many(self, asks: list[tuple[str, list[Hit], str, object]]) -> list[Answer]:
-        """The model's part for several (question, hits, when, as_of): keep the relevant memories
+    def answer_many(self, asks: list[Ask]) -> list[Answer]:
+        """The model's part for several asks: keep the relevant memories
         among `hits` and answer, as of day `when`. One batched greedy decode per number of
         memories shown (the grammar depends on it), so the generated tokens of several answers
         share each step's pass over the weights (policy/batched.py); same prompts, grammar and
@@ -71,21 +79,17 @@ class AnswerAgent:
         shapes. No usable output (cut off) is an empty answer."""
         out: list[Answer | None] = [None] * len(asks)
         by_n: dict[int, list[int]] = {}
-        for i, (_, hits, _, _) in enumerate(asks):
-            by_n.setdefault(len(hits), []).append(i)
+        for i, ask in enumerate(asks):
+            by_n.setdefault(len(ask.hits), []).append(i)
         for idx in by_n.values():
             calls = [self.call(asks[i]) for i in idx]
             one = calls[0]  # same system prompt, schema and budget for every call of one size
             for i, got in zip(idx, self.llm.json_many(one.system, [c.user for c in calls], one.schema,
                                                       max_tokens=one.max_tokens)):
-                question, hits, _, as_of = asks[i]
+                question, hits, as_of = asks[i].question, asks[i].hits, asks[i].as_of
                 if got is None:
                     out[i] = Answer(question, "", [], hits, as_of)
                     continue
                 kept = [hits[j - 1] for j in dict.fromkeys(got.get("relevant", [])) if 1 <= j <= len(hits)]
                 out[i] = Answer(question, str(got.get("answer", "")).strip(), kept, hits, as_of)
         return out
-
-    def answer_from(self, question: str, hits: list[Hit], when: str, as_of=None) -> Answer:
-        """`answer_many` of one: one call (a runtime's `json_many` of one prompt is its `json`)."""
-        return self.answer_many([(question, hits, when, as_of)])[0]

@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from .greedy import grammar_sampler, whole_json
-
-if TYPE_CHECKING:
-    from .runtime import LlamaCppLLM
 
 
 @dataclass
@@ -46,16 +42,16 @@ def common_prefix(seqs: list[list[int]]) -> int:
 
 
 class BatchedJSON:
-    """`run(system, users, schema, max_tokens)` -> one (text, prompt_tokens, completion_tokens,
-    cut_off) per user prompt, decoded `n_seq` at a time in a context of its own beside the
-    LLM's (the weights are shared)."""
+    """`run(prompts, grammar, head, max_tokens)` -> one (text, prompt_tokens, completion_tokens,
+    cut_off) per tokenized prompt, decoded `n_seq` at a time in a context of its own beside the
+    runtime's (the weights are shared). `base`: a loaded Llama (model, tokenizer); `pick`: the
+    runtime's greedy pick (one pair of vocabulary-sized scratch arrays)."""
 
-    def __init__(self, llm: "LlamaCppLLM", n_seq: int = 16, n_ctx: int = 8192, n_batch: int = 2048):
+    def __init__(self, base, pick, n_seq: int = 16, n_ctx: int = 8192, n_batch: int = 2048):
         from llama_cpp import _internals
         from llama_cpp import llama_cpp as C
 
-        self.C, self.llm, self.n_seq, self.n_batch, self.n_ctx = C, llm, n_seq, n_batch, n_ctx
-        base = llm._context("")  # a loaded Llama: model, tokenizer, chat template
+        self.C, self.n_seq, self.n_batch, self.n_ctx = C, n_seq, n_batch, n_ctx
         self.base = base
         params = type(base.context_params).from_buffer_copy(base.context_params)
         params.n_ctx, params.n_batch, params.n_ubatch = n_ctx, n_batch, 512
@@ -65,16 +61,13 @@ class BatchedJSON:
         self.ctx = _internals.LlamaContext(model=base._model, params=params, verbose=False)
         self.batch = _internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=n_seq, verbose=False)
         self.vocab, self.n_vocab = base._model.vocab, base.n_vocab()
-        self.pick = llm._greedy_pick(base)  # the runtime's: one pair of vocabulary-sized scratch arrays
+        self.pick = pick
         self.cached: list[int] = []  # tokens of seq 0 kept in the KV cache (the shared prefix)
         self.evaluated = 0           # prompt tokens actually evaluated (the rest came from the cache)
 
-    def run(self, system: str, users: list[str], schema: dict, max_tokens: int = 256, prefix: str = ""):
+    def run(self, prompts: list[list[int]], grammar: str, head: list[int], max_tokens: int = 256):
         """Groups of at most `n_seq` prompts whose tokens (and `max_tokens` each) fit the context;
-        `prefix` as in `LLM.complete` (prompt tokens, and the head of each text)."""
-        grammar = self.llm.grammar(schema)._grammar
-        head = self.llm.prefix_tokens(grammar, prefix)
-        prompts = [self.llm.prompt_tokens(system, u) + head for u in users]
+        each prompt ends with `head`, the tokens of a known opening (the head of each text)."""
         out, group, used = [], [], 0
         for p in prompts:
             need = len(p) + max_tokens

@@ -166,9 +166,12 @@ class LlamaCppLLM(LLM):
         if self._batched is None:
             from .batched import BatchedJSON
             with _quiet_stderr():
-                self._batched = BatchedJSON(self, n_seq=self.batch)
+                base = self._context("")
+                self._batched = BatchedJSON(base, self._greedy_pick(base), n_seq=self.batch)
         t, before = time.perf_counter(), self._batched.evaluated
-        results = self._batched.run(system, users, schema, max_tokens, prefix)
+        grammar = self.grammar(schema)._grammar
+        head = self.prefix_tokens(grammar, prefix)
+        results = self._batched.run([self.prompt_tokens(system, u) + head for u in users], grammar, head, max_tokens)
         self._count(len(users), sum(r[1] for r in results), sum(r[2] for r in results), time.perf_counter() - t,
                     evaluated=self._batched.evaluated - before)
         out = []

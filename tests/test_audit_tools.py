@@ -27,7 +27,7 @@ from memstore.clock import to_stamp
 from memstore.errors import BadInput
 from memstore.ingest import ingest
 from policy.agent import make_policy
-from evaluation.datasets import load_turns
+from policy.inputs import load_turns
 from policy.turns import Turn
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from memstore import MemoryStore
-from memstore.compat import Memory, scope_bank
+from integrations.mem0 import Memory, scope_bank
 from memstore.errors import BadInput, InvalidOperation, NotFound
-from memstore.store import BANK_NAME
+from memstore.args import BANK_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,7 +138,7 @@ def test_bad_input_is_one_clear_error_and_changes_nothing(db_path):
 def test_readme_mem0_example_runs(tmp_path):
     """The README's mem0-style block, as written, with inference by the real default model."""
     block = re.search(r"<!-- mem0-compat -->\s*```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
-    assert "from memstore.compat import Memory" in block
+    assert "from integrations.mem0 import Memory" in block
     proc = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=900,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 
 from conftest import memstore_cli
-from evaluation.datasets import evidence_sessions, locomo_observations, locomo_qa, locomo_turns
+from policy.inputs import locomo_turns
+from evaluation.datasets import evidence_sessions, locomo_observations, locomo_qa
 from evaluation.harness import Task, run_task
 from fake_llm import ScriptedLLM
 from memstore import MemoryStore

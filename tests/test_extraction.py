@@ -12,7 +12,7 @@ import pytest
 from conftest import SHARED_LOCOMO
 from fake_llm import ScriptedLLM
 from evaluation import facts as bench_facts
-from evaluation.datasets import locomo_turns
+from policy.inputs import locomo_turns
 from memstore import MemoryStore
 from memstore.ingest import ingest
 from policy import prompts
@@ -204,7 +204,7 @@ def test_the_hand_labelled_pairs_refer_to_observations_without_copying_them():
 
 @pytest.mark.skipif(not SHARED_LOCOMO.exists(), reason="needs ../shared LoCoMo data")
 def test_the_matcher_threshold_agrees_with_hand_labels():
-    from evaluation.datasets import locomo_samples
+    from policy.inputs import locomo_samples
     from memstore.embed import default_embedder
     res = bench_facts.check_threshold(default_embedder().embed, bench_facts.load_pairs(bench_facts.PAIRS,
                                                                                        locomo_samples(SHARED_LOCOMO)))

@@ -18,7 +18,7 @@ from memstore.errors import BadInput
 from policy.agent import make_policy
 from policy.prompts import PROMPT_VERSION
 from memstore.ingest import ingest
-from evaluation.datasets import load_turns
+from policy.inputs import load_turns
 
 
 TESTS = Path(__file__).resolve().parent
@@ -56,7 +56,7 @@ KILLED = textwrap.dedent("""
     from memstore import MemoryStore
     from policy.agent import make_policy
     from memstore.ingest import ingest
-    from evaluation.datasets import load_turns
+    from policy.inputs import load_turns
     turns, _ = load_turns(sys.argv[1])
     store = MemoryStore(sys.argv[2], "b")
     policy = make_policy("append", ScriptedLLM())

@@ -13,7 +13,7 @@ from mcp import Client, StdioServerParameters
 
 from conftest import memstore_cli
 from memstore import MemoryStore
-from memstore.compat import scope_bank
+from integrations.mem0 import scope_bank
 
 STORE_TOOLS = {"observe", "add_memory", "get_memory", "list_memories", "search_memories", "update_memory",
                "delete_memory", "delete_all_memories", "ask", "memory_history", "why_memory", "restore_memory"}

@@ -2,7 +2,7 @@
 inference, the filter language, search / get_all / get / update / delete / delete_all / history /
 reset, their keywords and defaults) runs against mem0 itself (offline: MiniLM embeddings, an
 on-disk Qdrant, as evaluation/mem0_peer.py configures it; no call here reaches its LLM) and against
-`memstore.compat.Memory`. Per call: the same outcome (a result, or a ValueError on both sides);
+`integrations.mem0.Memory`. Per call: the same outcome (a result, or a ValueError on both sides);
 for a result, every key mem0 returns is there (memstore may add its own) with a value of the same kind. Where memstore
 differs on purpose, the difference is listed in DELIBERATE with why, and checked to be exactly that."""
 
@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from memstore.compat import Memory as StoreMemory
+from integrations.mem0 import Memory as StoreMemory
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("mem0") is None, reason="mem0 (the [peers] extra) is not installed")
 

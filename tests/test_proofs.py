@@ -20,7 +20,7 @@ import pytest
 from conftest import memstore_cli
 from memstore import MemoryStore
 from memstore.chain import GENESIS, content_digest
-from memstore.compat import Memory, scope_bank
+from integrations.mem0 import Memory, scope_bank
 from memstore.errors import BadInput, StoreUnavailable
 from memstore.schema import EVENT_CONTENT, INPUT_CONTENT, ddl_statements
 

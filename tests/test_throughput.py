@@ -275,18 +275,17 @@ class CountingReader(ScriptedLLM):
 
 
 def test_answers_of_a_chunk_are_what_one_at_a_time_gives(tmp_path):
-    from policy.answer import AnswerAgent
+    from policy.answer import AnswerAgent, Ask
 
     store = MemoryStore(tmp_path / "a.db", "b")
     for i in range(4):
         store.add(f"Jon fact number {i}", at=f"2023-01-0{i + 1}")
     agent = AnswerAgent(CountingReader(), k=3)
-    asks = [(q, agent.retrieve(store, q, "2023-02-01"), "2023-02-01", "2023-02-01")
-            for q in ("What is fact 1?", "What is fact 2?", "Is this cut?")]
-    asks.insert(1, ("What about two?", asks[0][1][:2], "2023-02-01", "2023-02-01"))
+    asks = [agent.ask(store, q, "2023-02-01") for q in ("What is fact 1?", "What is fact 2?", "Is this cut?")]
+    asks.insert(1, Ask("What about two?", asks[0].hits[:2], "2023-02-01", "2023-02-01"))
     many = agent.answer_many(asks)
     assert agent.llm.batches == [3, 1]  # one batch per number of memories shown (the grammar differs)
-    one = [agent.answer_from(*a) for a in asks]
+    one = [agent.answer_many([a])[0] for a in asks]
     assert [(a.answer, [h.id for h in a.kept]) for a in many] == [(a.answer, [h.id for h in a.kept]) for a in one]
     assert [a.answer for a in many] == ["3 memories", "2 memories", "3 memories", ""]  # a cut-off output: empty
     assert [len(a.kept) for a in many] == [1, 1, 1, 0]

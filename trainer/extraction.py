@@ -22,7 +22,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Callable
 
-from evaluation.datasets import locomo_conversations, locomo_observations, locomo_turns
+from policy.inputs import locomo_conversations, locomo_turns
+
+from evaluation.datasets import locomo_observations
 from memstore.errors import BadInput
 from policy import prompts
 from policy.models import resolve, sha256_file
@@ -56,19 +58,19 @@ def when_said(text: str, day: date) -> str | None:
     when it has none (the first expression found wins)."""
     t = text.casefold()
     weekdays = list(calendar.day_name)
+    said = spoken_date(str(day))
+    fixed = [  # (expression, what it means said on `day`); the first rule that matches wins
+        *((rf"\b(?:{words})\b", f"on {spoken_date(str(day + timedelta(days=shift)))}")
+          for words, shift in (("yesterday", -1), ("today|this morning|tonight", 0), ("tomorrow", 1))),
+        *((rf"\b(?:{words})\b", f"{meaning} {said}")
+          for words, meaning in (("last weekend", "on the weekend before"), ("next weekend|this weekend", "on the weekend after"),
+                                 ("last week", "in the week before"), ("next week", "in the week after"))),
+        *((rf"\b{words} month\b", f"in {_month(day, shift).strftime('%B, %Y')}")
+          for words, shift in (("last", -1), ("next", 1), ("this", 0))),
+        *((rf"\b{words} year\b", f"in {day.year + shift}") for words, shift in (("last", -1), ("next", 1))),
+    ]
     rules: list[tuple[str, Callable[[re.Match], str]]] = [
-        (r"\byesterday\b", lambda m: f"on {spoken_date(str(day - timedelta(days=1)))}"),
-        (r"\btoday\b|\bthis morning\b|\btonight\b", lambda m: f"on {spoken_date(str(day))}"),
-        (r"\btomorrow\b", lambda m: f"on {spoken_date(str(day + timedelta(days=1)))}"),
-        (r"\blast weekend\b", lambda m: f"on the weekend before {spoken_date(str(day))}"),
-        (r"\bnext weekend\b|\bthis weekend\b", lambda m: f"on the weekend after {spoken_date(str(day))}"),
-        (r"\blast week\b", lambda m: f"in the week before {spoken_date(str(day))}"),
-        (r"\bnext week\b", lambda m: f"in the week after {spoken_date(str(day))}"),
-        (r"\blast month\b", lambda m: f"in {_month(day, -1).strftime('%B, %Y')}"),
-        (r"\bnext month\b", lambda m: f"in {_month(day, 1).strftime('%B, %Y')}"),
-        (r"\bthis month\b", lambda m: f"in {day.strftime('%B, %Y')}"),
-        (r"\blast year\b", lambda m: f"in {day.year - 1}"),
-        (r"\bnext year\b", lambda m: f"in {day.year + 1}"),
+        *((pattern, lambda m, meaning=meaning: meaning) for pattern, meaning in fixed),
         (r"\b(\d+|a|one|two|three|few) (day|week|month|year)s? ago\b", lambda m: _ago(m, day)),
         (r"\blast (" + "|".join(w.casefold() for w in weekdays) + r")\b", lambda m: _last_weekday(m.group(1), day)),
     ]

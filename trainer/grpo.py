@@ -47,6 +47,8 @@ from policy.models import ModelFile
 from policy.runtime import LlamaCppLLM
 
 from . import export as exporting
+from .curves import curve, plot
+from .lora import lora
 
 STATE = "grpo_state"
 
@@ -97,7 +99,6 @@ class Learner:
     def __init__(self, net, tokenizer, cfg):
         import peft
         import torch
-        from .train import lora
 
         self.torch, self.tokenizer, self.cfg = torch, tokenizer, cfg
         self.model = peft.get_peft_model(net, lora(net, cfg))
@@ -195,7 +196,6 @@ def run(cfg, task, val, model_file: ModelFile, net, tokenizer, out: Path,
         say: Callable[[str, int, int | None], None]) -> dict:
     """Train with this loop; returns result.json's content (also written, with the curve plot)."""
     import torch
-    from .train import curve, plot
 
     torch.manual_seed(cfg.seed)
     learner = Learner(net, tokenizer, cfg)

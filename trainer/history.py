@@ -18,7 +18,8 @@ from memstore.ingest import ingest
 from policy.models import cache_dir, sha256_file
 from policy.runtime import LLM
 from evaluation import own
-from evaluation.datasets import locomo_conversations, locomo_qa, locomo_turns
+from policy.inputs import locomo_conversations, locomo_turns
+from evaluation.datasets import locomo_qa
 from policy.turns import QA, Turn
 
 

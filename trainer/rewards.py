@@ -21,7 +21,7 @@ import numpy as np
 from evaluation.metrics import score_official
 from memstore.fork import Fork
 from policy import prompts
-from policy.answer import AnswerAgent
+from policy.answer import AnswerAgent, Ask
 from policy.manager import content_kept
 
 _JSON = re.compile(r"\{.*\}", re.S)
@@ -122,7 +122,7 @@ class ForkAnswerer:
         todo = {}
         for k, v in zip(keys, views):
             if k not in self._answers:
-                todo.setdefault(k, (v[0], list(v[2]), v[1][:10], v[1]))
+                todo.setdefault(k, Ask(v[0], list(v[2]), v[1][:10], v[1]))
         if todo:
             self.calls += len(todo)
             for k, a in zip(todo, self.agent.answer_many(list(todo.values()))):

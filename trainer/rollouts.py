@@ -33,10 +33,9 @@ def answer_examples(history: History, agent: AnswerAgent) -> list[dict]:
     out = []
     for qa in history.questions:
         ask = agent.ask(history.store, qa.question, as_of=qa.asked_at, asked_at=qa.asked_at)
-        _, hits, _, _ = ask  # (question, hits, asked when, as of)
         call = agent.call(ask)
         out.append({"messages": messages(call.system, call.user), "schema": call.schema, "max_tokens": call.max_tokens,
-                    "prefix": call.prefix, "gold": qa.answer, "category": qa.category, "n_memories": len(hits)})
+                    "prefix": call.prefix, "gold": qa.answer, "category": qa.category, "n_memories": len(ask.hits)})
     return out
 
 

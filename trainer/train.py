@@ -33,6 +33,8 @@ from policy.prompts import ANSWER_PROMPT_VERSION, PROMPT_VERSION
 from policy.runtime import LlamaCppLLM
 
 from . import base_model, history as histories, rewards, rollouts
+from .curves import curve, plot
+from .lora import lora
 
 KINDS = ("manager", "answer")
 ALGOS = ("grpo", "grpo-trl", "sft", "ppo")
@@ -92,7 +94,7 @@ class TrainConfig:
 
 # ---- data ------------------------------------------------------------------------------------
 
-class Task:
+class TrainingTask:
     """Examples + the reward of one policy over some replayed histories."""
 
     def __init__(self, cfg: TrainConfig, hist: list[histories.History], llm: LlamaCppLLM):
@@ -148,12 +150,6 @@ class Task:
 
 # ---- training --------------------------------------------------------------------------------
 
-def lora(net, cfg: TrainConfig):
-    from peft import LoraConfig
-    n = net.config.num_hidden_layers
-    return LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, lora_dropout=0.0, task_type="CAUSAL_LM",
-                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-                      layers_to_transform=list(range(max(n - cfg.lora_layers, 0), n)))
 
 
 def _callback(out: Path, on_step: Callable[[int, dict], None] | None):
@@ -189,10 +185,9 @@ def _dataset(examples: list[dict]):
 _KEY_ORDER = ("answer", "relevant", "op", "target", "text")  # the served grammar's order (policy/prompts.py)
 
 
-def sft_examples(task: Task, llm: LlamaCppLLM, n: int, progress=None) -> list[dict]:
+def sft_examples(task: TrainingTask, llm: LlamaCppLLM, n: int, progress=None) -> list[dict]:
     """Behaviour cloning (best-of-n): the best-scoring sampled output of each prompt, where it
     scores above 0."""
-    from policy import prompts
     out = []
     for j, row in enumerate(task.examples):
         if len(out) >= n:
@@ -217,7 +212,7 @@ def sft_examples(task: Task, llm: LlamaCppLLM, n: int, progress=None) -> list[di
     return out
 
 
-def validate(net, tokenizer, task: Task, n: int, max_new_tokens: int) -> list[float]:
+def validate(net, tokenizer, task: TrainingTask, n: int, max_new_tokens: int) -> list[float]:
     """Greedy outputs of `net` on the first n examples, scored by the task's reward."""
     import torch
     scores = []
@@ -311,22 +306,22 @@ def run(cfg: TrainConfig, progress: Callable[[str, int, int | None], None] | Non
     return result
 
 
-def _tasks(cfg: TrainConfig, llm: LlamaCppLLM, out: Path, say) -> tuple[Task, Task | None, dict]:
+def _tasks(cfg: TrainConfig, llm: LlamaCppLLM, out: Path, say) -> tuple[TrainingTask, TrainingTask | None, dict]:
     """The training and validation tasks, and what the run records of its data: LoCoMo
     conversations (replayed histories), or a user's bank and QA file with a held-out share."""
     if cfg.from_bank is None:
         build = lambda c, label: histories.build(cfg.data, c, llm, bank_policy=cfg.bank_policy,  # noqa: E731
                                                  progress=lambda n, t, _i: say(label, n, t))
-        task = Task(cfg, [build(c, "history") for c in cfg.conversations], llm)
-        val = Task(cfg, [build(cfg.val, "val history")], llm) if cfg.val else None
+        task = TrainingTask(cfg, [build(c, "history") for c in cfg.conversations], llm)
+        val = TrainingTask(cfg, [build(cfg.val, "val history")], llm) if cfg.val else None
         return task, val, {"data_sha256": sha256_file(Path(cfg.data))}
     from evaluation import own
     train_q, val_q = own.split(own.load_qa(cfg.qa), cfg.val_fraction, cfg.seed)
     if not train_q:
         raise BadInput(f"--val-fraction {cfg.val_fraction} leaves no question of {cfg.qa} to train on")
     hist = histories.from_bank(cfg.db, cfg.from_bank, train_q + val_q, out / "source.db")
-    task = Task(cfg, [replace(hist, questions=train_q)], llm)
-    val = Task(cfg, [replace(hist, conversation=f"{hist.conversation} (held out)", questions=val_q)], llm) \
+    task = TrainingTask(cfg, [replace(hist, questions=train_q)], llm)
+    val = TrainingTask(cfg, [replace(hist, conversation=f"{hist.conversation} (held out)", questions=val_q)], llm) \
         if val_q else None
     return task, val, {"qa_sha256": sha256_file(Path(cfg.qa)), "bank_anchor": hist.store.head()["anchor"],
                        "questions": {"train": len(train_q), "held_out": len(val_q)}}
@@ -351,40 +346,4 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
 
 
-def curve(out: Path) -> list[dict]:
-    """Per step: mean reward (GRPO) or loss (SFT), from OUT/log.jsonl; the last entry for a step wins."""
-    rows = {}
-    path = out / "log.jsonl"
-    for line in path.read_text().splitlines() if path.exists() else []:
-        r = json.loads(line)
-        if "reward" in r or "loss" in r:
-            rows[r["step"]] = {k: r[k] for k in ("step", "reward", "reward_std", "loss") if r.get(k) is not None}
-    return [rows[k] for k in sorted(rows)]
 
-
-def plot(out: Path, result: dict) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pts = result["curve"]
-    key = "reward" if any("reward" in p for p in pts) else "loss"
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    xs = [p["step"] for p in pts if key in p]
-    ys = [p[key] for p in pts if key in p]
-    ax.plot(xs, ys, marker="o", label=f"train {key}")
-    if len(ys) >= 4:
-        w = max(2, len(ys) // 5)
-        ax.plot(xs[w - 1:], [sum(ys[i - w + 1:i + 1]) / w for i in range(w - 1, len(ys))], label=f"moving mean ({w})")
-    v = result.get("validation")
-    if v:
-        ax.axhline(v["base"], color="gray", ls="--", label=f"val base {v['base']:.3f}")
-        ax.axhline(v["trained"], color="green", ls="--", label=f"val trained {v['trained']:.3f}")
-    ax.set_xlabel("step")
-    ax.set_ylabel(key)
-    ax.legend()
-    fig.tight_layout()
-    path = out / "reward_curve.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

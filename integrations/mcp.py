@@ -2,8 +2,8 @@
 the official `mcp` SDK.
 
 Every tool takes the bank to work in (`bank`, or mem0-style `user_id` / `agent_id` / `run_id`, mapped
-to a bank by `memstore.compat.scope_bank`; none means the server's default bank) and never reads or
-writes another. Banks, stores and the model are those of one `memstore.compat.Memory`, so a memory
+to a bank by `integrations.mem0.scope_bank`; none means the server's default bank) and never reads or
+writes another. Banks, stores and the model are those of one `integrations.mem0.Memory`, so a memory
 added here carries the same metadata and shape as through the mem0-compatible API. Tools:
 observe, add/get/list/search/update/delete memories, delete_all_memories, ask, memory_history,
 why_memory, restore_memory, and erase_memory only with --allow-erase; resources list the banks and
@@ -27,9 +27,9 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from memstore import MemoryStore
-from memstore.compat import Memory, scope_bank
+from .mem0 import Memory, scope_bank
 from memstore.errors import BadInput, MemstoreError, NotFound
-from memstore.store import check_bank
+from memstore.args import check_bank
 
 INSTRUCTIONS = """Long-term memory backed by an append-only, hash-chained event log. Nothing is
 lost: updates and deletions are events, `memory_history` shows every version, `why_memory`
@@ -83,11 +83,11 @@ class MemoryServer:
         return scope_bank(**ids) if ids else check_bank(bank or self.default_bank)
 
     def store(self, bank: str | None, ids: dict) -> MemoryStore:
-        return self.memory._store(self.bank(bank, ids))
+        return self.memory.banks.store(self.bank(bank, ids))
 
     def agent(self, bank: str | None, ids: dict):
         """The manager and answer agent of a bank, on the one model (loaded on first use)."""
-        return self.memory._agent(self.bank(bank, ids))
+        return self.memory.banks.agent(self.bank(bank, ids))
 
     def run(self, work: Callable[[], Any]) -> Any:
         """One tool call: serialised, and every user error turned into a one-line tool error."""

@@ -1,5 +1,5 @@
 """mem0's Python API on the event-sourced store, so an agent written for mem0 switches by changing
-one import: `from memstore.compat import Memory`.
+one import: `from integrations.mem0 import Memory`.
 
 What it keeps from mem0: the methods (`add / search / get_all / get / update / delete / delete_all
 / history / reset`), their arguments (mem0 1.x's top-level `user_id=` and 2.x's `filters=` both
@@ -19,8 +19,7 @@ ids (e-mails, spaces, long ids), `h:` + a sha256 prefix of the triple. The mappi
 bank only (another bank's id reads as unknown); without a scope, the bank holding it is found.
 
 `infer=True` (the default, as in mem0) turns each message into memory ops through a Memory
-Manager policy (`policy="llm"` by default; the local model loads on first use). That is the one
-place this module reaches up into `policy/`, lazily: everything else is the store alone."""
+Manager policy (`policy="llm"` by default; the local model loads on first use, and only there)."""
 
 from __future__ import annotations
 
@@ -30,9 +29,12 @@ import re
 import uuid
 from typing import Any
 
-from .clock import to_stamp
-from .errors import BadInput, NotFound
-from .store import MemoryStore, check_bank
+from memstore.clock import to_stamp
+from memstore.errors import BadInput, NotFound
+from memstore.args import check_bank
+from memstore.store import MemoryStore
+
+from .banks import Banks
 
 SCOPE_KEYS = ("user_id", "agent_id", "run_id")
 _PREFIX = {"user_id": "u", "agent_id": "a", "run_id": "r"}
@@ -187,10 +189,8 @@ class Memory:
 
     def __init__(self, path: str = "memstore.db", *, policy: str = "llm", model: str | None = None,
                  endpoint: str | None = None, llm: Any = None, timeout: float = 10.0):
-        self.path, self.policy, self.model, self.endpoint = path, policy, model, endpoint
-        self._llm, self._timeout = llm, timeout
-        self._stores: dict[str, MemoryStore] = {}
-        self._agents: dict[str, Any] = {}
+        self.path = path
+        self.banks = Banks(path, policy=policy, model=model, endpoint=endpoint, llm=llm, timeout=timeout)
 
     # mem0 config keys accepted by from_config; only "llm" is used (see from_config)
     _MEM0_KEYS = {"vector_store", "llm", "embedder", "graph_store", "reranker", "history_db_path", "version",
@@ -220,21 +220,6 @@ class Memory:
                    endpoint=endpoint)
 
     # ---- plumbing --------------------------------------------------------------------------
-    def _store(self, bank: str) -> MemoryStore:
-        if bank not in self._stores:
-            self._stores[bank] = MemoryStore(self.path, check_bank(bank), timeout=self._timeout)
-        return self._stores[bank]
-
-    def _agent(self, bank: str):
-        """The manager policy for `infer=True`, on one shared model (loaded on first use)."""
-        if bank not in self._agents:
-            from policy.agent import MemoryAgent  # the one upward reach, lazy: see the module docstring
-            from policy.runtime import load
-            if self._llm is None:
-                self._llm = load(self.model, endpoint=self.endpoint)
-            self._agents[bank] = MemoryAgent(store=self._store(bank), llm=self._llm, policy=self.policy)
-        return self._agents[bank]
-
     def _scope(self, user_id=None, agent_id=None, run_id=None, filters=None, bank=None,
                required: bool = True) -> tuple[str | None, dict, dict]:
         """(bank, scope ids, metadata filters) from top-level ids, `filters` or `bank`."""
@@ -275,13 +260,13 @@ class Memory:
             if not banks:
                 raise NotFound(f"no memory {memory_id!r}")
             bank = banks[0]
-        store = self._store(bank)
+        store = self.banks.store(bank)
         if store._current(memory_id) is None:
             raise NotFound(f"no memory {memory_id!r} in bank {bank!r}")
         return store
 
     def _root(self) -> MemoryStore:
-        return self._store(next(iter(self._stores), "default"))
+        return self.banks.first()
 
     def _provenance(self, store: MemoryStore, seq: int) -> tuple[dict | None, dict, str | None]:
         """(metadata, scope ids, role of the message) of a memory version: from the event written
@@ -338,7 +323,7 @@ class Memory:
         msgs = [m for m in _messages(messages) if m["role"] != "system"]
         metadata = _metadata(metadata)
         at = to_stamp(timestamp)
-        store = self._store(bank)
+        store = self.banks.store(bank)
         prov = {"metadata": metadata, "scope": ids}
         results = []
         if not infer:
@@ -350,7 +335,7 @@ class Memory:
                     results.append({"id": ev.memory_id, "memory": ev.text, "event": "ADD", "actor_id": None,
                                     "role": msg["role"], "created_at": ev.valid_at, "metadata": metadata, **ids})
             return {"results": results}
-        agent = self._agent(bank)
+        agent = self.banks.agent(bank)
         for msg in msgs:
             for ev in agent.observe(self._speaker(msg, ids), msg["content"], at, message_id=uuid.uuid4().hex,
                                     meta={**prov, "role": msg["role"]}):
@@ -385,7 +370,7 @@ class Memory:
         as_of = as_of if as_of is not None else reference_date
         bank, _, meta_filters = self._scope(user_id, agent_id, run_id, filters, bank)
         k = self._count(top_k, limit, 20)
-        store = self._store(bank)
+        store = self.banks.store(bank)
         if k == 0:
             return {"results": []}  # as mem0's top_k=0
         # with metadata filters, rank every alive memory (search caps k at the alive count), then filter
@@ -408,7 +393,7 @@ class Memory:
         (mem0's default 20)."""
         bank, _, meta_filters = self._scope(user_id, agent_id, run_id, filters, bank)
         k = self._count(top_k, limit, 20)
-        store = self._store(bank)
+        store = self.banks.store(bank)
         items = [self._item(store, m.id, m.text, m.valid_at, m.seq) for m in store.replay(as_of)]
         return {"results": [i for i in items if self._keep(i, meta_filters)][:k]}
 
@@ -451,7 +436,7 @@ class Memory:
                    bank: str | None = None, reason: str | None = None) -> dict:
         """End every live memory of the scope, in one transaction (each one restorable)."""
         bank, _, _ = self._scope(user_id, agent_id, run_id, None, bank)
-        n = self._end_all(self._store(bank), reason or "delete_all through the mem0-compatible API")
+        n = self._end_all(self.banks.store(bank), reason or "delete_all through the mem0-compatible API")
         return {"message": "Memories deleted successfully!", "deleted": n}
 
     def reset(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
@@ -461,7 +446,7 @@ class Memory:
         restored, and `get_all(as_of=...)` still shows the past."""
         scoped, _, _ = self._scope(user_id, agent_id, run_id, None, bank, required=False)
         for b in [scoped] if scoped else self._root().banks():
-            self._end_all(self._store(b), "reset through the mem0-compatible API")
+            self._end_all(self.banks.store(b), "reset through the mem0-compatible API")
 
     @staticmethod
     def _end_all(store: MemoryStore, reason: str) -> int:
@@ -494,10 +479,7 @@ class Memory:
         return self._locate(memory_id, **scope).why(memory_id)
 
     def close(self) -> None:
-        for store in self._stores.values():
-            store.close()
-        self._stores.clear()
-        self._agents.clear()
+        self.banks.close()
 
     def __enter__(self) -> "Memory":
         return self

@@ -1,0 +1,62 @@
+"""The `memstore` app and what its command modules share: the global options (`--db`, `--bank`,
+`--timeout`, which go before the subcommand), the options several commands take, and opening
+the store."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from memstore import MemoryStore
+
+app = typer.Typer(help="Event-sourced memory store for LLM agents.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None)
+
+_display_type = typer.core.TyperOption.display_type_rich
+
+
+def _flag_display_type(self, ctx):
+    """A flag takes no value, so help shows none (typer prints `--json <bool>`, `--help <bool>`)."""
+    return None if self.is_flag and self.metavar is None else _display_type(self, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _flag_display_type
+
+
+class State:
+    db: Path = Path("memstore.db")
+    bank: str = "default"
+    timeout: float = 10.0
+
+
+def open_store(create: bool = False) -> MemoryStore:
+    return MemoryStore(State.db, State.bank, create=create, timeout=State.timeout)
+
+
+def note_unknown_bank(store: MemoryStore) -> None:
+    """A read of a bank that holds nothing says so on stderr (a misspelled --bank would otherwise
+    look like an empty one); stdout stays what the command prints."""
+    banks = store.banks()
+    if store.bank not in banks:
+        print(f"memstore: note: bank {store.bank!r} has no events or inputs in {store.path} "
+              f"(banks: {', '.join(banks) or 'none yet'})", file=sys.stderr)
+
+
+JsonOpt = typer.Option(False, "--json", help="Print only JSON on stdout.")
+AtOpt = typer.Option(None, "--at", help="When the fact was observed (ISO date/datetime); default now.")
+ReasonOpt = typer.Option(None, "--reason", help="Why (kept in the log).")
+PolicyOpt = typer.Option("llm", "--policy", help="append | heuristic | llm | learned")
+ModelOpt = typer.Option(None, "--model", help="qwen (default) | smollm2 | gemma3-270m | PATH.gguf | endpoint model name")
+AdapterOpt = typer.Option(None, "--adapter", help="Manager LoRA adapter in GGUF for --policy learned (default: the shipped one)")
+AnswerAdapterOpt = typer.Option(None, "--answer-adapter", help="Answer Agent LoRA adapter in GGUF for --policy learned (default: the shipped one)")
+EndpointOpt = typer.Option(None, "--endpoint", help="OpenAI-compatible URL instead of a local model")
+
+
+@app.callback()
+def main(db: Path = typer.Option(Path("memstore.db"), "--db", envvar="MEMSTORE_DB", help="SQLite file."),
+         bank: str = typer.Option("default", "--bank", envvar="MEMSTORE_BANK", help="Bank (tenant) name."),
+         timeout: float = typer.Option(10.0, "--timeout", envvar="MEMSTORE_TIMEOUT",
+                                       help="Seconds to wait for another writer's lock.")) -> None:
+    State.db, State.bank, State.timeout = db, bank, timeout
