@@ -151,3 +151,13 @@ def test_mem0_calls_behave_alike_on_mem0_and_memstore(tmp_path):
         elif outcome[0] == "ok":
             problems += same_shape(in_order(a), in_order(b), name)
     assert not problems, "\n".join(problems)
+
+
+def test_the_docs_table_names_every_deliberate_difference():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "guide" / "mem0-and-mcp.md").read_text()
+    table = page.split("## Where memstore differs from mem0 on purpose", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and "---" not in line}
+    assert set(DELIBERATE) <= rows
+    assert "history, actor_id" in rows and len(DELIBERATE_FIELDS) == 1  # the one field difference
