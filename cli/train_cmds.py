@@ -9,7 +9,7 @@ import typer
 
 from memstore.errors import BadInput
 
-from .app import app
+from .app import JsonOpt, app
 from .render import console, emit_json, phase_progress, table
 
 
@@ -39,8 +39,10 @@ def train(policy: str = typer.Argument(..., help="manager | answer | extract"),
           val_examples: Optional[int] = typer.Option(None, "--val-examples", min=1, help="Validation questions "
                                                      "(default: 12 of --val; every held-out one with --from-bank)."),
           model: Optional[str] = typer.Option(None, "--model", help="Base GGUF: qwen (default) | PATH.gguf"),
+          empty_share: float = typer.Option(0.3, "--empty-share", min=0.0, max=10.0, help="extract: turns without "
+                                            "observations trained on (target: no facts), as a share of those with."),
           out: Path = typer.Option(..., "--out", help="Run folder (resumable)."),
-          as_json: bool = typer.Option(False, "--json")) -> None:
+          as_json: bool = JsonOpt) -> None:
     """Train the Memory Manager or the Answer Agent (LoRA) from answer correctness alone, on
     replayed histories of LoCoMo conversations or on your own bank and questions (--from-bank);
     or fact extraction (`extract`) by supervised fine-tuning on the annotated observations of
@@ -49,7 +51,7 @@ def train(policy: str = typer.Argument(..., help="manager | answer | extract"),
         if data is None or from_bank:
             raise BadInput("train extract learns from LoCoMo observations: give --data (and --conversations)")
         _train_extract(data, conversations, epochs or 1.0, learning_rate if learning_rate != 5e-5 else 1e-4,
-                       lora_layers, model, out, as_json)
+                       lora_layers, empty_share, model, out, as_json)
         return
     from trainer.train import TrainConfig, run
 
@@ -87,12 +89,12 @@ def train(policy: str = typer.Argument(..., help="manager | answer | extract"),
     console.print(f"adapter: {out / 'adapter'}   curve: {out / 'reward_curve.png'}   export: memstore export {out} --gguf PATH")
 
 
-def _train_extract(data: Path, conversations: str, epochs: float, lr: float, lora_layers: int,
+def _train_extract(data: Path, conversations: str, epochs: float, lr: float, lora_layers: int, empty_share: float,
                    model: Optional[str], out: Path, as_json: bool) -> None:
     from trainer.extraction import ExtractConfig, run
 
     cfg = ExtractConfig(data=str(data), conversations=[c for c in conversations.split(",") if c], out=str(out),
-                        model=model, epochs=epochs, learning_rate=lr, lora_layers=lora_layers)
+                        model=model, epochs=epochs, learning_rate=lr, lora_layers=lora_layers, empty_share=empty_share)
     with phase_progress(disable=as_json) as progress:
         bar = progress.add_task("extract sft", total=None)
         result = run(cfg, progress=lambda n, total, loss: progress.update(
