@@ -11,19 +11,10 @@ import typer
 
 from memstore import MemoryStore
 
+# plain click help: rich markup would eat bracketed words ("the [browse] extra") and print flags
+# as taking a value ("--json <bool>")
 app = typer.Typer(help="Event-sourced memory store for LLM agents.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None)
-
-_display_type = typer.core.TyperOption.display_type_rich
-
-
-def _flag_display_type(self, ctx):
-    """A flag takes no value, so help shows none (typer prints `--json <bool>`, `--help <bool>`)."""
-    return None if self.is_flag and self.metavar is None else _display_type(self, ctx)
-
-
-typer.core.TyperOption.display_type_rich = _flag_display_type
-
 
 class State:
     db: Path = Path("memstore.db")

@@ -84,8 +84,9 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
              memories: int | None = None, expire_after: tuple[str, ...] = (), endpoint: str | None = None) -> list[dict]:
     """Ingest the task's turns into bank `policy_name`, then answer and grade its questions.
     `adapters` (manager, answer) apply to the learned policy (default: the shipped ones);
-    `memories` shown per answer (default: 10, or for `learned` the count its answer adapter was trained with); `expire_after`: the rules
-    of the `stack` policy; `endpoint`: mem0's LLM (default: the backbone served on loopback)."""
+    `memories` shown per answer (default: 10, or for `learned` the count its answer adapter was
+    trained with); `expire_after`: the rules of the `stack` policy; `endpoint`: mem0's LLM
+    (default: the backbone served on loopback)."""
     learned = policy_name == "learned"
     if policy_name == "observations":
         if task.observations is None:
@@ -104,7 +105,8 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
     answered_before = len(done)
     store = MemoryStore(out / f"{task.name}.db", policy_name)
     try:
-        _check_same_models(timing, store, answered_before > 0, manager=policy.actor + (f"/{task.scope}" if task.scope else ""),
+        _check_same_models(timing, store, answered_before > 0,
+                           manager=policy.actor + (f"/{task.scope}" if task.scope else ""),
                            answerer=_answerer_id(answerer), judge=judge_llm.identity)
     except BadInput:
         store.close()

@@ -7,7 +7,8 @@ writes another. Banks, stores and the model are those of one `integrations.mem0.
 added here carries the same metadata and shape as through the mem0-compatible API. Tools:
 observe, add/get/list/search/update/delete memories, delete_all_memories, ask, memory_history,
 why_memory, restore_memory, and erase_memory only with --allow-erase; resources list the banks and
-a bank's memories now or as of a time; prompts ask for an answer from memory and for a memory's audit. A user error (unknown id, bad time, a deleted memory...) comes back as an MCP tool error
+a bank's memories now or as of a time; prompts ask for an answer from memory and for a memory's
+audit. A user error (unknown id, bad time, a deleted memory...) comes back as an MCP tool error
 with the store's one-line message; the server keeps serving. The local model loads once, on the
 first tool that needs it (`observe`, `ask`). Calls are served one at a time: the SDK runs sync
 tools on worker threads, and a store connection is not for two threads at once."""
@@ -27,9 +28,10 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from memstore import MemoryStore
-from .mem0 import Memory, scope_bank
-from memstore.errors import BadInput, MemstoreError, NotFound
 from memstore.args import check_bank
+from memstore.errors import BadInput, MemstoreError, NotFound
+
+from .mem0 import Memory, scope_bank
 
 INSTRUCTIONS = """Long-term memory backed by an append-only, hash-chained event log. Nothing is
 lost: updates and deletions are events, `memory_history` shows every version, `why_memory`

@@ -86,10 +86,10 @@ class AnswerAgent:
             one = calls[0]  # same system prompt, schema and budget for every call of one size
             for i, got in zip(idx, self.llm.json_many(one.system, [c.user for c in calls], one.schema,
                                                       max_tokens=one.max_tokens)):
-                question, hits, as_of = asks[i].question, asks[i].hits, asks[i].as_of
+                ask = asks[i]
                 if got is None:
-                    out[i] = Answer(question, "", [], hits, as_of)
+                    out[i] = Answer(ask.question, "", [], ask.hits, ask.as_of)
                     continue
-                kept = [hits[j - 1] for j in dict.fromkeys(got.get("relevant", [])) if 1 <= j <= len(hits)]
-                out[i] = Answer(question, str(got.get("answer", "")).strip(), kept, hits, as_of)
+                kept = [ask.hits[j - 1] for j in dict.fromkeys(got.get("relevant", [])) if 1 <= j <= len(ask.hits)]
+                out[i] = Answer(ask.question, str(got.get("answer", "")).strip(), kept, ask.hits, ask.as_of)
         return out

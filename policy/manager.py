@@ -36,7 +36,7 @@ class Decision:
 class ManagerPolicy:
     name = "base"
     k = 5            # related memories retrieved per fact
-    # Earlier messages of the session an extraction reads. None for the plain backbone: on conv-30
+    # Earlier messages of the session an extraction reads. 0 for the plain backbone: on conv-30
     # the two-message window gave the untrained 0.5B the same recall of the annotated observations
     # (61.5% vs 60.4%), more unmatched facts and 1.8x the extraction time (docs/results/facts.md);
     # an extraction adapter is served with the window it was trained on (policy/agent.py).

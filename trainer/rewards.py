@@ -96,10 +96,9 @@ def apply_op(bank: Fork, op: Op, fact: str, candidate_ids: Sequence[str], day: s
     return out
 
 
-def view_key(view: tuple) -> tuple:
-    """(question, asked_at, hits) -> what the answer depends on: the question, its day, the memories shown."""
-    question, asked_at, hits = view
-    return question, asked_at[:10], tuple(prompts.dated(hits))
+def view_key(view: Ask) -> tuple:
+    """What an answer depends on: the question, its day, the memories shown."""
+    return view.question, view.when, tuple(prompts.dated(view.hits))
 
 
 class ForkAnswerer:
@@ -112,17 +111,17 @@ class ForkAnswerer:
         self._answers: dict[tuple, str] = {}
         self.calls = 0
 
-    def views(self, questions: Sequence[tuple[str, str]], bank: Fork) -> list[tuple]:
-        """(question, asked_at, the memories the answerer is shown on `bank`) for each question."""
-        return [(q, at, tuple(self.agent.retrieve(bank, q, at))) for q, at in questions]
+    def views(self, questions: Sequence[tuple[str, str]], bank: Fork) -> list[Ask]:
+        """Each (question, asked_at) as the serving agent asks it on `bank`, as of when it is asked."""
+        return [self.agent.ask(bank, q, at, at) for q, at in questions]
 
-    def answers(self, views: Sequence[tuple]) -> list[str]:
+    def answers(self, views: Sequence[Ask]) -> list[str]:
         """The answer to each view; the ones not yet cached are computed in one batch."""
         keys = [view_key(v) for v in views]
         todo = {}
         for k, v in zip(keys, views):
             if k not in self._answers:
-                todo.setdefault(k, Ask(v[0], list(v[2]), v[1][:10], v[1]))
+                todo.setdefault(k, v)
         if todo:
             self.calls += len(todo)
             for k, a in zip(todo, self.agent.answer_many(list(todo.values()))):
