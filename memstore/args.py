@@ -27,13 +27,15 @@ def optional_text(name: str, value: Any) -> str | None:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise BadInput(f"{name} is not valid UTF-8 text (it holds a lone surrogate)") from None
+        if "\x00" in value:  # PostgreSQL stores no NUL in text: one contract on both engines
+            raise BadInput(f"{name} holds a NUL character, which memstore does not store")
     return value
 
 
 def memory_id_arg(value: Any) -> str:
     if not isinstance(value, str):
         raise BadInput(f"a memory id must be a string, not {type(value).__name__}")
-    return value
+    return optional_text("a memory id", value)
 
 
 def source_arg(value: Any) -> list[str]:

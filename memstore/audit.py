@@ -10,7 +10,7 @@ from .chain import GENESIS, content_digest, event_hash, input_hash
 from .errors import BadInput, NotFound
 from .integrity import check_projection
 from .records import Event
-from .schema import EVENT_CONTENT, INPUT_CONTENT, PROTECTION_TRIGGERS
+from .schema import EVENT_CONTENT, INPUT_CONTENT
 
 if TYPE_CHECKING:
     from .store import MemoryStore
@@ -95,7 +95,7 @@ def verify(store: "MemoryStore", *, all_banks: bool = False, deep: bool = False,
     input is named by an ERASE tombstone; every event's hash and link (HMACs with the file's key
     when it is keyed), the input chain head it is bound to, its content digest (unless erased),
     that erased events carry no text and have a tombstone; that the projection equals the fold of
-    the log (`deep`: its R*Tree too); and each anchor SEQ:HASH: the event at SEQ is in a checked
+    the log (`deep`: its index of intervals too, the R*Tree on SQLite); and each anchor SEQ:HASH: the event at SEQ is in a checked
     bank with that hash, so nothing up to it, events or the inputs before them, was cut or
     rewritten. An anchor that names no checked event fails."""
     wanted = [parse_anchor(a) for a in anchors]
@@ -167,7 +167,7 @@ def verify(store: "MemoryStore", *, all_banks: bool = False, deep: bool = False,
             if row["seq"] in anchored:
                 hashes[row["seq"]] = row["hash"]
             tail = row["hash"]
-        projection = check_projection(store.conn, bank, deep=deep)
+        projection = check_projection(store.engine, bank, deep=deep)
         if projection:
             return broken(bank, projection["first_broken_seq"], projection["problem"])
     for seq, digest in wanted:
@@ -181,8 +181,8 @@ def verify(store: "MemoryStore", *, all_banks: bool = False, deep: bool = False,
         if strays:
             return broken(sorted(strays)[0], None, "projection: versions of a bank that has no events")
     # last: a break in the data above names what was done; a missing trigger only that it could be
-    present = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
-    missing = [t for t in PROTECTION_TRIGGERS if t not in present]
+    present = store.engine.trigger_names()
+    missing = [t for t in store.engine.protection_triggers if t not in present]
     if missing:
         return broken(store.bank, None, f"protection trigger {missing[0]} is missing: the file was altered outside "
                                         f"memstore (`memstore repair` puts the triggers back)")

@@ -4,11 +4,11 @@
 them in step with every insert, and refuse any other write. Triggers can be dropped by whoever
 holds the file, so `verify` also proves the derived rows equal the fold of the events (what the
 log says each version is and when it ended) and names the first difference; `verify --deep` also
-checks every R*Tree box; `repair` rebuilds all of it from the log."""
+checks the engine's index of the intervals too (every R*Tree box on SQLite); `repair` rebuilds all
+of it from the log."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from .schema import LIVE_OPS, _EPOCH, ddl_statements
@@ -16,7 +16,7 @@ from .schema import LIVE_OPS, _EPOCH, ddl_statements
 COLUMNS = ("event_seq", "memory_id", "start_valid", "end_valid", "end_seq", "op", "text", "actor", "reason")
 
 
-def fold_versions(conn: sqlite3.Connection, bank: str) -> list[tuple]:
+def fold_versions(conn, bank: str) -> list[tuple]:
     """The `versions` rows the log of `bank` implies, in event order: each applied ADD / UPDATE /
     RESTORE that was not erased, ended by the memory's next state-changing event."""
     rows: dict[int, list] = {}
@@ -34,8 +34,9 @@ def fold_versions(conn: sqlite3.Connection, bank: str) -> list[tuple]:
     return [tuple(r) for r in rows.values()]
 
 
-def check_projection(conn: sqlite3.Connection, bank: str, *, deep: bool = False) -> dict[str, Any] | None:
+def check_projection(engine, bank: str, *, deep: bool = False) -> dict[str, Any] | None:
     """None if the derived rows of `bank` equal the fold of its log, else the first difference."""
+    conn = engine.conn
     expected = fold_versions(conn, bank)
     actual = [tuple(r) for r in conn.execute(
         f"SELECT {', '.join(COLUMNS)} FROM versions WHERE bank = ? ORDER BY event_seq", (bank,))]
@@ -52,9 +53,13 @@ def check_projection(conn: sqlite3.Connection, bank: str, *, deep: bool = False)
         seq = (expected if len(expected) > len(actual) else actual)[min(len(expected), len(actual))][0]
         what = "is missing" if len(expected) > len(actual) else "should not exist"
         return {"first_broken_seq": seq, "problem": f"projection: the version of event {seq} {what}"}
-    if not deep:
-        return None
-    if expected and conn.execute("SELECT 1 FROM banks WHERE name = ?", (bank,)).fetchone() is None:
+    return engine.check_index(bank) if deep else None
+
+
+def check_rtree(conn, bank: str) -> dict[str, Any] | None:
+    """SQLite: every closed version has its R*Tree box, covering its interval, and no other box exists."""
+    if (conn.execute("SELECT 1 FROM versions WHERE bank = ? LIMIT 1", (bank,)).fetchone()
+            and conn.execute("SELECT 1 FROM banks WHERE name = ?", (bank,)).fetchone() is None):
         return {"first_broken_seq": None, "problem": "projection: the bank is missing from the banks table"}
     bad = conn.execute(f"""
         SELECT v.event_seq FROM versions v JOIN banks b ON b.name = v.bank
@@ -73,8 +78,8 @@ def check_projection(conn: sqlite3.Connection, bank: str, *, deep: bool = False)
     return None
 
 
-def repair(conn: sqlite3.Connection) -> dict[str, int]:
-    """Rebuild `banks`, `versions` and the R*Tree of every bank from the log, and put back any
+def repair(conn) -> dict[str, int]:
+    """SQLite: rebuild `banks`, `versions` and the R*Tree of every bank from the log, and put back any
     protection trigger that was dropped, in the caller's transaction; returns the number of
     versions per bank."""
     banks = [r[0] for r in conn.execute("SELECT DISTINCT bank FROM events ORDER BY bank")]

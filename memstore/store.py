@@ -1,4 +1,5 @@
-"""MemoryStore: the Python API over one SQLite event log, scoped to one bank.
+"""MemoryStore: the Python API over one event log (a SQLite file or a PostgreSQL database),
+scoped to one bank.
 
 Every change is an appended event; the bank at any moment is a projection (`replay`). The CLI
 is a thin layer over this class."""
@@ -8,24 +9,22 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import sqlite3
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from . import audit, projection
+from . import audit
 from .chain import GENESIS, content_digest, event_hash, input_hash, key_id, load_key, new_salt
 from .clock import now_stamp, parse_cutoff, to_stamp
-from .db import connect, describe_sqlite_error, sqlite_errors
+from .engines import open_engine
 from .args import check_bank, count_arg, memory_id_arg, optional_text, short as _short, source_arg
-from .durability import GroupSync
 from .embed import text_hash
 from .errors import BadInput, InvalidOperation, NotFound, StoreUnavailable
 from .records import Event, Input, Memory
 from .embed import Embedder, default_embedder
 from .vector_view import Hit, VectorView, drop_saved
-from .schema import _EPOCH, EVENT_CONTENT, INPUT_CONTENT, LIVE_OPS
+from .schema import EVENT_CONTENT, INPUT_CONTENT, LIVE_OPS
 
 _STATE = "outcome = 'applied' AND op <> 'NOOP'"
 FACT_WINDOW = 4  # the most earlier inputs of a session an extraction may read: erase drops the cached
@@ -67,7 +66,7 @@ def _json(value: Any) -> str | None:
 
 
 class MemoryStore:
-    """An event-sourced memory bank in a SQLite file.
+    """An event-sourced memory bank in a SQLite file, or in PostgreSQL with a `postgresql://` URL.
 
     >>> store = MemoryStore("agent.db", bank="alice")
     >>> m = store.add("Alice has a dog named Rex", at="2023-05-08")
@@ -76,22 +75,18 @@ class MemoryStore:
     ['Alice has a dog named Rex']
     """
 
-    BULK_CHECKPOINT_PAGES = 20_000  # ~80 MB of WAL between checkpoints while bulk() appends
-
     def __init__(self, path: str | Path = "memstore.db", bank: str = "default", *,
                  create: bool = True, actor: str = "user", timeout: float = 10.0,
                  embedder: "Embedder | None" = None, key: str | bytes | None = None):
-        self.path = Path(path)
         self.bank = check_bank(bank)
         self.actor = actor
         self._timeout = timeout
-        self.db = connect(self.path, create=create, timeout=timeout)
-        self.conn: sqlite3.Connection = self.db.conn
-        self._sync = GroupSync(self.path)
+        self.engine = open_engine(path, create=create, timeout=timeout)
+        self.path = self.engine.url if self.engine.name == "postgresql" else self.engine.path
+        self.conn = self.engine.conn
         self._depth = 0
         self._bulk: list[dict] | None = None  # the events appended inside bulk(), in order
         self._bulk_open: dict[str, tuple[int, str] | None] = {}  # inside bulk(): open version before it
-        self._next_seq: int | None = None
         self._tail: str | None = None
         self._input_tail: str | None = None  # inside a transaction: the bank's input chain head
         self._embedder = embedder
@@ -106,13 +101,13 @@ class MemoryStore:
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'chain_key_id'").fetchone()
         if row is not None:
             if self.key is not None and key_id(self.key) != row[0]:
-                raise StoreUnavailable(f"wrong MEMSTORE_KEY for database {self.path}")
+                raise StoreUnavailable(f"wrong MEMSTORE_KEY for database {self.engine.label}")
             return True
         if self.key is None:
             return False
         with self.transaction():
             if self.conn.execute("SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM inputs)").fetchone()[0]:
-                raise StoreUnavailable(f"database {self.path} has no chain key id, so its chain is unkeyed and cannot be "
+                raise StoreUnavailable(f"database {self.engine.label} has no chain key id, so its chain is unkeyed and cannot be "
                                        "keyed afterwards (if it was made with a key, its key id was removed and its chain "
                                        "recomputed: check it against an anchor); unset MEMSTORE_KEY / MEMSTORE_KEY_FILE, "
                                        "or start a new file with the key")
@@ -140,7 +135,7 @@ class MemoryStore:
 
     def _writable(self) -> None:
         if self.keyed and self.key is None:
-            raise StoreUnavailable(f"database {self.path} has a keyed chain: set MEMSTORE_KEY or MEMSTORE_KEY_FILE to write")
+            raise StoreUnavailable(f"database {self.engine.label} has a keyed chain: set MEMSTORE_KEY or MEMSTORE_KEY_FILE to write")
 
     # ---- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -148,8 +143,7 @@ class MemoryStore:
             if self._view is not None:
                 self._view.save()
         finally:
-            self.conn.close()
-            self._sync.close()
+            self.engine.close()
 
     def __enter__(self) -> "MemoryStore":
         return self
@@ -158,7 +152,7 @@ class MemoryStore:
         self.close()
 
     def with_bank(self, bank: str) -> "MemoryStore":
-        """Another bank of the same file, on its own connection (same embedder, same key)."""
+        """Another bank of the same database, on its own connection (same embedder, same key)."""
         return MemoryStore(self.path, check_bank(bank), create=False, actor=self.actor, timeout=self._timeout,
                            embedder=self._embedder, key=self.key)
 
@@ -171,48 +165,37 @@ class MemoryStore:
         """All appends inside happen atomically: a crash or an exception keeps all or none.
         Nested uses join the outer transaction."""
         if self._depth == 0:
-            self._sync.enter(self._timeout)
-            try:
-                with sqlite_errors(self.path):
-                    self.conn.execute("BEGIN IMMEDIATE")
-            except BaseException:
-                self._sync.leave()
-                raise
-            self._next_seq = self._tail = self._input_tail = None
+            self.engine.begin(self.bank, self._timeout)
+            self._tail = self._input_tail = None
         self._depth += 1
         try:
             yield self
         except BaseException as exc:
             self._depth -= 1
             if self._depth == 0:
-                try:
-                    self._abandon()
-                finally:
-                    self._sync.leave()
-                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
-                    raise describe_sqlite_error(self.path, exc) from None  # a full disk, an I/O error: one line
+                self._abandon()
+                described = self.engine.describe(exc)
+                if described is not None:
+                    raise described from None  # a full disk, an I/O error, a lost server: one line
             raise
         self._depth -= 1
         if self._depth == 0:
             try:
-                with sqlite_errors(self.path):
-                    self.conn.execute("COMMIT")
+                self.engine.commit()
             except BaseException:
-                try:
-                    self._abandon()
-                finally:
-                    self._sync.leave()
+                self._forget()
                 raise
-            self._sync.leave()
-            self._sync.after_commit()  # durable before it is acknowledged (durability.py)
+            self.engine.after_commit()  # durable before it is acknowledged
 
     def _abandon(self) -> None:
-        """After a failed transaction: roll back what is left of it (an I/O error or a full disk
-        may have rolled it back already) and forget what was read inside it."""
-        if self.conn.in_transaction:
-            with sqlite_errors(self.path):
-                self.conn.execute("ROLLBACK")
-        self._next_seq = self._tail = self._input_tail = None
+        """After a failed transaction: roll back what is left of it and forget what was read inside it."""
+        try:
+            self.engine.abandon()
+        finally:
+            self._forget()
+
+    def _forget(self) -> None:
+        self._tail = self._input_tail = None
         self._view = None  # it may have indexed rolled-back versions; reload from disk
 
     @contextlib.contextmanager
@@ -225,78 +208,21 @@ class MemoryStore:
         inside it is refused: the projection catches up only when the block ends."""
         if self._depth:
             raise InvalidOperation("bulk() starts its own transaction; it cannot run inside another")
-        # a bulk commit writes thousands of pages to the WAL; copying them back into the file every
-        # 1,000 pages (the default) made its commit 2.4x dearer at 10^6 events (bench/bench_store.py)
-        self.conn.execute(f"PRAGMA wal_autocheckpoint = {self.BULK_CHECKPOINT_PAGES}")
         try:
-            with self._bulk_transaction():
-                yield self
+            with self.transaction():
+                self.engine.bulk_start()
+                self._bulk, self._bulk_open = [], {}
+                try:
+                    yield self
+                    self.engine.bulk_end(self.bank, self._bulk, self._bulk_open)
+                finally:
+                    self._bulk, self._bulk_open = None, {}
         finally:
-            self.conn.execute("PRAGMA wal_autocheckpoint = 1000")
-
-    @contextlib.contextmanager
-    def _bulk_transaction(self) -> Iterator["MemoryStore"]:
-        with self.transaction():
-            self.conn.execute("INSERT INTO projection_guard VALUES ('bulk')")
-            self._bulk, self._bulk_open = [], {}
-            try:
-                yield self
-                self._project(self._bulk)
-            finally:
-                self._bulk, self._bulk_open = None, {}
-            self.conn.execute("DELETE FROM projection_guard")
+            self.engine.bulk_cleanup()
 
     def _not_in_bulk(self, what: str) -> None:
         if self._bulk is not None:
             raise InvalidOperation(f"cannot {what} inside bulk(): the projection catches up when the block ends")
-
-    def _project(self, rows: list[dict]) -> None:
-        """What versions_follow_log does per event, for a bulk's events at once: each state event
-        closes the memory's open version (its R*Tree box written as it closes) and a live one opens
-        the next; a memory's versions within the block are chained in memory, not in SQL."""
-        state = [r for r in rows if r["outcome"] == "applied" and r["op"] != "NOOP"]
-        if not state:
-            return
-        self.conn.execute("INSERT OR IGNORE INTO banks (name) VALUES (?)", (self.bank,))
-        bank_id = self.conn.execute("SELECT id FROM banks WHERE name = ?", (self.bank,)).fetchone()[0]
-        first: dict[str, dict] = {}
-        nxt: dict[int, dict] = {}
-        last: dict[str, dict] = {}
-        for r in state:
-            if r["memory_id"] in last:
-                nxt[last[r["memory_id"]]["seq"]] = r
-            else:
-                first[r["memory_id"]] = r
-            last[r["memory_id"]] = r
-        # the version each memory had open before the block: seen by _current when the op was
-        # checked (no second lookup), none for a new memory's ADD, looked up in SQL otherwise
-        known, unknown = [], []
-        for m, r in first.items():
-            if m in self._bulk_open:
-                if self._bulk_open[m] is not None:
-                    known.append((r["seq"], r["valid_at"], bank_id, *self._bulk_open[m]))
-            elif r["op"] != "ADD":
-                unknown.append((r["seq"], r["valid_at"], bank_id, self.bank, m))
-        self.conn.executemany(
-            f"INSERT INTO versions_rtree VALUES (?4, ?4, ?1, {_EPOCH.format('?5')}, {_EPOCH.format('?2')}, ?3, ?3)", known)
-        closed = self.conn.executemany("UPDATE versions SET end_seq = ?, end_valid = ? WHERE event_seq = ? AND end_seq IS NULL",
-                                       [(seq, valid_at, open_seq) for seq, valid_at, _, open_seq, _ in known]).rowcount
-        if closed != len(known):
-            raise StoreUnavailable(f"the projection of bank {self.bank!r} is out of step with its log "
-                                   f"(run `memstore verify`, then `memstore repair`)")
-        self.conn.executemany(f"""INSERT INTO versions_rtree
-            SELECT event_seq, event_seq, ?1, {_EPOCH.format("start_valid")}, {_EPOCH.format("?2")}, ?3, ?3
-              FROM versions WHERE bank = ?4 AND memory_id = ?5 AND end_seq IS NULL""", unknown)
-        self.conn.executemany("UPDATE versions SET end_seq = ?1, end_valid = ?2 "
-                              "WHERE bank = ?4 AND memory_id = ?5 AND end_seq IS NULL", unknown)
-        opened = [(r["seq"], self.bank, r["memory_id"], r["valid_at"], nxt.get(r["seq"], {}).get("valid_at"),
-                   nxt.get(r["seq"], {}).get("seq"), r["op"], r["text"], r["actor"], r["reason"])
-                  for r in state if r["op"] in LIVE_OPS]
-        self.conn.executemany("INSERT INTO versions (event_seq, bank, memory_id, start_valid, end_valid, end_seq, "
-                              "op, text, actor, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", opened)
-        self.conn.executemany(
-            f"INSERT INTO versions_rtree VALUES (?1, ?1, ?2, {_EPOCH.format('?3')}, {_EPOCH.format('?4')}, ?5, ?5)",
-            [(seq, end_seq, start, end, bank_id) for seq, _, _, start, end, end_seq, *_ in opened if end_seq is not None])
 
     # ---- appending -------------------------------------------------------------------------
     def _append(self, *, op: str, memory_id: str, valid_at: str, text: str | None = None,
@@ -308,15 +234,14 @@ class MemoryStore:
         optional_text("reason", reason), optional_text("actor", actor)
         if cause is not None and not isinstance(cause, (str, dict)):
             raise BadInput(f"cause must be a note (string) or a dict, not {type(cause).__name__}")
-        if self._next_seq is None:
-            self._next_seq = self.conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events").fetchone()[0]
+        if self._tail is None:
             tail = self.conn.execute(
                 "SELECT hash FROM events WHERE bank = ? ORDER BY seq DESC LIMIT 1", (self.bank,)).fetchone()
             self._tail = tail[0] if tail else GENESIS
         if isinstance(cause, str):
             cause = {"note": cause}
         row = {
-            "seq": self._next_seq, "event_id": new_event_id(), "bank": self.bank,
+            "seq": self.engine.next_seq("events"), "event_id": new_event_id(), "bank": self.bank,
             "memory_id": memory_id, "op": op, "outcome": outcome, "text": text,
             "prev_text": prev_text, "valid_at": valid_at, "recorded_at": now_stamp(),
             "actor": actor or self.actor, "reason": reason, "source": json.dumps(list(source)),
@@ -326,7 +251,6 @@ class MemoryStore:
         row["content_digest"] = content_digest((row[c] for c in EVENT_CONTENT), salt=row["salt"])
         row["hash"] = event_hash(self._tail, row, self.key)
         self.conn.execute(_INSERT_EVENT, [row[c] for c in _EVENT_COLUMNS])
-        self._next_seq += 1
         self._tail = row["hash"]
         if self._bulk is not None:
             self._bulk.append(row)
@@ -340,7 +264,7 @@ class MemoryStore:
             self._input_tail = row[0] if row and row[0] else GENESIS
         return self._input_tail
 
-    def _current(self, memory_id: str) -> sqlite3.Row | None:
+    def _current(self, memory_id: str) -> Any:
         """The memory's last state-changing event, or None if the bank has no such memory."""
         memory_id_arg(memory_id)
         row = self.conn.execute(
@@ -350,13 +274,13 @@ class MemoryStore:
             self._note_open(memory_id, row)
         return row
 
-    def _note_open(self, memory_id: str, row: sqlite3.Row | None) -> None:
+    def _note_open(self, memory_id: str, row: Any) -> None:
         """Inside bulk(): keep the version a memory had open before the block (if any), which the
         block's first event of that memory closes, so _project need not look it up again."""
         if memory_id not in self._bulk_open and (row is None or not self._bulk or row["seq"] < self._bulk[0]["seq"]):
             self._bulk_open[memory_id] = (row["seq"], row["valid_at"]) if row and row["op"] in LIVE_OPS else None
 
-    def _live(self, memory_id: str, op: str) -> sqlite3.Row:
+    def _live(self, memory_id: str, op: str) -> Any:
         cur = self._current(memory_id)
         if cur is None:
             raise NotFound(f"no memory {memory_id!r} in bank {self.bank!r}")
@@ -367,7 +291,7 @@ class MemoryStore:
         return cur
 
     @staticmethod
-    def _not_before(cur: sqlite3.Row, valid_at: str, op: str) -> None:
+    def _not_before(cur: Any, valid_at: str, op: str) -> None:
         if valid_at < cur["valid_at"]:
             raise InvalidOperation(
                 f"cannot {op.lower()} memory {cur['memory_id']!r} at {valid_at}: "
@@ -425,7 +349,7 @@ class MemoryStore:
             return self._append(op="NOOP", memory_id=memory_id, text=text, valid_at=valid_at,
                                 actor=actor, reason=reason, source=source, cause=cause)
 
-    def _unerased(self, memory_id: str, erased: str) -> sqlite3.Row:
+    def _unerased(self, memory_id: str, erased: str) -> Any:
         """The memory's current state; NotFound if there is none, `erased` as the error if it was erased."""
         cur = self._current(memory_id)
         if cur is None:
@@ -459,13 +383,8 @@ class MemoryStore:
         self._not_in_bulk("erase")
         if not isinstance(reason, str) or not reason.strip():
             raise BadInput("erase needs a reason")
-        # the purged text is overwritten, not left in free space; only erase frees private text, so
-        # only erase pays for it (on for every write, it cost appends ~10%)
-        self.conn.execute("PRAGMA secure_delete = ON")
-        try:
+        with self.engine.purging():
             tomb = self._erase(memory_id, reason=reason, actor=actor, with_sources=with_sources)
-        finally:
-            self.conn.execute("PRAGMA secure_delete = OFF")
         if self._depth == 0:
             self._rewrite_index()
             self._checkpoint(after_erase_of=memory_id)
@@ -497,7 +416,8 @@ class MemoryStore:
                                 cause={"purged_events": count, "purged_inputs": len(sources) if with_sources else 0})
             # committed with the erasure: if the process dies before the WAL is folded into the file
             # and the saved vector index rewritten, the next open of the file finishes both
-            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_PENDING + self.bank, memory_id))
+            self.conn.execute("DELETE FROM meta WHERE key = ?", (_PENDING + self.bank,))
+            self.conn.execute("INSERT INTO meta VALUES (?, ?)", (_PENDING + self.bank, memory_id))
             self.conn.execute(
                 "UPDATE events SET text = NULL, prev_text = NULL, reason = NULL, cause = NULL, salt = NULL, erased = 1 "
                 "WHERE bank = ? AND memory_id = ? AND op <> 'ERASE' AND erased = 0", (self.bank, memory_id))
@@ -531,23 +451,19 @@ class MemoryStore:
         if self._view is not None:
             self._view.refresh()  # an erasure makes it rebuild and save at once
             return
-        drop_saved(self.path, self.bank)
+        drop_saved(self.engine.index_base(), self.bank)
 
     def _checkpoint(self, after_erase_of: str | None = None, wait: float = 3.0) -> bool:
-        """Copy the WAL into the file and truncate it, so purged text survives in neither. Another
-        connection inside a read keeps the WAL alive: wait for it up to `wait` seconds (SQLite's
-        busy handler), then leave a note that the next open completes (after an erase, loudly)."""
-        with sqlite_errors(self.path):
-            self.conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
-            try:
-                busy = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            finally:
-                self.conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-            if not busy:
+        """Free the space that held purged text (engines.py: a SQLite checkpoint that truncates the
+        WAL; a VACUUM on PostgreSQL). Another SQLite connection inside a read keeps the WAL alive:
+        wait for it up to `wait` seconds, then leave a note that the next open completes (after an
+        erase, loudly)."""
+        if self.engine.purge(wait):
+            with self.engine.errors():
                 self.conn.execute("DELETE FROM meta WHERE key LIKE 'pending_erase:%'")
-                return True
-            if after_erase_of is None:
-                return False
+            return True
+        if after_erase_of is None:
+            return False
         raise StoreUnavailable(
             f"memory {after_erase_of!r} is erased in the log, but another connection to {self.path} keeps its old "
             f"text in {self.path.name}-wal: close it, and the next open of the file completes the erasure")
@@ -558,7 +474,7 @@ class MemoryStore:
         pending = [r[0][len(_PENDING):] for r in self.conn.execute(
             "SELECT key FROM meta WHERE key LIKE 'pending_erase:%'")]
         for bank in pending:
-            drop_saved(self.path, bank)
+            drop_saved(self.engine.index_base(), bank)
         if pending:
             self._checkpoint(wait=0.2)
 
@@ -616,7 +532,7 @@ class MemoryStore:
                     raise BadInput(f"input {input_id!r} was already recorded with other content")
                 return Input.from_row(old), False
             row["content_digest"] = content_digest((row[c] for c in INPUT_CONTENT), self.key, row["salt"])
-            row["seq"] = self.conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM inputs").fetchone()[0]
+            row["seq"] = self.engine.next_seq("inputs")
             row["prev_hash"] = self._inputs_head()
             row["hash"] = input_hash(row["prev_hash"], row, self.key)
             cols = ", ".join(row)
@@ -652,7 +568,7 @@ class MemoryStore:
     def cache_facts(self, key: str, model: str, version: str, facts: list[str]) -> None:
         self.conn.execute("INSERT OR IGNORE INTO fact_cache VALUES (?, ?, ?, ?)", (key, model, version, json.dumps(facts)))
 
-    def copy_fact_cache(self, other: "MemoryStore | sqlite3.Connection") -> int:
+    def copy_fact_cache(self, other: "MemoryStore | Any") -> int:
         """Copy every cached extraction of another file into this one (a benchmark seeded with a
         user's facts); returns the rows read."""
         conn = other.conn if isinstance(other, MemoryStore) else other
@@ -666,8 +582,7 @@ class MemoryStore:
         a log position (`"@N"` or an int), or now (None)."""
         self._not_in_bulk("replay")
         cutoff = parse_cutoff(as_of)
-        with sqlite_errors(self.path):
-            return projection.project(self.conn, self.bank, cutoff)
+        return self.engine.project(self.bank, cutoff)
 
     def get(self, memory_id: str, as_of: Any = None) -> Memory | None:
         memory_id_arg(memory_id)
@@ -707,14 +622,15 @@ class MemoryStore:
         return audit.head(self)
 
     def repair(self) -> dict:
-        """Rebuild the derived tables (versions, its R*Tree, banks) of every bank from the log, and
-        drop the saved vector indexes so they are rebuilt on the next search."""
-        from .integrity import repair
+        """Rebuild the derived tables (versions and its index) of every bank from the log, put back
+        any protection trigger that was dropped, and drop the saved vector indexes so they are
+        rebuilt on the next search."""
+        from .integrity import fold_versions
         self._not_in_bulk("repair")
         with self.transaction():
-            counts = repair(self.conn)
+            counts = self.engine.repair(fold_versions)
         self._view = None
-        drop_saved(self.path)
+        drop_saved(self.engine.index_base())
         return counts
 
     # ---- audit tools across banks --------------------------------------------------------
@@ -735,7 +651,7 @@ class MemoryStore:
         """The bank's hnswlib view, opened (and caught up with the log) on first use."""
         self._not_in_bulk("search")
         if self._view is None:
-            self._view = VectorView(self.conn, self.path, self.bank, self._embedder or default_embedder(),
+            self._view = VectorView(self.conn, self.engine.index_base(), self.bank, self._embedder or default_embedder(),
                                     progress=progress)
         return self._view
 

@@ -31,3 +31,58 @@ def dump(path: Path) -> list[str]:
         return list(conn.iterdump())
     finally:
         conn.close()
+
+
+# ---- the two engines: the store's contract runs on both ---------------------------------------
+ENGINES = ("sqlite", "postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One throwaway PostgreSQL cluster for the session (tests/pg_cluster.py). Where PostgreSQL
+    is not installed the tests that need it skip, except under CI, where that is a failure."""
+    from pg_cluster import Cluster, bindir
+    if bindir() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: the engine contract cannot run")
+        pytest.skip("PostgreSQL is not installed")
+    cluster = Cluster(settings={"fsync": "off"}).init().start()  # fsync off: a test cluster, never kept
+    yield cluster
+    cluster.remove()
+
+
+class Databases:
+    """New empty databases on one engine: SQLite files in a temporary folder, or databases in the
+    session's cluster (dropped when the test ends, or earlier with `drop`)."""
+
+    def __init__(self, engine: str, folder: Path, cluster=None):
+        self.engine, self.folder, self.cluster = engine, folder, cluster
+        self.made: list = []
+
+    def __call__(self):
+        if self.engine == "sqlite":
+            target = self.folder / f"db{len(self.made)}.db"
+        else:
+            target = self.cluster.new_database()
+        self.made.append(target)
+        return target
+
+    def drop(self, target) -> None:
+        if self.engine == "postgres":
+            import psycopg
+            with psycopg.connect(self.cluster.url(), autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {target.rsplit('/', 1)[1]} WITH (FORCE)")
+
+    def drop_all(self) -> None:
+        for target in self.made:
+            self.drop(target)
+        self.made = []
+
+
+@pytest.fixture(params=ENGINES)
+def new_db(request, tmp_path):
+    """A factory of fresh databases on each engine in turn (parametrised: sqlite, postgres)."""
+    cluster = request.getfixturevalue("pg_cluster") if request.param == "postgres" else None
+    made = Databases(request.param, tmp_path, cluster)
+    yield made
+    made.drop_all()

@@ -1,0 +1,272 @@
+"""The PostgreSQL engine: the same store on a server that many processes and hosts share.
+
+`MemoryStore("postgresql://user@host/db")` runs the store's own SQL (written once, in SQLite's
+dialect) through a thin translation: `?` and `:name` placeholders, `IS ?` as `IS NOT DISTINCT
+FROM`, `INSERT OR IGNORE` as `ON CONFLICT DO NOTHING`. What differs by nature is here: opening
+and creating the schema (pg_schema.py), the write lock on the bank's row in `heads`, sequences
+for seqs, as-of reads on range types, and what erase does to free the purged text's space."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
+
+from .clock import Cutoff
+from .errors import StoreUnavailable
+from .pg_schema import DDL, PROTECTION_TRIGGERS, SCHEMA_VERSION
+from .records import Memory
+
+PREFIXES = ("postgresql://", "postgres://")
+
+
+def is_url(target: Any) -> bool:
+    return isinstance(target, str) and target.startswith(PREFIXES)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and file names."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+_IS_VALUE = re.compile(r"\bIS (?!NULL\b|NOT\b)", re.IGNORECASE)
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_OR_IGNORE = re.compile(r"^\s*INSERT OR IGNORE INTO", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=512)
+def translate(sql: str) -> str:
+    """The store's SQLite-dialect statement in PostgreSQL's (psycopg's placeholders)."""
+    out = sql.replace("%", "%%")
+    out = _IS_VALUE.sub("IS NOT DISTINCT FROM ", out)
+    out = _NAMED.sub(r"%(\1)s", out)
+    out = out.replace("?", "%s")
+    if _OR_IGNORE.match(out):
+        out = _OR_IGNORE.sub("INSERT INTO", out) + " ON CONFLICT DO NOTHING"
+    return out
+
+
+class Row(tuple):
+    """A result row read by position or by column name, as sqlite3.Row is."""
+
+    def __new__(cls, values, index):
+        row = tuple.__new__(cls, values)
+        row._index = index
+        return row
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._index[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+def _rows(cursor: psycopg.Cursor):
+    if cursor.description is None:
+        return tuple
+    index = {c.name: i for i, c in enumerate(cursor.description)}
+    return lambda values: Row(values, index)
+
+
+class Connection:
+    """The subset of sqlite3.Connection the store uses, over one psycopg connection in autocommit
+    mode (the engine opens and ends transactions, as SQLite's isolation_level=None does)."""
+
+    def __init__(self, raw: psycopg.Connection):
+        self.raw = raw
+
+    def execute(self, sql: str, params: Any = ()) -> psycopg.Cursor:
+        return self.raw.execute(translate(sql), params if params is not None else ())
+
+    def executemany(self, sql: str, seq) -> psycopg.Cursor:
+        cur = self.raw.cursor()
+        cur.executemany(translate(sql), list(seq))
+        return cur
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def _cache_root() -> Path:
+    root = os.environ.get("MEMSTORE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "memstore")
+    return Path(root)
+
+
+class PostgresEngine:
+    name = "postgresql"
+    error = psycopg.Error
+    refused = psycopg.IntegrityError   # what a guard trigger raises: let it be seen
+
+    def __init__(self, url: str, *, create: bool, timeout: float):
+        self.url, self.label = url, redact(url)
+        try:
+            raw = psycopg.connect(url, autocommit=True, row_factory=_rows, connect_timeout=max(1, int(timeout)),
+                                  options=f"-c lock_timeout={int(timeout * 1000)}")
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"cannot connect to {self.label}: {str(exc).strip().splitlines()[0]}") from None
+        self.conn = Connection(raw)
+        with self.errors():
+            self._initialise(create)
+            self.db_id = self.conn.execute("SELECT value FROM meta WHERE key = 'db_id'").fetchone()[0]
+
+    def _initialise(self, create: bool) -> None:
+        tables = {r[0] for r in self.conn.raw.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        if "events" in tables:
+            version = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if version is None or version[0] != f"pg{SCHEMA_VERSION}":
+                raise StoreUnavailable(f"{self.label} has memstore schema {version and version[0]}, "
+                                       f"expected pg{SCHEMA_VERSION}")
+            return
+        if not create:
+            raise StoreUnavailable(f"{self.label} is not initialised (run `memstore init`)")
+        if tables - {"meta"}:
+            raise StoreUnavailable(f"{self.label} holds other tables: not a memstore database")
+        # one transaction under an advisory lock: a concurrent `init` sees all of it or none
+        with self.conn.raw.transaction():
+            self.conn.raw.execute("SELECT pg_advisory_xact_lock(4242)")
+            self.conn.raw.execute(DDL)
+            self.conn.raw.execute("INSERT INTO meta VALUES ('schema_version', %s), ('db_id', %s) ON CONFLICT DO NOTHING",
+                                  (f"pg{SCHEMA_VERSION}", uuid.uuid4().hex))
+
+    # ---- errors and transactions ----------------------------------------------------------
+    def describe(self, exc: BaseException) -> StoreUnavailable | None:
+        """A server or connection failure as one line; None for what is not the database's."""
+        if not isinstance(exc, psycopg.Error) or isinstance(exc, psycopg.IntegrityError):
+            return None
+        if isinstance(exc, pg_errors.LockNotAvailable):
+            return StoreUnavailable(f"database {self.label} is locked by another writer; try again")
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return StoreUnavailable(f"database error on {self.label}: {first}")
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.IntegrityError:
+            raise
+        except psycopg.Error as exc:
+            raise self.describe(exc) from None
+
+    def begin(self, bank: str, timeout: float) -> None:
+        """A transaction holding the bank's write lock (its row in `heads`): appends to one bank
+        are serialised, so its chain has one tail and its seqs follow the chain."""
+        self.conn.execute("BEGIN")
+        self.conn.execute("INSERT INTO heads VALUES (?) ON CONFLICT DO NOTHING", (bank,))
+        self.conn.execute("SELECT bank FROM heads WHERE bank = ? FOR UPDATE", (bank,))
+
+    def commit(self) -> None:
+        try:
+            with self.errors():
+                self.conn.execute("COMMIT")
+        except BaseException:
+            self.abandon()
+            raise
+
+    def abandon(self) -> None:
+        """Roll back what is left of a failed transaction."""
+        if not self.conn.raw.closed and self.conn.in_transaction:
+            with self.errors():
+                self.conn.execute("ROLLBACK")
+
+    def after_commit(self) -> None:
+        """Durable at COMMIT (synchronous_commit): nothing to add."""
+
+    def next_seq(self, table: str) -> int:
+        return self.conn.execute(f"SELECT nextval('{'event' if table == 'events' else 'input'}_seqs')").fetchone()[0]
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ---- bulk appends: the per-row trigger keeps the projection (no batched form here) ----
+    def bulk_start(self) -> None:
+        pass
+
+    def bulk_end(self, bank: str, rows: list[dict], open_before: dict) -> None:
+        pass
+
+    def bulk_cleanup(self) -> None:
+        pass
+
+    # ---- reads ----------------------------------------------------------------------------
+    _COLUMNS = "memory_id, text, start_valid, event_seq, op, actor, reason"  # = Memory's fields
+
+    def project(self, bank: str, cutoff: Cutoff) -> list[Memory]:
+        if cutoff.time is not None:
+            where, params = "valid @> %s::text", (cutoff.time,)
+        elif cutoff.seq is not None:
+            where, params = "seqs @> %s::bigint", (cutoff.seq,)
+        else:
+            where, params = "end_seq IS NULL", ()
+        cur = self.conn.raw.cursor(row_factory=psycopg.rows.tuple_row)
+        cur.execute(f"SELECT {self._COLUMNS} FROM versions WHERE bank = %s AND {where} ORDER BY 3, 4",
+                    (bank, *params))
+        return list(map(Memory._make, cur))
+
+    # ---- integrity ------------------------------------------------------------------------
+    def trigger_names(self) -> set[str]:
+        return {r[0] for r in self.conn.raw.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")}
+
+    protection_triggers = PROTECTION_TRIGGERS
+
+    def check_index(self, bank: str) -> dict | None:
+        """The as-of ranges are generated columns: they cannot disagree with the rows."""
+        return None
+
+    def repair(self, fold) -> dict[str, int]:
+        """Rebuild `versions` of every bank from the log and put back any protection trigger that
+        was dropped, in the caller's transaction."""
+        self.conn.raw.execute(DDL)
+        self.conn.raw.execute("SELECT set_config('memstore.projection', 'repair', true)")
+        self.conn.raw.execute("DELETE FROM versions")
+        counts = {}
+        banks = [r[0] for r in self.conn.execute("SELECT DISTINCT bank FROM events ORDER BY bank")]
+        for bank in banks:
+            rows = [(*r, bank) for r in fold(self.conn, bank)]
+            self.conn.executemany("INSERT INTO versions (event_seq, memory_id, start_valid, end_valid, end_seq, op, "
+                                  "text, actor, reason, bank) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            counts[bank] = len(rows)
+        self.conn.raw.execute("SELECT set_config('memstore.projection', '', true)")
+        return counts
+
+    # ---- erase ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def purging(self) -> Iterator[None]:
+        yield
+
+    def purge(self, wait: float) -> bool:
+        """After an erasure: VACUUM prunes the row versions that still held the purged text. Freed
+        space, the WAL and base backups keep those bytes until PostgreSQL reuses or recycles
+        them (docs/guide/team.md)."""
+        with self.errors():
+            for table in ("events", "inputs", "versions", "embeddings", "fact_cache"):
+                self.conn.raw.execute(f"VACUUM {table}")
+        return True
+
+    def index_base(self) -> Path:
+        """Where the bank's saved vector indexes live: a cache folder named by the database's id
+        (a server has no folder beside a file); each process rebuilds and catches up from the log."""
+        folder = _cache_root() / "indexes"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"pg-{hashlib.sha256(self.db_id.encode()).hexdigest()[:16]}"
