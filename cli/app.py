@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from memstore import MemoryStore
+from memstore.engines import target
 
 # plain click help: rich markup would eat bracketed words ("the [browse] extra") and print flags
 # as taking a value ("--json <bool>")
@@ -17,7 +18,7 @@ app = typer.Typer(help="Event-sourced memory store for LLM agents.", no_args_is_
                   pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None)
 
 class State:
-    db: Path = Path("memstore.db")
+    db: str | Path = Path("memstore.db")
     bank: str = "default"
     timeout: float = 10.0
 
@@ -31,7 +32,7 @@ def note_unknown_bank(store: MemoryStore) -> None:
     look like an empty one); stdout stays what the command prints."""
     banks = store.banks()
     if store.bank not in banks:
-        print(f"memstore: note: bank {store.bank!r} has no events or inputs in {store.path} "
+        print(f"memstore: note: bank {store.bank!r} has no events or inputs in {store.engine.label} "
               f"(banks: {', '.join(banks) or 'none yet'})", file=sys.stderr)
 
 
@@ -46,8 +47,9 @@ EndpointOpt = typer.Option(None, "--endpoint", help="OpenAI-compatible URL inste
 
 
 @app.callback()
-def main(db: Path = typer.Option(Path("memstore.db"), "--db", envvar="MEMSTORE_DB", help="SQLite file."),
+def main(db: str = typer.Option("memstore.db", "--db", envvar="MEMSTORE_DB",
+                                help="SQLite file, or a PostgreSQL URL (postgresql://user@host/db)."),
          bank: str = typer.Option("default", "--bank", envvar="MEMSTORE_BANK", help="Bank (tenant) name."),
          timeout: float = typer.Option(10.0, "--timeout", envvar="MEMSTORE_TIMEOUT",
                                        help="Seconds to wait for another writer's lock.")) -> None:
-    State.db, State.bank, State.timeout = db, bank, timeout
+    State.db, State.bank, State.timeout = target(db), bank, timeout

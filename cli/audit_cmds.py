@@ -165,6 +165,8 @@ def browse(port: int = typer.Option(8001, "--port", min=1, max=65535, help="Loop
     if importlib.util.find_spec("datasette") is None:
         raise BadInput("memstore browse needs Datasette: pip install -e '.[browse]' (or ./install.sh)")
     path = db or State.db  # a bad file fails below, in one line, before Datasette starts
+    if not isinstance(path, Path):
+        raise BadInput("memstore browse shows a SQLite file; copy the banks into one with `memstore migrate`")
     folder = Path(tempfile.mkdtemp(prefix="memstore-browse-"))
     metadata = folder / "metadata.json"
     with MemoryStore(path, State.bank, create=False, timeout=State.timeout) as store:

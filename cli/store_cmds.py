@@ -1,5 +1,5 @@
 """The store's own commands: add, update, delete, restore, erase, replay, history, why, verify,
-head, repair, stats, export, search, reindex. Each opens the store, calls one method, prints."""
+head, repair, migrate, stats, export, search, reindex. Each opens the store, calls one method, prints."""
 
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ def init(as_json: bool = JsonOpt) -> None:
     """Create the database (idempotent)."""
     store = open_store(create=True)
     if as_json:
-        emit_json({"db": str(store.path), "bank": store.bank, "ok": True})
+        emit_json({"db": store.engine.label, "bank": store.bank, "ok": True})
     else:
-        console.print(f"memstore database ready at {store.path} (bank {store.bank!r})")
+        console.print(f"memstore database ready at {store.engine.label} (bank {store.bank!r})")
 
 
 @app.command()
@@ -156,6 +156,23 @@ def repair(as_json: bool = JsonOpt) -> None:
     else:
         console.print(f"rebuilt the projection of {len(out)} bank(s) from the log: "
                       f"{sum(out.values())} memory versions")
+
+
+@app.command()
+def migrate(source: str = typer.Argument(..., help="SQLite file or PostgreSQL URL to copy from."),
+            target: str = typer.Argument(..., help="New, empty SQLite file or PostgreSQL database to copy into."),
+            as_json: bool = JsonOpt) -> None:
+    """Copy every bank into a new database, SQLite or PostgreSQL, chain and all; the copy's heads
+    must equal the source's and it must verify."""
+    from memstore.engines import target as db_target
+    from memstore.migrate import migrate as copy
+
+    out = copy(db_target(source), db_target(target), timeout=State.timeout)
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(f"copied {len(out['banks'])} bank(s), {out['events']} events and {out['inputs']} inputs "
+                      f"into {out['target']}; heads equal, verified: {out['verified']}")
 
 
 @app.command()

@@ -16,6 +16,11 @@ def is_postgres(target: Any) -> bool:
     return is_url(target)
 
 
+def target(value: str | Path) -> str | Path:
+    """A `--db` value as the store takes it: a PostgreSQL URL as it is, anything else a file path."""
+    return value if is_postgres(value) else Path(value)
+
+
 def open_engine(target: str | Path, *, create: bool, timeout: float):
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout <= 86400:
         raise BadInput(f"bad timeout {timeout!r}: expected seconds between 0 and 86400")  # nan fails too

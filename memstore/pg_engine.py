@@ -196,6 +196,12 @@ class PostgresEngine:
     def next_seq(self, table: str) -> int:
         return self.conn.execute(f"SELECT nextval('{'event' if table == 'events' else 'input'}_seqs')").fetchone()[0]
 
+    def after_copy(self) -> None:
+        """Rows copied with their seqs (memstore migrate): the sequences continue after them."""
+        for table, sequence in (("events", "event_seqs"), ("inputs", "input_seqs")):
+            self.conn.raw.execute(f"SELECT setval('{sequence}', (SELECT MAX(seq) FROM {table})) "
+                                  f"WHERE EXISTS (SELECT 1 FROM {table})")
+
     def close(self) -> None:
         self.conn.close()
 

@@ -90,6 +90,9 @@ class SQLiteEngine:
         self._next[table] += 1
         return seq
 
+    def after_copy(self) -> None:
+        """Rows copied with their seqs: MAX + 1 follows them by itself."""
+
     def close(self) -> None:
         try:
             self.conn.close()

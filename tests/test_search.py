@@ -1,5 +1,6 @@
 """The hnswlib view: as-of search equals exact search over the as-of bank, survives a crash
-mid-catch-up, never crosses banks, and never embeds the same text twice. Real MiniLM embeddings."""
+mid-catch-up, never crosses banks, and never embeds the same text twice. Real MiniLM embeddings.
+The as-of and bank tests run on both engines."""
 
 from __future__ import annotations
 
@@ -61,9 +62,8 @@ OPS = st.lists(st.tuples(st.sampled_from(["add", "add", "update", "delete"]),
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS, query=st.tuples(st.integers(0, 3), st.integers(0, 19), st.integers(0, 19)),
        cut=st.integers(0, 32), k=st.integers(1, 6), hnsw=st.booleans())
-def test_as_of_search_equals_exact_search(tmp_path_factory, embedder, ops, query, cut, k, hnsw):
-    path = tmp_path_factory.mktemp("s") / "s.db"
-    store = MemoryStore(path, "a", embedder=embedder)
+def test_as_of_search_equals_exact_search(new_db, embedder, ops, query, cut, k, hnsw):
+    store = MemoryStore(new_db(), "a", embedder=embedder)
     base = datetime(2023, 1, 1)
     live: list[str] = []
     last = {}
@@ -88,11 +88,13 @@ def test_as_of_search_equals_exact_search(tmp_path_factory, embedder, ops, query
         got = [(h.id, h.score) for h in store.search(q, k=k, as_of=as_of)]
         same_ranking(got, exact(store, embedder, q, k, as_of))
     store.close()
+    new_db.drop_all()
 
 
-def test_banks_never_leak(tmp_path, embedder):
-    a = MemoryStore(tmp_path / "b.db", "alice", embedder=embedder)
-    b = MemoryStore(tmp_path / "b.db", "bob", embedder=embedder)
+def test_banks_never_leak(new_db, embedder):
+    db = new_db()
+    a = MemoryStore(db, "alice", embedder=embedder)
+    b = MemoryStore(db, "bob", embedder=embedder)
     a_ids = {a.add(f"Alice likes {w}", at="2023-01-01").memory_id for w in WORDS[:10]}
     b_ids = {b.add(f"Alice likes {w}", at="2023-01-01").memory_id for w in WORDS[:10]}
     for store, own in ((a, a_ids), (b, b_ids)):
