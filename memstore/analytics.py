@@ -1,7 +1,8 @@
-"""DuckDB over the same SQLite file (ATTACH, read-only) for audit queries and Parquet export.
+"""DuckDB over the log for audit queries and Parquet export: a SQLite file is attached read-only;
+from PostgreSQL the bank's events and inputs are read into DuckDB (as Arrow tables) first.
 
 The sqlite_scanner extension comes from the `duckdb-ext-sqlite` wheel, because DuckDB cannot
-download extensions on a machine without internet access."""
+download extensions on a machine without internet access (nor its postgres_scanner)."""
 
 from __future__ import annotations
 
@@ -30,8 +31,12 @@ def _sqlite_extension() -> str | None:
     return None
 
 
-def connect(db_path: str | Path) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the memstore file attached read-only as `ms`."""
+def connect(store: "MemoryStore") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the store's log as schema `ms` (the file attached read-only, or
+    the bank's rows of a PostgreSQL database)."""
+    if store.engine.name == "postgresql":
+        return _from_rows(store)
+    db_path = store.path
     con = duckdb.connect()
     ext = _sqlite_extension()
     con.execute(f"LOAD '{ext}'" if ext else "LOAD sqlite")
@@ -40,8 +45,22 @@ def connect(db_path: str | Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _from_rows(store: "MemoryStore") -> duckdb.DuckDBPyConnection:
+    import pyarrow as pa
+
+    con = duckdb.connect()
+    con.execute("ATTACH ':memory:' AS ms")
+    for table in ("events", "inputs"):
+        cur = store.conn.execute(f"SELECT * FROM {table} WHERE bank = ? ORDER BY seq", (store.bank,))
+        names = [c.name for c in cur.description]
+        rows = cur.fetchall()
+        arrow = pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})  # noqa: F841 (DuckDB reads it by name)
+        con.execute(f"CREATE TABLE ms.{table} AS SELECT * FROM arrow")
+    return con
+
+
 def stats(store: "MemoryStore") -> dict[str, Any]:
-    con = connect(store.path)
+    con = connect(store)
     try:
         by_op = dict(con.execute(
             "SELECT op || CASE WHEN outcome = 'refused' THEN ' (refused)' ELSE '' END, COUNT(*) "
@@ -80,7 +99,7 @@ def export_parquet(store: "MemoryStore", out_dir: str | Path) -> dict[str, Any]:
                     WHERE rn = 1 AND op IN ('ADD', 'UPDATE', 'RESTORE') AND erased = 0
                     ORDER BY valid_at, seq""",
     }
-    con = connect(store.path)
+    con = connect(store)
     written = {}
     try:
         for name, query in queries.items():

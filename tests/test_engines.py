@@ -96,3 +96,10 @@ def test_migrate_round_trips_a_locomo_sized_history(tmp_path, pg_cluster):
     # into a database that holds banks: refused, in one line
     proc = memstore_cli("migrate", str(source), pg_url)
     assert proc.returncode != 0 and "already holds banks" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_stats_and_parquet_export_read_postgres(pg_db, tmp_path):
+    store = history(pg_db, n_turns=40)
+    assert store.stats()["events"] == len(store.events()) and store.stats()["inputs"] == 40
+    out = store.export_parquet(tmp_path / "pq")
+    assert out["events"]["rows"] == len(store.events()) and out["bank"]["rows"] == len(store.replay())
