@@ -81,12 +81,13 @@ def _answerer_id(answerer) -> str:
 def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
              progress: Callable[[str, int, int], None] | None = None,
              adapters: tuple[str | None, str | None] = (None, None),
-             memories: int | None = None, expire_after: tuple[str, ...] = (), endpoint: str | None = None) -> list[dict]:
+             memories: int | None = None, expire_after: tuple[str, ...] = (), endpoint: str | None = None,
+             extractor: LLM | None = None) -> list[dict]:
     """Ingest the task's turns into bank `policy_name`, then answer and grade its questions.
     `adapters` (manager, answer) apply to the learned policy (default: the shipped ones);
     `memories` shown per answer (default: 10, or for `learned` the count its answer adapter was
     trained with); `expire_after`: the rules of the `stack` policy; `endpoint`: mem0's LLM
-    (default: the backbone served on loopback)."""
+    (default: the backbone served on loopback); `extractor`: another backbone extracting the facts."""
     learned = policy_name == "learned"
     if policy_name == "observations":
         if task.observations is None:
@@ -96,7 +97,8 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
         from .mem0_peer import Mem0Policy
         policy = Mem0Policy(llm, out / "mem0" / task.name, task.name, endpoint)
     else:
-        policy = make_policy(policy_name, llm, adapters[0] if learned else None, expire_after=expire_after)
+        policy = make_policy(policy_name, llm, adapters[0] if learned else None, expire_after=expire_after,
+                             extractor=extractor)
     answerer = make_answerer(policy_name, llm, adapters[1] if learned else None, k=memories)
     answers_path = out / "answers" / f"{task.name}.{policy_name}.jsonl"
     timing_path = out / "answers" / f"{task.name}.{policy_name}.timing.json"

@@ -67,8 +67,8 @@ def text_hash(text: str) -> str:
 class CachedEmbedder:
     """Embeds through the store's `embeddings` table: unchanged text is never embedded twice."""
 
-    def __init__(self, conn: sqlite3.Connection, embedder: Embedder):
-        self.conn, self.inner = conn, embedder
+    def __init__(self, conn: sqlite3.Connection, embedder: Embedder, write: bool = True):
+        self.conn, self.inner, self.write = conn, embedder, write
         self.name, self.dim = embedder.name, embedder.dim
         self.computed = 0  # texts actually sent to the model, for tests and benches
 
@@ -87,7 +87,8 @@ class CachedEmbedder:
             vectors = self.inner.embed(list(missing.values()))
             self.computed += len(missing)
             rows = [(self.name, h, v.tobytes()) for h, v in zip(missing, vectors)]
-            self.conn.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)", rows)
+            if self.write:
+                self.conn.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)", rows)
             found.update(zip(missing, vectors))
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

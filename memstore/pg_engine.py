@@ -126,8 +126,11 @@ class PostgresEngine:
         except psycopg.Error as exc:
             raise StoreUnavailable(f"cannot connect to {self.label}: {str(exc).strip().splitlines()[0]}") from None
         self.conn = Connection(raw)
+        self.read_only = False
         with self.errors():
-            self._initialise(create)
+            # a hot standby serves reads (replay, search, why, verify) and refuses writes
+            self.read_only = bool(self.conn.raw.execute("SELECT pg_is_in_recovery()").fetchone()[0])
+            self._initialise(create and not self.read_only)
             self.db_id = self.conn.execute("SELECT value FROM meta WHERE key = 'db_id'").fetchone()[0]
 
     def _initialise(self, create: bool) -> None:
@@ -172,6 +175,8 @@ class PostgresEngine:
     def begin(self, bank: str, timeout: float) -> None:
         """A transaction holding the bank's write lock (its row in `heads`): appends to one bank
         are serialised, so its chain has one tail and its seqs follow the chain."""
+        if self.read_only:
+            raise StoreUnavailable(f"{self.label} is a read-only replica: write to the primary")
         self.conn.execute("BEGIN")
         self.conn.execute("INSERT INTO heads VALUES (?) ON CONFLICT DO NOTHING", (bank,))
         self.conn.execute("SELECT bank FROM heads WHERE bank = ? FOR UPDATE", (bank,))

@@ -23,6 +23,7 @@ from .schema import _EPOCH, LIVE_OPS, PROTECTION_TRIGGERS
 
 class SQLiteEngine:
     name = "sqlite"
+    read_only = False
     error = sqlite3.Error
     refused = sqlite3.IntegrityError
 

@@ -93,8 +93,9 @@ class MemoryStore:
         self._view: VectorView | None = None
         self.key = load_key(key)
         self.keyed = self._bind_key()
-        self._chain_unchained_inputs()
-        self._finish_pending_erase()
+        if not self.engine.read_only:
+            self._chain_unchained_inputs()
+            self._finish_pending_erase()
 
     def _bind_key(self) -> bool:
         """Whether the file's chain is keyed; a key given to a new, empty file keys it."""
@@ -134,6 +135,8 @@ class MemoryStore:
                         tail = row["hash"]
 
     def _writable(self) -> None:
+        if self.engine.read_only:
+            raise StoreUnavailable(f"{self.engine.label} is a read-only replica: write to the primary")
         if self.keyed and self.key is None:
             raise StoreUnavailable(f"database {self.engine.label} has a keyed chain: set MEMSTORE_KEY or MEMSTORE_KEY_FILE to write")
 
@@ -652,7 +655,7 @@ class MemoryStore:
         self._not_in_bulk("search")
         if self._view is None:
             self._view = VectorView(self.conn, self.engine.index_base(), self.bank, self._embedder or default_embedder(),
-                                    progress=progress)
+                                    progress=progress, cache=not self.engine.read_only)
         return self._view
 
     def search(self, query: str, k: int = 10, as_of: Any = None) -> list[Hit]:

@@ -64,9 +64,9 @@ class Hit:
 class VectorView:
     def __init__(self, conn: sqlite3.Connection, db_path: Path, bank: str, embedder: Embedder, *,
                  exact_below: int = 5_000, M: int = 16, ef_construction: int = 200,
-                 progress: Callable[[int, int], None] | None = None):
+                 progress: Callable[[int, int], None] | None = None, cache: bool = True):
         self.conn, self.bank = conn, bank
-        self.embedder = CachedEmbedder(conn, embedder)
+        self.embedder = CachedEmbedder(conn, embedder, write=cache)  # a read-only replica reads the cache only
         self.exact_below, self.M, self.ef_construction = exact_below, M, ef_construction
         self.progress = progress
         self.unsaved = 0          # versions added since the last save

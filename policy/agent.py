@@ -80,13 +80,19 @@ def with_adapter(llm: LLM, adapter: str | Path | None, kind: str) -> tuple[LLM, 
 
 
 def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *,
-                expire_after: tuple[str, ...] | list[str] = (), extract_adapter: str | Path | None = None):
+                expire_after: tuple[str, ...] | list[str] = (), extract_adapter: str | Path | None = None,
+                extractor: LLM | None = None):
     """A manager policy on the backbone `llm`; `learned` decides with a LoRA adapter (`adapter`,
     default the shipped one) and extracts facts with its extraction adapter (`extract_adapter`,
     default the shipped one where there is one, else the plain backbone); `stack` expires memories
-    by its `expire_after` rules (policy/expiry.py)."""
+    by its `expire_after` rules (policy/expiry.py). `extractor`: another backbone that extracts the
+    facts (served without a window, like the plain backbone), while `llm` decides."""
     if name not in POLICIES:
         raise BadInput(f"unknown policy {name!r}: choose from {', '.join(POLICIES)}")
+    if extractor is not None:
+        if name in ("learned", "stack"):
+            raise BadInput("--extract-model applies to the append, heuristic and llm policies")
+        return POLICIES[name](extractor, decider=llm)
     if name == "stack":
         return StackPolicy(llm, expire_after=expire_after)
     if name != "learned":

@@ -19,7 +19,7 @@ import psycopg
 def bindir() -> Path | None:
     found = shutil.which("initdb")
     if found:
-        return Path(found).parent
+        return Path(found).resolve().parent  # the real folder: a symlink in PATH may stand alone
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     return Path(candidates[-1]).parent if candidates else None
 
@@ -44,6 +44,23 @@ class Cluster:
         self.as_root = os.geteuid() == 0
         if self.as_root:
             shutil.chown(self.root, "postgres", "postgres")
+
+    def standby(self, *, settings: dict | None = None) -> "Cluster":
+        """A streaming hot standby of this (running) cluster: `pg_basebackup -R` into a new folder,
+        started on another port; it follows this one's WAL and serves reads."""
+        other = Cluster(settings={**self.settings, **(settings or {})})
+        other.settings["unix_socket_directories"] = str(other.root)
+        other.run("pg_basebackup", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-D", str(other.data),
+                  "-R", "-X", "stream", "--checkpoint=fast")
+        return other.start()
+
+    def promote(self) -> None:
+        self.run("pg_ctl", "-D", str(self.data), "-w", "promote")
+
+    def sql(self, query: str, dbname: str = "postgres"):
+        with psycopg.connect(self.url(dbname), autocommit=True) as conn:
+            cur = conn.execute(query)
+            return cur.fetchone() if cur.description else None
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         cmd = [str(self.bin / args[0]), *args[1:]]
