@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 
+import psycopg
 from typer import Abort
 try:  # typer >= 0.2x carries its own copy of click
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
@@ -17,7 +18,7 @@ from memstore.errors import MemstoreError
 
 # registered in this order, which is the order of `memstore --help`: the store first
 from . import store_cmds  # noqa: F401,I001
-from . import agent_cmds, audit_cmds, mcp_cmds, bench_cmds, train_cmds  # noqa: F401,I001
+from . import agent_cmds, audit_cmds, mcp_cmds, serve_cmds, bench_cmds, train_cmds  # noqa: F401,I001
 from .app import app
 
 _GLOBAL = ("--db", "--bank", "--timeout")
@@ -48,7 +49,7 @@ def run() -> None:
         sys.exit(130)
     except MemstoreError as exc:
         _fail(str(exc), exc.exit_code)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, psycopg.Error) as exc:
         _fail(f"database refused the operation: {exc}", 1)
     except UnicodeError:
         _fail("input is not valid UTF-8 text", 1)

@@ -12,6 +12,13 @@ from policy.agent import MemoryAgent
 from policy.runtime import load
 
 
+def event_fields(e) -> dict[str, Any]:
+    """The fields of an event a client needs, without the chain's hashes."""
+    return {"seq": e.seq, "op": e.op, "outcome": e.outcome, "memory_id": e.memory_id, "text": e.text,
+            "prev_text": e.prev_text, "valid_at": e.valid_at, "actor": e.actor, "reason": e.reason,
+            "erased": e.erased}
+
+
 class Banks:
     def __init__(self, path: str, *, policy: str = "llm", model: str | None = None, endpoint: str | None = None,
                  llm: Any = None, timeout: float = 10.0):

@@ -22,6 +22,7 @@ import threading
 from pathlib import Path
 from typing import Annotated, Any, Callable
 
+import psycopg
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
@@ -31,6 +32,7 @@ from memstore import MemoryStore
 from memstore.args import check_bank
 from memstore.errors import BadInput, MemstoreError, NotFound
 
+from .banks import event_fields as _event
 from .mem0 import Memory, scope_bank
 
 INSTRUCTIONS = """Long-term memory backed by an append-only, hash-chained event log. Nothing is
@@ -58,13 +60,6 @@ Filters = Annotated[dict[str, Any] | None, Field(description="mem0-style metadat
 
 READ = ToolAnnotations(read_only_hint=True)
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False)
-
-
-def _event(e) -> dict[str, Any]:
-    """The fields of an event a client needs, without the chain's hashes."""
-    return {"seq": e.seq, "op": e.op, "outcome": e.outcome, "memory_id": e.memory_id, "text": e.text,
-            "prev_text": e.prev_text, "valid_at": e.valid_at, "actor": e.actor, "reason": e.reason,
-            "erased": e.erased}
 
 
 class MemoryServer:
@@ -98,8 +93,8 @@ class MemoryServer:
                 return work()
             except MemstoreError as exc:
                 raise ToolError(" ".join(str(exc).split())) from None
-            except sqlite3.Error as exc:
-                raise ToolError(f"database refused the operation: {exc}") from None
+            except (sqlite3.Error, psycopg.Error) as exc:
+                raise ToolError(f"database refused the operation: {' '.join(str(exc).split())}") from None
             except (ValueError, OverflowError) as exc:
                 raise ToolError(f"bad input: {' '.join(str(exc).split())}") from None
 
