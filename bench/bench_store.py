@@ -23,6 +23,10 @@ on a file whose guard and no-replace triggers are dropped (the schema-1 maintena
 with them, twice each, in one run.
 
     python bench/bench_store.py --guards
+
+`--backend sqlite,postgres`: the two engines side by side in one run (bench/bench_engines.py).
+
+    python bench/bench_store.py --backend sqlite,postgres
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import multiprocessing as mp
 import os
 import random
 import statistics
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -56,7 +61,9 @@ class BulkBefore(MemoryStore):
     """bulk() without two of its speed-ups: the default WAL checkpoint (every 1,000 pages) and
     no note of each memory's open version when its op is checked (the block's end looks it up)."""
 
-    BULK_CHECKPOINT_PAGES = 1000
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.engine.BULK_CHECKPOINT_PAGES = 1000
 
     def _note_open(self, memory_id, row) -> None:
         pass
@@ -247,6 +254,10 @@ def main() -> None:
     ap.add_argument("--guards", action="store_true", help="what the guard triggers cost, in one run")
     ap.add_argument("--writers", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=6.0)
+    if any(a == "--backend" or a.startswith("--backend=") for a in sys.argv[1:]):
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_engines import main as engines
+        return engines(sys.argv[1:])  # its own options (sizes, writers, seconds, --http)
     args = ap.parse_args()
     if args.concurrency:
         return main_concurrency(args)

@@ -22,10 +22,13 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
           policy: str = PolicyOpt, model: Optional[str] = ModelOpt, endpoint: Optional[str] = EndpointOpt) -> None:
     """Serve the store over HTTP (OpenAPI page at /docs): the MCP server's operations plus as_of,
     why, restore, verify and head, behind bearer tokens scoped to banks and rights."""
+    import logging
+
     import uvicorn
 
     from integrations.http import build_app
 
+    logging.basicConfig(format="%(asctime)s memstore serve: %(message)s", level=logging.INFO)
     api = build_app(State.db, policy=policy, model=model, endpoint=endpoint, timeout=State.timeout)
     uvicorn.run(api, host=host, port=port, log_level="warning")
 

@@ -8,6 +8,7 @@ for seqs, as-of reads on range types, and what erase does to free the purged tex
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import hashlib
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from .clock import Cutoff
@@ -177,9 +179,16 @@ class PostgresEngine:
         are serialised, so its chain has one tail and its seqs follow the chain."""
         if self.read_only:
             raise StoreUnavailable(f"{self.label} is a read-only replica: write to the primary")
-        self.conn.execute("BEGIN")
-        self.conn.execute("INSERT INTO heads VALUES (?) ON CONFLICT DO NOTHING", (bank,))
-        self.conn.execute("SELECT bank FROM heads WHERE bank = ? FOR UPDATE", (bank,))
+        self._seqs = {"events": collections.deque(), "inputs": collections.deque()}
+        self._block = {"events": 1, "inputs": 1}
+        # one round trip where the bank has its row (bank names are checked: no quoting issue, and
+        # quoted anyway); the first write to a bank makes the row, then locks it
+        lock = sql.SQL("SELECT bank FROM heads WHERE bank = {} FOR UPDATE").format(sql.Literal(bank))
+        cur = self.conn.raw.execute(sql.SQL("BEGIN; ") + lock)
+        cur.nextset()  # the SELECT's result follows BEGIN's
+        if cur.fetchone() is None:
+            self.conn.execute("INSERT INTO heads VALUES (?) ON CONFLICT DO NOTHING", (bank,))
+            self.conn.raw.execute(lock)
 
     def commit(self) -> None:
         try:
@@ -199,7 +208,16 @@ class PostgresEngine:
         """Durable at COMMIT (synchronous_commit): nothing to add."""
 
     def next_seq(self, table: str) -> int:
-        return self.conn.execute(f"SELECT nextval('{'event' if table == 'events' else 'input'}_seqs')").fetchone()[0]
+        """The next seq from the table's sequence, fetched in growing blocks (1, 2, 4 ... 1024 per
+        round trip) while the transaction holds the bank's lock; what it leaves unused is a gap."""
+        pool = self._seqs[table]
+        if not pool:
+            n = self._block[table]
+            self._block[table] = min(2 * n, 1024)
+            name = "event_seqs" if table == "events" else "input_seqs"
+            pool.extend(sorted(r[0] for r in self.conn.raw.execute(
+                "SELECT nextval(%s) FROM generate_series(1, %s)", (name, n))))
+        return pool.popleft()
 
     def after_copy(self) -> None:
         """Rows copied with their seqs (memstore migrate): the sequences continue after them."""
