@@ -103,3 +103,22 @@ def test_stats_and_parquet_export_read_postgres(pg_db, tmp_path):
     assert store.stats()["events"] == len(store.events()) and store.stats()["inputs"] == 40
     out = store.export_parquet(tmp_path / "pq")
     assert out["events"]["rows"] == len(store.events()) and out["bank"]["rows"] == len(store.replay())
+
+
+def test_a_dropped_trigger_is_reported_and_repair_puts_it_back_on_postgres(pg_db):
+    store = history(pg_db, n_turns=40)
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute("DROP TRIGGER events_no_delete ON events")
+        out = store.verify(all_banks=True)
+        assert not out["ok"] and "events_no_delete is missing" in out["problem"]
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("DELETE FROM versions WHERE event_seq = (SELECT MIN(event_seq) FROM versions)")
+    out = store.verify(all_banks=True)
+    assert not out["ok"] and "projection" in out["problem"]
+    store.repair()
+    assert store.verify(all_banks=True, deep=True)["ok"]
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.RestrictViolation, match="append-only"):
+            conn.execute("DELETE FROM events")
+    proc = memstore_cli("--bank", "conv", "verify", "--all-banks", db=pg_db)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
