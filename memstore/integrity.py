@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .errors import StoreUnavailable
 from .schema import LIVE_OPS, _EPOCH, ddl_statements
 
 COLUMNS = ("event_seq", "memory_id", "start_valid", "end_valid", "end_seq", "op", "text", "actor", "reason")
@@ -32,6 +33,51 @@ def fold_versions(conn, bank: str) -> list[tuple]:
             if not erased:
                 rows[seq] = [seq, memory_id, valid_at, None, None, op, text, actor, reason]
     return [tuple(r) for r in rows.values()]
+
+
+def bulk_plan(bank: str, rows: list[dict], open_before: dict) -> tuple[list, list, list]:
+    """What the per-event projection trigger would do to `versions` for a bulk block's events, at
+    once: (known, unknown, opened). `known`: (seq, valid_at, open_seq, open_valid) for a memory
+    whose version open before the block is known (`open_before`, as the store saw it when it
+    checked the op); `unknown`: (seq, valid_at, bank, memory_id) for one that must be looked up;
+    `opened`: the versions rows the block opens, each ended by the memory's next state event in it."""
+    state = [r for r in rows if r["outcome"] == "applied" and r["op"] != "NOOP"]
+    first: dict[str, dict] = {}
+    nxt: dict[int, dict] = {}
+    last: dict[str, dict] = {}
+    for r in state:
+        if r["memory_id"] in last:
+            nxt[last[r["memory_id"]]["seq"]] = r
+        else:
+            first[r["memory_id"]] = r
+        last[r["memory_id"]] = r
+    known, unknown = [], []
+    for m, r in first.items():
+        if m in open_before:
+            if open_before[m] is not None:
+                known.append((r["seq"], r["valid_at"], *open_before[m]))
+        elif r["op"] != "ADD":
+            unknown.append((r["seq"], r["valid_at"], bank, m))
+    opened = [(r["seq"], bank, r["memory_id"], r["valid_at"], nxt.get(r["seq"], {}).get("valid_at"),
+               nxt.get(r["seq"], {}).get("seq"), r["op"], r["text"], r["actor"], r["reason"])
+              for r in state if r["op"] in LIVE_OPS]
+    return known, unknown, opened
+
+
+INSERT_VERSIONS = ("INSERT INTO versions (event_seq, bank, memory_id, start_valid, end_valid, end_seq, op, text, actor, "
+                   "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def close_known(conn, bank: str, known: list) -> None:
+    """Close the versions a bulk block ends whose seq is known; all of them, or the projection is
+    out of step with the log."""
+    if not known:
+        return
+    closed = conn.executemany("UPDATE versions SET end_seq = ?, end_valid = ? WHERE event_seq = ? AND end_seq IS NULL",
+                              [(seq, valid_at, open_seq) for seq, valid_at, open_seq, _ in known]).rowcount
+    if closed != len(known):
+        raise StoreUnavailable(f"the projection of bank {bank!r} is out of step with its log "
+                               f"(run `memstore verify`, then `memstore repair`)")
 
 
 def check_projection(engine, bank: str, *, deep: bool = False) -> dict[str, Any] | None:

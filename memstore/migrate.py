@@ -42,6 +42,7 @@ def migrate(source: str | Path, target: str | Path, *, timeout: float = 10.0,
             if dst.banks() or dst.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]:
                 raise BadInput(f"{dst.engine.label} already holds banks: migrate copies into a new, empty database")
             with dst.transaction():
+                dst.engine.bulk_start()  # the projection is rebuilt once, below, not per copied event
                 counts = {}
                 for table, columns, order in (("inputs", _INPUTS, "ORDER BY seq"), ("events", _EVENTS, "ORDER BY seq"),
                                               *((t, c, "") for t, c in _CACHES.items())):
@@ -54,6 +55,7 @@ def migrate(source: str | Path, target: str | Path, *, timeout: float = 10.0,
                 dst.engine.after_copy()
                 dst.engine.repair(_fold())
         finally:
+            dst.engine.bulk_cleanup()
             dst.close()
         # a fresh open of the copy, with the source's key: every head equal, and it verifies
         copy = MemoryStore(target, create=False, timeout=timeout, key=src.key)

@@ -27,6 +27,7 @@ from psycopg.pq import TransactionStatus
 from .clock import Cutoff
 from .errors import StoreUnavailable
 from .pg_schema import DDL, PROTECTION_TRIGGERS, SCHEMA_VERSION
+from .integrity import INSERT_VERSIONS, bulk_plan, close_known
 from .records import Memory
 
 PREFIXES = ("postgresql://", "postgres://")
@@ -228,12 +229,21 @@ class PostgresEngine:
     def close(self) -> None:
         self.conn.close()
 
-    # ---- bulk appends: the per-row trigger keeps the projection (no batched form here) ----
+    # ---- bulk appends: the projection kept once per block ------------------------------------
     def bulk_start(self) -> None:
-        pass
+        """The per-row trigger stands aside for the transaction; bulk_end keeps the projection."""
+        self.conn.raw.execute("SELECT set_config('memstore.projection', 'bulk', true)")
 
     def bulk_end(self, bank: str, rows: list[dict], open_before: dict) -> None:
-        pass
+        """What the per-row trigger does, for a block's events at once (integrity.bulk_plan)."""
+        known, unknown, opened = bulk_plan(bank, rows, open_before)
+        close_known(self.conn, bank, known)
+        if unknown:
+            self.conn.executemany("UPDATE versions SET end_seq = ?, end_valid = ? "
+                                  "WHERE bank = ? AND memory_id = ? AND end_seq IS NULL", unknown)
+        if opened:
+            self.conn.executemany(INSERT_VERSIONS, opened)
+        self.conn.raw.execute("SELECT set_config('memstore.projection', '', true)")
 
     def bulk_cleanup(self) -> None:
         pass

@@ -165,6 +165,9 @@ END $$;
 
 CREATE OR REPLACE FUNCTION memstore_follow_log() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF current_setting('memstore.projection', true) = 'bulk' THEN
+        RETURN NULL;  -- a bulk block keeps the projection once, at its end (MemoryStore.bulk)
+    END IF;
     PERFORM set_config('memstore.projection', 'trigger', true);
     UPDATE versions SET end_seq = NEW.seq, end_valid = NEW.valid_at
      WHERE bank = NEW.bank AND memory_id = NEW.memory_id AND end_seq IS NULL;

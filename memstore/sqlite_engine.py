@@ -18,7 +18,8 @@ from .db import connect, describe_sqlite_error, sqlite_errors
 from .durability import GroupSync
 from .errors import StoreUnavailable
 from .records import Memory
-from .schema import _EPOCH, LIVE_OPS, PROTECTION_TRIGGERS
+from .integrity import INSERT_VERSIONS, bulk_plan, close_known
+from .schema import _EPOCH, PROTECTION_TRIGGERS
 
 
 class SQLiteEngine:
@@ -120,44 +121,21 @@ class SQLiteEngine:
         self.conn.execute("DELETE FROM projection_guard")
 
     def _project(self, bank: str, rows: list[dict], open_before: dict) -> None:
-        state = [r for r in rows if r["outcome"] == "applied" and r["op"] != "NOOP"]
-        if not state:
+        known, unknown, opened = bulk_plan(bank, rows, open_before)
+        if not (known or unknown or opened):
             return
         self.conn.execute("INSERT OR IGNORE INTO banks (name) VALUES (?)", (bank,))
         bank_id = self.conn.execute("SELECT id FROM banks WHERE name = ?", (bank,)).fetchone()[0]
-        first: dict[str, dict] = {}
-        nxt: dict[int, dict] = {}
-        last: dict[str, dict] = {}
-        for r in state:
-            if r["memory_id"] in last:
-                nxt[last[r["memory_id"]]["seq"]] = r
-            else:
-                first[r["memory_id"]] = r
-            last[r["memory_id"]] = r
-        known, unknown = [], []
-        for m, r in first.items():
-            if m in open_before:
-                if open_before[m] is not None:
-                    known.append((r["seq"], r["valid_at"], bank_id, *open_before[m]))
-            elif r["op"] != "ADD":
-                unknown.append((r["seq"], r["valid_at"], bank_id, bank, m))
         self.conn.executemany(
-            f"INSERT INTO versions_rtree VALUES (?4, ?4, ?1, {_EPOCH.format('?5')}, {_EPOCH.format('?2')}, ?3, ?3)", known)
-        closed = self.conn.executemany("UPDATE versions SET end_seq = ?, end_valid = ? WHERE event_seq = ? AND end_seq IS NULL",
-                                       [(seq, valid_at, open_seq) for seq, valid_at, _, open_seq, _ in known]).rowcount
-        if closed != len(known):
-            raise StoreUnavailable(f"the projection of bank {bank!r} is out of step with its log "
-                                   f"(run `memstore verify`, then `memstore repair`)")
+            f"INSERT INTO versions_rtree VALUES (?3, ?3, ?1, {_EPOCH.format('?4')}, {_EPOCH.format('?2')}, ?5, ?5)",
+            [(*k, bank_id) for k in known])
+        close_known(self.conn, bank, known)
         self.conn.executemany(f"""INSERT INTO versions_rtree
-            SELECT event_seq, event_seq, ?1, {_EPOCH.format("start_valid")}, {_EPOCH.format("?2")}, ?3, ?3
-              FROM versions WHERE bank = ?4 AND memory_id = ?5 AND end_seq IS NULL""", unknown)
+            SELECT event_seq, event_seq, ?1, {_EPOCH.format("start_valid")}, {_EPOCH.format("?2")}, ?5, ?5
+              FROM versions WHERE bank = ?3 AND memory_id = ?4 AND end_seq IS NULL""", [(*u, bank_id) for u in unknown])
         self.conn.executemany("UPDATE versions SET end_seq = ?1, end_valid = ?2 "
-                              "WHERE bank = ?4 AND memory_id = ?5 AND end_seq IS NULL", unknown)
-        opened = [(r["seq"], bank, r["memory_id"], r["valid_at"], nxt.get(r["seq"], {}).get("valid_at"),
-                   nxt.get(r["seq"], {}).get("seq"), r["op"], r["text"], r["actor"], r["reason"])
-                  for r in state if r["op"] in LIVE_OPS]
-        self.conn.executemany("INSERT INTO versions (event_seq, bank, memory_id, start_valid, end_valid, end_seq, "
-                              "op, text, actor, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", opened)
+                              "WHERE bank = ?3 AND memory_id = ?4 AND end_seq IS NULL", unknown)
+        self.conn.executemany(INSERT_VERSIONS, opened)
         self.conn.executemany(
             f"INSERT INTO versions_rtree VALUES (?1, ?1, ?2, {_EPOCH.format('?3')}, {_EPOCH.format('?4')}, ?5, ?5)",
             [(seq, end_seq, start, end, bank_id) for seq, _, _, start, end, end_seq, *_ in opened if end_seq is not None])
