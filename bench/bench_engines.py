@@ -38,13 +38,13 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_store import LIVE, stamp, timed  # noqa: E402
 from pg_cluster import Cluster, free_port  # noqa: E402
 
 from memstore import MemoryStore  # noqa: E402
-from memstore.clock import format_stamp  # noqa: E402
 from memstore.migrate import migrate  # noqa: E402
 
-LIVE = 10_000
 BLOCK = 1_000
 
 
@@ -59,11 +59,6 @@ class HashEmbedder:
             v = rng.standard_normal(self.dim).astype(np.float32)
             out[i] = v / np.linalg.norm(v)
         return out
-
-
-def stamp(i: int) -> str:
-    from datetime import datetime, timedelta, timezone
-    return format_stamp(datetime(2023, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=30 * i))
 
 
 def grow(store: MemoryStore, size: int, state: dict) -> float:
@@ -121,15 +116,6 @@ def writers(target, w: int, seconds: float, many_banks: bool) -> float:
     for p in procs:
         p.join()
     return sum(counts) / seconds
-
-
-def median_s(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def http_load(url: str, servers: int, clients: int, seconds: float, tmp: Path) -> dict:
@@ -235,7 +221,7 @@ def main(argv=None) -> None:
                     console.print(f"{engine}: growing to {size:,} events (bulk blocks of {BLOCK:,})")
                     rate = grow(store, size, state)
                 mid = stamp(size // 2)
-                row = {"bulk_rate": rate, "replay_mid_ms": 1e3 * median_s(lambda: store.replay(mid), 5),
+                row = {"bulk_rate": rate, "replay_mid_ms": 1e3 * timed(lambda: store.replay(mid), 5)[0],
                        "live": len(store.replay())}
                 if size <= args.search_max:
                     t = time.perf_counter()
@@ -243,7 +229,7 @@ def main(argv=None) -> None:
                     row["index_build_s"] = time.perf_counter() - t
                     queries = [f"fact {random.Random(q).randrange(size)}" for q in range(20)]
                     row["search_mid_ms"] = 1e3 * statistics.median(
-                        [median_s(lambda q=q: store.search(q, k=10, as_of=mid), 1) for q in queries])
+                        [timed(lambda q=q: store.search(q, k=10, as_of=mid), 1)[0] for q in queries])
                 r["sizes"][size] = row
             store.close()
         if args.http and cluster is not None:

@@ -70,12 +70,14 @@ def _summary(event: Event, status: str) -> str:
     return f"{verb} at {event.valid_at} (seq {event.seq}) by {event.actor}: {because}"
 
 
-def head(store: "MemoryStore") -> dict[str, Any]:
+def head(store: "MemoryStore", bank: str | None = None) -> dict[str, Any]:
     """The bank's newest event, (seq, hash): keep it elsewhere and `verify --anchor SEQ:HASH`
-    later proves the log up to it was neither truncated nor rewritten."""
+    later proves the log up to it was neither truncated nor rewritten. `bank`: another bank of
+    the same database (default: the store's)."""
+    bank = bank or store.bank
     row = store.conn.execute("SELECT seq, hash FROM events WHERE bank = ? ORDER BY seq DESC LIMIT 1",
-                             (store.bank,)).fetchone()
-    return {"bank": store.bank, "seq": row[0] if row else 0, "hash": row[1] if row else GENESIS,
+                             (bank,)).fetchone()
+    return {"bank": bank, "seq": row[0] if row else 0, "hash": row[1] if row else GENESIS,
             "anchor": f"{row[0]}:{row[1]}" if row else f"0:{GENESIS}", "keyed": store.keyed}
 
 

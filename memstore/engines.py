@@ -11,9 +11,11 @@ from typing import Any
 from .errors import BadInput
 
 
+PREFIXES = ("postgresql://", "postgres://")
+
+
 def is_postgres(target: Any) -> bool:
-    from .pg_engine import is_url
-    return is_url(target)
+    return isinstance(target, str) and target.startswith(PREFIXES)
 
 
 def target(value: str | Path) -> str | Path:

@@ -80,6 +80,25 @@ def close_known(conn, bank: str, known: list) -> None:
                                f"(run `memstore verify`, then `memstore repair`)")
 
 
+def close_unknown(conn, unknown: list) -> None:
+    """Close the versions a bulk block ends that had to be looked up by memory (bulk_plan's `unknown`)."""
+    if unknown:
+        conn.executemany("UPDATE versions SET end_seq = ?, end_valid = ? "
+                         "WHERE bank = ? AND memory_id = ? AND end_seq IS NULL", unknown)
+
+
+def refill_versions(conn, banks: list[str]) -> dict[str, int]:
+    """Insert the fold of each bank's log into the (emptied) `versions` table; returns the number
+    of versions per bank. Both engines' `repair` ends this way."""
+    counts = {}
+    for bank in banks:
+        rows = [(*r, bank) for r in fold_versions(conn, bank)]
+        if rows:
+            conn.executemany(f"INSERT INTO versions ({', '.join(COLUMNS)}, bank) VALUES ({', '.join('?' * 10)})", rows)
+        counts[bank] = len(rows)
+    return counts
+
+
 def check_projection(engine, bank: str, *, deep: bool = False) -> dict[str, Any] | None:
     """None if the derived rows of `bank` equal the fold of its log, else the first difference."""
     conn = engine.conn
@@ -135,12 +154,8 @@ def repair(conn) -> dict[str, int]:
     conn.execute("DELETE FROM versions_rtree")
     conn.execute("DELETE FROM versions")
     conn.execute("DELETE FROM banks")
-    counts = {}
-    for bank in banks:
-        conn.execute("INSERT INTO banks (name) VALUES (?)", (bank,))
-        rows = [(*r, bank) for r in fold_versions(conn, bank)]
-        conn.executemany(f"INSERT INTO versions ({', '.join(COLUMNS)}, bank) VALUES ({', '.join('?' * 10)})", rows)
-        counts[bank] = len(rows)
+    conn.executemany("INSERT INTO banks (name) VALUES (?)", [(bank,) for bank in banks])
+    counts = refill_versions(conn, banks)
     conn.execute(f"""INSERT INTO versions_rtree
         SELECT v.event_seq, v.event_seq, v.end_seq, {_EPOCH.format("v.start_valid")}, {_EPOCH.format("v.end_valid")},
                b.id, b.id

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from .audit import head
 from .errors import BadInput, StoreUnavailable
 from .store import MemoryStore
 
@@ -53,16 +54,16 @@ def migrate(source: str | Path, target: str | Path, *, timeout: float = 10.0,
                 if key_id and not dst.keyed:
                     dst.conn.execute("INSERT INTO meta VALUES ('chain_key_id', ?)", (key_id[0],))
                 dst.engine.after_copy()
-                dst.engine.repair(_fold())
+                dst.engine.repair()
         finally:
             dst.engine.bulk_cleanup()
             dst.close()
         # a fresh open of the copy, with the source's key: every head equal, and it verifies
         copy = MemoryStore(target, create=False, timeout=timeout, key=src.key)
         try:
-            heads = {bank: _head(src, bank) for bank in src.banks()}
-            for bank, head in heads.items():
-                if _head(copy, bank) != head:
+            heads = {bank: head(src, bank)["anchor"] for bank in src.banks()}
+            for bank, anchor in heads.items():
+                if head(copy, bank)["anchor"] != anchor:
                     raise StoreUnavailable(f"bank {bank!r}: the copy's head differs from the source's")
             check = copy.verify(all_banks=True, deep=True) if src.key is not None or not src.keyed else {"ok": None}
             if check["ok"] is False:
@@ -74,12 +75,3 @@ def migrate(source: str | Path, target: str | Path, *, timeout: float = 10.0,
     finally:
         src.close()
 
-
-def _fold():
-    from .integrity import fold_versions
-    return fold_versions
-
-
-def _head(store: MemoryStore, bank: str) -> str:
-    row = store.conn.execute("SELECT seq, hash FROM events WHERE bank = ? ORDER BY seq DESC LIMIT 1", (bank,)).fetchone()
-    return f"{row[0]}:{row[1]}" if row else "0:"

@@ -12,7 +12,6 @@ import collections
 import contextlib
 import functools
 import hashlib
-import os
 import re
 import uuid
 from pathlib import Path
@@ -27,15 +26,9 @@ from psycopg.pq import TransactionStatus
 from .clock import Cutoff
 from .errors import StoreUnavailable
 from .pg_schema import DDL, PROTECTION_TRIGGERS, SCHEMA_VERSION
-from .integrity import INSERT_VERSIONS, bulk_plan, close_known
+from .integrity import INSERT_VERSIONS, bulk_plan, close_known, close_unknown, refill_versions
+from .paths import cache_root
 from .records import Memory
-
-PREFIXES = ("postgresql://", "postgres://")
-
-
-def is_url(target: Any) -> bool:
-    return isinstance(target, str) and target.startswith(PREFIXES)
-
 
 def redact(url: str) -> str:
     """The URL without its password, for messages and file names."""
@@ -111,15 +104,8 @@ class Connection:
         self.raw.close()
 
 
-def _cache_root() -> Path:
-    root = os.environ.get("MEMSTORE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "memstore")
-    return Path(root)
-
-
 class PostgresEngine:
     name = "postgresql"
-    error = psycopg.Error
-    refused = psycopg.IntegrityError   # what a guard trigger raises: let it be seen
 
     def __init__(self, url: str, *, create: bool, timeout: float):
         self.url, self.label = url, redact(url)
@@ -238,9 +224,7 @@ class PostgresEngine:
         """What the per-row trigger does, for a block's events at once (integrity.bulk_plan)."""
         known, unknown, opened = bulk_plan(bank, rows, open_before)
         close_known(self.conn, bank, known)
-        if unknown:
-            self.conn.executemany("UPDATE versions SET end_seq = ?, end_valid = ? "
-                                  "WHERE bank = ? AND memory_id = ? AND end_seq IS NULL", unknown)
+        close_unknown(self.conn, unknown)
         if opened:
             self.conn.executemany(INSERT_VERSIONS, opened)
         self.conn.raw.execute("SELECT set_config('memstore.projection', '', true)")
@@ -273,19 +257,14 @@ class PostgresEngine:
         """The as-of ranges are generated columns: they cannot disagree with the rows."""
         return None
 
-    def repair(self, fold) -> dict[str, int]:
+    def repair(self) -> dict[str, int]:
         """Rebuild `versions` of every bank from the log and put back any protection trigger that
         was dropped, in the caller's transaction."""
         self.conn.raw.execute(DDL)
         self.conn.raw.execute("SELECT set_config('memstore.projection', 'repair', true)")
         self.conn.raw.execute("DELETE FROM versions")
-        counts = {}
         banks = [r[0] for r in self.conn.execute("SELECT DISTINCT bank FROM events ORDER BY bank")]
-        for bank in banks:
-            rows = [(*r, bank) for r in fold(self.conn, bank)]
-            self.conn.executemany("INSERT INTO versions (event_seq, memory_id, start_valid, end_valid, end_seq, op, "
-                                  "text, actor, reason, bank) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            counts[bank] = len(rows)
+        counts = refill_versions(self.conn, banks)
         self.conn.raw.execute("SELECT set_config('memstore.projection', '', true)")
         return counts
 
@@ -306,6 +285,6 @@ class PostgresEngine:
     def index_base(self) -> Path:
         """Where the bank's saved vector indexes live: a cache folder named by the database's id
         (a server has no folder beside a file); each process rebuilds and catches up from the log."""
-        folder = _cache_root() / "indexes"
+        folder = cache_root() / "indexes"
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f"pg-{hashlib.sha256(self.db_id.encode()).hexdigest()[:16]}"

@@ -18,15 +18,13 @@ from .db import connect, describe_sqlite_error, sqlite_errors
 from .durability import GroupSync
 from .errors import StoreUnavailable
 from .records import Memory
-from .integrity import INSERT_VERSIONS, bulk_plan, close_known
+from .integrity import INSERT_VERSIONS, bulk_plan, close_known, close_unknown
 from .schema import _EPOCH, PROTECTION_TRIGGERS
 
 
 class SQLiteEngine:
     name = "sqlite"
     read_only = False
-    error = sqlite3.Error
-    refused = sqlite3.IntegrityError
 
     BULK_CHECKPOINT_PAGES = 20_000  # ~80 MB of WAL between checkpoints while a bulk block appends
 
@@ -133,8 +131,7 @@ class SQLiteEngine:
         self.conn.executemany(f"""INSERT INTO versions_rtree
             SELECT event_seq, event_seq, ?1, {_EPOCH.format("start_valid")}, {_EPOCH.format("?2")}, ?5, ?5
               FROM versions WHERE bank = ?3 AND memory_id = ?4 AND end_seq IS NULL""", [(*u, bank_id) for u in unknown])
-        self.conn.executemany("UPDATE versions SET end_seq = ?1, end_valid = ?2 "
-                              "WHERE bank = ?3 AND memory_id = ?4 AND end_seq IS NULL", unknown)
+        close_unknown(self.conn, unknown)
         self.conn.executemany(INSERT_VERSIONS, opened)
         self.conn.executemany(
             f"INSERT INTO versions_rtree VALUES (?1, ?1, ?2, {_EPOCH.format('?3')}, {_EPOCH.format('?4')}, ?5, ?5)",
@@ -155,7 +152,7 @@ class SQLiteEngine:
         from .integrity import check_rtree
         return check_rtree(self.conn, bank)
 
-    def repair(self, fold) -> dict[str, int]:
+    def repair(self) -> dict[str, int]:
         from .integrity import repair
         return repair(self.conn)
 

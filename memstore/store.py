@@ -135,8 +135,6 @@ class MemoryStore:
                         tail = row["hash"]
 
     def _writable(self) -> None:
-        if self.engine.read_only:
-            raise StoreUnavailable(f"{self.engine.label} is a read-only replica: write to the primary")
         if self.keyed and self.key is None:
             raise StoreUnavailable(f"database {self.engine.label} has a keyed chain: set MEMSTORE_KEY or MEMSTORE_KEY_FILE to write")
 
@@ -628,10 +626,9 @@ class MemoryStore:
         """Rebuild the derived tables (versions and its index) of every bank from the log, put back
         any protection trigger that was dropped, and drop the saved vector indexes so they are
         rebuilt on the next search."""
-        from .integrity import fold_versions
         self._not_in_bulk("repair")
         with self.transaction():
-            counts = self.engine.repair(fold_versions)
+            counts = self.engine.repair()
         self._view = None
         drop_saved(self.engine.index_base())
         return counts

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memstore.errors import BadInput
+from memstore.paths import cache_root
 
 QWEN_SIZE = 491_400_064
 QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
@@ -30,8 +31,7 @@ class ModelFile:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("MEMSTORE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "memstore")
-    path = Path(root) / "models"
+    path = cache_root() / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
