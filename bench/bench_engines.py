@@ -3,6 +3,9 @@ cluster started here: tests/pg_cluster.py, default durability: fsync on, synchro
 
 - append rate: single events (one transaction each, durable when it returns) and batched
   (bulk() blocks of 1,000);
+- the CPU one single append costs, in the writer and in the server's processes, and the rate
+  that bounds on this machine's cores (cores / CPU per append): what W writers could reach if
+  nothing but CPU limited them;
 - W writer processes at once, single events, into one bank and into one bank each;
 - as-of replay latency (time cutoff in the middle of the history; median of 5) and as-of search
   latency (median of 20 queries) on a bank grown to each size (~10^4 live memories, mostly
@@ -23,7 +26,9 @@ import argparse
 import hashlib
 import json
 import multiprocessing as mp
+import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -83,14 +88,36 @@ def grow(store: MemoryStore, size: int, state: dict) -> float:
     return added / (time.perf_counter() - t)
 
 
-def singles(target, n: int = 1000) -> float:
+def server_cpu() -> float:
+    """CPU seconds used so far by every PostgreSQL process on the machine (this bench's cluster:
+    the backends, the WAL writer, the checkpointer...)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass  # a process that ended meanwhile
+    return total
+
+
+def singles(target, n: int = 1000) -> dict:
+    """One writer, one event per transaction: the rate, and the CPU each append costs in this
+    process (client) and in the database server's processes (none for SQLite)."""
     store = MemoryStore(target, "singles")
-    t = time.perf_counter()
+    for i in range(50):
+        store.add(f"warm {i}", at=stamp(i))
+    own, server, t = resource.getrusage(resource.RUSAGE_SELF), server_cpu(), time.perf_counter()
     for i in range(n):
         store.add(f"single {i}", at=stamp(i))
     rate = n / (time.perf_counter() - t)
+    end = resource.getrusage(resource.RUSAGE_SELF)
+    client = (end.ru_utime - own.ru_utime) + (end.ru_stime - own.ru_stime)
     store.close()
-    return rate
+    cpu_ms = 1e3 * (client + server_cpu() - server) / n
+    return {"rate": rate, "client_cpu_ms": 1e3 * client / n, "cpu_ms": cpu_ms,
+            "ceiling": os.cpu_count() * 1e3 / cpu_ms}
 
 
 def _writer(target, bank: str, seconds: float, go, counts, slot: int) -> None:
@@ -259,7 +286,11 @@ def report(console: Console, res: dict, engines: list[str], sizes: list[int], ar
         if len(values) > 1:
             cells.append(f"{values[1] / values[0]:.2f}x")
         table.add_row(name, *cells)
-    row("single appends, ev/s", [res[e]["single"] for e in engines], "{:,.0f}")
+    row("single appends, ev/s", [res[e]["single"]["rate"] for e in engines], "{:,.0f}")
+    row("  CPU per single append (client + server), ms", [res[e]["single"]["cpu_ms"] for e in engines], "{:.2f}")
+    row("  of which the client's, ms", [res[e]["single"]["client_cpu_ms"] for e in engines], "{:.2f}")
+    row(f"  ceiling on {os.cpu_count()} cores (cores / CPU per append), ev/s",
+        [res[e]["single"]["ceiling"] for e in engines], "{:,.0f}")
     row(f"{args.writers} writers one bank, ev/s", [res[e]["writers_one_bank"] for e in engines], "{:,.0f}")
     row(f"{args.writers} writers one bank each, ev/s", [res[e]["writers_many_banks"] for e in engines], "{:,.0f}")
     for size in sizes:

@@ -75,10 +75,18 @@ class Row(tuple):
 
 
 def _rows(cursor: psycopg.Cursor):
-    if cursor.description is None:
+    """Rows with their column names, read from the result's field names (cursor.description
+    would build a Column object per column per statement: a third of a bulk import's CPU)."""
+    result = cursor.pgresult
+    if result is None or not result.nfields:
         return tuple
-    index = {c.name: i for i, c in enumerate(cursor.description)}
+    index = _field_index(tuple(result.fname(i) for i in range(result.nfields)))
     return lambda values: Row(values, index)
+
+
+@functools.lru_cache(maxsize=256)
+def _field_index(names: tuple[bytes, ...]) -> dict[str, int]:
+    return {name.decode(): i for i, name in enumerate(names)}
 
 
 class Connection:
@@ -116,6 +124,7 @@ class PostgresEngine:
             raise StoreUnavailable(f"cannot connect to {self.label}: {str(exc).strip().splitlines()[0]}") from None
         self.conn = Connection(raw)
         self.read_only = False
+        self._pipeline: contextlib.ExitStack | None = None  # inside a transaction
         with self.errors():
             # a hot standby serves reads (replay, search, why, verify) and refuses writes
             self.read_only = bool(self.conn.raw.execute("SELECT pg_is_in_recovery()").fetchone()[0])
@@ -163,30 +172,48 @@ class PostgresEngine:
 
     def begin(self, bank: str, timeout: float) -> None:
         """A transaction holding the bank's write lock (its row in `heads`): appends to one bank
-        are serialised, so its chain has one tail and its seqs follow the chain."""
+        are serialised, so its chain has one tail and its seqs follow the chain.
+
+        The transaction runs in pipeline mode: BEGIN and the lock are sent, not
+        waited for, and travel with the store's first reads; the inserts and COMMIT travel
+        together at the end. A single append is two round trips instead of one per statement."""
         if self.read_only:
             raise StoreUnavailable(f"{self.label} is a read-only replica: write to the primary")
         self._seqs = {"events": collections.deque(), "inputs": collections.deque()}
         self._block = {"events": 1, "inputs": 1}
-        # one round trip where the bank has its row (bank names are checked: no quoting issue, and
-        # quoted anyway); the first write to a bank makes the row, then locks it
-        lock = sql.SQL("SELECT bank FROM heads WHERE bank = {} FOR UPDATE").format(sql.Literal(bank))
-        cur = self.conn.raw.execute(sql.SQL("BEGIN; ") + lock)
-        cur.nextset()  # the SELECT's result follows BEGIN's
-        if cur.fetchone() is None:
-            self.conn.execute("INSERT INTO heads VALUES (?) ON CONFLICT DO NOTHING", (bank,))
-            self.conn.raw.execute(lock)
+        raw = self.conn.raw
+        self._pipeline = contextlib.ExitStack()
+        self._pipeline.enter_context(raw.pipeline())
+        raw.execute("BEGIN")
+        # the first write to a bank makes its row; later ones find it (no row written, no wait)
+        raw.execute("INSERT INTO heads VALUES (%s) ON CONFLICT DO NOTHING", (bank,))
+        raw.execute("SELECT 1 FROM heads WHERE bank = %s FOR UPDATE", (bank,))
+
+    def unpipe(self) -> None:
+        """Wait for what was sent and leave pipeline mode, the transaction still open: for work
+        that reads row counts of writes or sends several statements at once (bulk_end, repair)."""
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            with self.errors():
+                pipeline.close()
 
     def commit(self) -> None:
         try:
             with self.errors():
                 self.conn.execute("COMMIT")
+                self.unpipe()
         except BaseException:
             self.abandon()
             raise
 
     def abandon(self) -> None:
         """Roll back what is left of a failed transaction."""
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            try:
+                pipeline.close()  # the failed statement's error again, or the one that stopped it
+            except psycopg.Error:
+                pass
         if not self.conn.raw.closed and self.conn.in_transaction:
             with self.errors():
                 self.conn.execute("ROLLBACK")
@@ -217,11 +244,13 @@ class PostgresEngine:
 
     # ---- bulk appends: the projection kept once per block ------------------------------------
     def bulk_start(self) -> None:
-        """The per-row trigger stands aside for the transaction; bulk_end keeps the projection."""
+        """The per-row trigger stands aside for the transaction; bulk_end keeps the projection.
+        The block's inserts stay in pipeline mode: each travels with the next read."""
         self.conn.raw.execute("SELECT set_config('memstore.projection', 'bulk', true)")
 
     def bulk_end(self, bank: str, rows: list[dict], open_before: dict) -> None:
         """What the per-row trigger does, for a block's events at once (integrity.bulk_plan)."""
+        self.unpipe()  # close_known counts the rows its updates touched
         known, unknown, opened = bulk_plan(bank, rows, open_before)
         close_known(self.conn, bank, known)
         close_unknown(self.conn, unknown)
@@ -260,6 +289,7 @@ class PostgresEngine:
     def repair(self) -> dict[str, int]:
         """Rebuild `versions` of every bank from the log and put back any protection trigger that
         was dropped, in the caller's transaction."""
+        self.unpipe()
         self.conn.raw.execute(DDL)
         self.conn.raw.execute("SELECT set_config('memstore.projection', 'repair', true)")
         self.conn.raw.execute("DELETE FROM versions")

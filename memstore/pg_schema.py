@@ -107,7 +107,10 @@ CREATE TABLE IF NOT EXISTS versions (
     seqs  int8range GENERATED ALWAYS AS (int8range(event_seq, end_seq)) STORED,
     valid textrange GENERATED ALWAYS AS (textrange(start_valid, end_valid)) STORED
 );
-CREATE INDEX IF NOT EXISTS versions_open ON versions (bank, memory_id) WHERE end_seq IS NULL;
+-- At most one open version per memory: the trigger closes it through this index. (Until
+-- autovacuum's first ANALYZE of a new database the planner may take a GiST index for that
+-- lookup and scan the bank's versions; from the first statistics on it takes this one.)
+CREATE UNIQUE INDEX IF NOT EXISTS versions_open_one ON versions (bank, memory_id) WHERE end_seq IS NULL;
 CREATE INDEX IF NOT EXISTS versions_by_seq ON versions USING gist (bank, seqs);
 CREATE INDEX IF NOT EXISTS versions_by_time ON versions USING gist (bank, valid);
 
@@ -169,8 +172,10 @@ BEGIN
         RETURN NULL;  -- a bulk block keeps the projection once, at its end (MemoryStore.bulk)
     END IF;
     PERFORM set_config('memstore.projection', 'trigger', true);
-    UPDATE versions SET end_seq = NEW.seq, end_valid = NEW.valid_at
-     WHERE bank = NEW.bank AND memory_id = NEW.memory_id AND end_seq IS NULL;
+    IF NEW.op <> 'ADD' THEN  -- a new memory has no version to close
+        UPDATE versions SET end_seq = NEW.seq, end_valid = NEW.valid_at
+         WHERE bank = NEW.bank AND memory_id = NEW.memory_id AND end_seq IS NULL;
+    END IF;
     IF NEW.op IN {LIVE_OPS} THEN
         INSERT INTO versions (event_seq, bank, memory_id, start_valid, op, text, actor, reason)
         VALUES (NEW.seq, NEW.bank, NEW.memory_id, NEW.valid_at, NEW.op, NEW.text, NEW.actor, NEW.reason);

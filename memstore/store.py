@@ -52,6 +52,7 @@ def new_event_id() -> str:
 _EVENT_COLUMNS = ("seq", "event_id", "bank", "memory_id", "op", "outcome", "text", "prev_text", "valid_at",
                   "recorded_at", "actor", "reason", "source", "cause", "erased", "prev_hash", "content_digest", "hash",
                   "salt", "inputs_head")
+_ID_TAKEN = "SELECT 1 FROM events WHERE bank = ? AND memory_id = ? LIMIT 1"
 _INSERT_EVENT = f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(_EVENT_COLUMNS))})"
 
 
@@ -226,28 +227,34 @@ class MemoryStore:
             raise InvalidOperation(f"cannot {what} inside bulk(): the projection catches up when the block ends")
 
     # ---- appending -------------------------------------------------------------------------
-    def _append(self, *, op: str, memory_id: str, valid_at: str, text: str | None = None,
+    def _append(self, *, op: str, memory_id: str | None, valid_at: str, text: str | None = None,
                 prev_text: str | None = None, actor: str | None = None, reason: str | None = None,
                 source: Sequence[str] = (), cause: Any = None, outcome: str = "applied") -> Event:
+        """Append one event to the bank's chain; memory_id None: a new memory's (ADD)."""
         assert self._depth > 0, "appends happen inside a transaction"
         self._writable()
         source = source_arg(source)
         optional_text("reason", reason), optional_text("actor", actor)
         if cause is not None and not isinstance(cause, (str, dict)):
             raise BadInput(f"cause must be a note (string) or a dict, not {type(cause).__name__}")
-        if self._tail is None:
-            tail = self.conn.execute(
-                "SELECT hash FROM events WHERE bank = ? ORDER BY seq DESC LIMIT 1", (self.bank,)).fetchone()
-            self._tail = tail[0] if tail else GENESIS
+        # every read below is sent before any is waited for: on PostgreSQL (pipeline mode) they
+        # travel with the transaction's BEGIN and lock in one round trip
+        taken = None
+        if memory_id is None:
+            memory_id = self._candidate_id()
+            taken = self.conn.execute(_ID_TAKEN, (self.bank, memory_id))
+        seq = self._read_tails(seq_of="events")
+        if taken is not None and taken.fetchone() is not None:
+            memory_id = self._new_id()
         if isinstance(cause, str):
             cause = {"note": cause}
         row = {
-            "seq": self.engine.next_seq("events"), "event_id": new_event_id(), "bank": self.bank,
+            "seq": seq, "event_id": new_event_id(), "bank": self.bank,
             "memory_id": memory_id, "op": op, "outcome": outcome, "text": text,
             "prev_text": prev_text, "valid_at": valid_at, "recorded_at": now_stamp(),
             "actor": actor or self.actor, "reason": reason, "source": json.dumps(list(source)),
             "cause": _json(cause), "erased": 0, "prev_hash": self._tail,
-            "salt": new_salt(), "inputs_head": self._inputs_head(),
+            "salt": new_salt(), "inputs_head": self._input_tail,
         }
         row["content_digest"] = content_digest((row[c] for c in EVENT_CONTENT), salt=row["salt"])
         row["hash"] = event_hash(self._tail, row, self.key)
@@ -257,13 +264,22 @@ class MemoryStore:
             self._bulk.append(row)
         return Event.from_row(row)
 
-    def _inputs_head(self) -> str:
-        """The hash of the bank's newest input, read once per transaction (appends are serialised)."""
-        if self._input_tail is None:
-            row = self.conn.execute("SELECT hash FROM inputs WHERE bank = ? ORDER BY seq DESC LIMIT 1",
-                                    (self.bank,)).fetchone()
+    def _read_tails(self, seq_of: str) -> int:
+        """The next seq of table `seq_of`; and the hashes of the bank's newest event and newest
+        input, read once per transaction (appends to a bank are serialised). The queries are all
+        sent before any is waited for."""
+        events = None if self._tail is not None else self.conn.execute(
+            "SELECT hash FROM events WHERE bank = ? ORDER BY seq DESC LIMIT 1", (self.bank,))
+        inputs = None if self._input_tail is not None else self.conn.execute(
+            "SELECT hash FROM inputs WHERE bank = ? ORDER BY seq DESC LIMIT 1", (self.bank,))
+        seq = self.engine.next_seq(seq_of)
+        if events is not None:
+            row = events.fetchone()
+            self._tail = row[0] if row else GENESIS
+        if inputs is not None:
+            row = inputs.fetchone()
             self._input_tail = row[0] if row and row[0] else GENESIS
-        return self._input_tail
+        return seq
 
     def _current(self, memory_id: str) -> Any:
         """The memory's last state-changing event, or None if the bank has no such memory."""
@@ -298,11 +314,14 @@ class MemoryStore:
                 f"cannot {op.lower()} memory {cur['memory_id']!r} at {valid_at}: "
                 f"its last change was observed later, at {cur['valid_at']}")
 
+    @staticmethod
+    def _candidate_id() -> str:
+        return "m" + secrets.token_hex(5)
+
     def _new_id(self) -> str:
         while True:
-            memory_id = "m" + secrets.token_hex(5)
-            if self.conn.execute("SELECT 1 FROM events WHERE bank = ? AND memory_id = ? LIMIT 1",
-                                 (self.bank, memory_id)).fetchone() is None:
+            memory_id = self._candidate_id()
+            if self.conn.execute(_ID_TAKEN, (self.bank, memory_id)).fetchone() is None:
                 return memory_id
 
     @staticmethod
@@ -316,7 +335,7 @@ class MemoryStore:
         text = self._text(text)
         valid_at = to_stamp(at)
         with self.transaction():
-            return self._append(op="ADD", memory_id=self._new_id(), text=text, valid_at=valid_at,
+            return self._append(op="ADD", memory_id=None, text=text, valid_at=valid_at,
                                 actor=actor, reason=reason, source=source, cause=cause)
 
     def update(self, memory_id: str, text: str, *, at: Any = None, reason: str | None = None,
@@ -533,8 +552,8 @@ class MemoryStore:
                     raise BadInput(f"input {input_id!r} was already recorded with other content")
                 return Input.from_row(old), False
             row["content_digest"] = content_digest((row[c] for c in INPUT_CONTENT), self.key, row["salt"])
-            row["seq"] = self.engine.next_seq("inputs")
-            row["prev_hash"] = self._inputs_head()
+            row["seq"] = self._read_tails(seq_of="inputs")
+            row["prev_hash"] = self._input_tail
             row["hash"] = input_hash(row["prev_hash"], row, self.key)
             cols = ", ".join(row)
             self.conn.execute(f"INSERT INTO inputs ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
