@@ -2,7 +2,7 @@
 cluster started here: tests/pg_cluster.py, default durability: fsync on, synchronous_commit on).
 
 - append rate: single events (one transaction each, durable when it returns) and batched
-  (bulk() blocks of 1,000);
+  (bulk() blocks of 1,000), with the CPU per event of this process and the server's together;
 - the CPU one single append costs, in the writer and in the server's processes, and the rate
   that bounds on this machine's cores (cores / CPU per append): what W writers could reach if
   nothing but CPU limited them;
@@ -66,10 +66,11 @@ class HashEmbedder:
         return out
 
 
-def grow(store: MemoryStore, size: int, state: dict) -> float:
-    """Grow the bank to `size` events in bulk() blocks; returns events per second."""
+def grow(store: MemoryStore, size: int, state: dict) -> tuple[float, float]:
+    """Grow the bank to `size` events in bulk() blocks; returns events per second and the CPU
+    milliseconds per event, this process's and the server's together."""
     rng, live = state["rng"], state["live"]
-    t = time.perf_counter()
+    own, server, t = cpu_now(), server_cpu(), time.perf_counter()
     added = size - state["n"]
     while state["n"] < size:
         with store.bulk():
@@ -85,7 +86,14 @@ def grow(store: MemoryStore, size: int, state: dict) -> float:
                     live[k] = store.add(f"fact {i}", at=stamp(i)).memory_id
                     state["n"] += 1
                 state["n"] += 1
-    return added / (time.perf_counter() - t)
+    rate = added / (time.perf_counter() - t)
+    return rate, 1e3 * (cpu_now() - own + server_cpu() - server) / added
+
+
+def cpu_now() -> float:
+    """CPU seconds this process has used."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def server_cpu() -> float:
@@ -108,12 +116,11 @@ def singles(target, n: int = 1000) -> dict:
     store = MemoryStore(target, "singles")
     for i in range(50):
         store.add(f"warm {i}", at=stamp(i))
-    own, server, t = resource.getrusage(resource.RUSAGE_SELF), server_cpu(), time.perf_counter()
+    own, server, t = cpu_now(), server_cpu(), time.perf_counter()
     for i in range(n):
         store.add(f"single {i}", at=stamp(i))
     rate = n / (time.perf_counter() - t)
-    end = resource.getrusage(resource.RUSAGE_SELF)
-    client = (end.ru_utime - own.ru_utime) + (end.ru_stime - own.ru_stime)
+    client = cpu_now() - own
     store.close()
     cpu_ms = 1e3 * (client + server_cpu() - server) / n
     return {"rate": rate, "client_cpu_ms": 1e3 * client / n, "cpu_ms": cpu_ms,
@@ -241,14 +248,14 @@ def main(argv=None) -> None:
                     target = new(f"copy{size}")
                     t = time.perf_counter()
                     migrate(tmp / "grow.db", target)
-                    rate = None
+                    rate = cpu = None
                     results[engine].setdefault("migrate_rate", size / (time.perf_counter() - t))
                     store = MemoryStore(target, "bench", embedder=HashEmbedder())
                 else:
                     console.print(f"{engine}: growing to {size:,} events (bulk blocks of {BLOCK:,})")
-                    rate = grow(store, size, state)
+                    rate, cpu = grow(store, size, state)
                 mid = stamp(size // 2)
-                row = {"bulk_rate": rate, "replay_mid_ms": 1e3 * timed(lambda: store.replay(mid), 5)[0],
+                row = {"bulk_rate": rate, "bulk_cpu_ms": cpu, "replay_mid_ms": 1e3 * timed(lambda: store.replay(mid), 5)[0],
                        "live": len(store.replay())}
                 if size <= args.search_max:
                     t = time.perf_counter()
@@ -296,6 +303,8 @@ def report(console: Console, res: dict, engines: list[str], sizes: list[int], ar
     for size in sizes:
         if all(res[e]["sizes"][size]["bulk_rate"] for e in engines):
             row(f"bulk appends to {size:,}, ev/s", [res[e]["sizes"][size]["bulk_rate"] for e in engines], "{:,.0f}")
+            row("  CPU per bulk event (client + server), ms",
+                [res[e]["sizes"][size]["bulk_cpu_ms"] for e in engines], "{:.3f}")
         row(f"replay as-of mid at {size:,}, ms", [res[e]["sizes"][size]["replay_mid_ms"] for e in engines], "{:.1f}")
         if "search_mid_ms" in res[engines[0]]["sizes"][size]:
             row(f"search as-of mid at {size:,}, ms", [res[e]["sizes"][size]["search_mid_ms"] for e in engines], "{:.2f}")
