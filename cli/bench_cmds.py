@@ -253,12 +253,20 @@ def matcher(data: Path = typer.Option(..., "--data", help="The LoCoMo JSON the l
 @bench_app.command()
 def compare(dirs: list[Path],
             chart: Optional[Path] = typer.Option(None, "--chart", help="PNG of the F1 differences (one run only)."),
+            against: Optional[Path] = typer.Option(None, "--against", help="Another run or published folder: "
+                                                   "each policy answered in both, this run minus that one, paired "
+                                                   "on the same questions (one run only)."),
             boot: int = typer.Option(10_000, "--bootstrap", min=100, max=1_000_000, help="Bootstrap resamples.")) -> None:
     """Tabulate runs' results.json side by side, then each policy against the run's best baseline:
     the F1 and judge difference on the same questions with a paired bootstrap 95% interval,
-    overall and per category."""
+    overall and per category. With --against, the same policies across two runs instead."""
     if chart is not None and (len(dirs) != 1 or chart.suffix.lower() != ".png"):
         raise BadInput("--chart takes one run folder and a file name ending in .png")
+    if against is not None:
+        if len(dirs) != 1:
+            raise BadInput("--against takes one run folder")
+        _against(dirs[0], against, boot)
+        return
     for d in dirs:
         path = d / "results.json"
         if not path.exists():
@@ -293,6 +301,24 @@ def publish(runs: list[Path] = typer.Argument(..., help="Finished `memstore benc
         console.print(f"replaced: {line}")
     show(table_, title=str(out))
     _paired(out, out / "paired_f1.png", boot)
+
+
+def _against(new: Path, old: Path, boot: int) -> None:
+    """The same policies in two runs, paired; written to new/paired_against.json."""
+    from evaluation.paired import compare_folders
+    for d in (new, old):
+        if not (d / "answers").is_dir():
+            raise BadInput(f"no answers folder in {d}")
+    try:
+        res = compare_folders(new, old, n_boot=boot)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    table(f"{new} minus {old}: the same policy on the same questions, paired bootstrap 95% interval (points)"
+          + ("" if res["judge_compared"] else "; judged by different models: F1 only"),
+          ["policy", "metric", "questions", old.name, new.name, "difference", "95% interval"],
+          [(r["policy"], r["metric"], r["n"], f"{r['old_mean']:.1f}", f"{r['new_mean']:.1f}", f"{r['diff']:+.1f}",
+            f"[{r['lo']:+.1f}, {r['hi']:+.1f}]") for r in res["rows"]])
+    (new / "paired_against.json").write_text(json.dumps(res, indent=2))
 
 
 def _paired(d: Path, chart: Path | None = None, boot: int = 10_000) -> None:

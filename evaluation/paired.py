@@ -77,6 +77,36 @@ def compare_run(out: Path, *, categories: dict | None = None, n_boot: int = 10_0
     return {"run": str(out), "best_baseline": best, "questions": len(common), "rows": rows}
 
 
+def _meta(out: Path) -> dict:
+    path = out / "results.json"
+    return json.loads(path.read_text()).get("meta", {}) if path.exists() else {}
+
+
+def compare_folders(new: Path, old: Path, *, n_boot: int = 10_000) -> dict:
+    """Each policy answered in both folders (two runs that differ in something outside the
+    policy: the extraction model, a prompt), new minus old on the questions both answered, paired
+    by conversation, position and question id (a published folder pairs with a raw run). The
+    judge is compared only where both runs were judged by the same model."""
+    from evaluation.publish import question_id
+    rekey = lambda rows: {(k[0], k[1], question_id(k[2])): r for k, r in rows.items()}
+    a, b = _rows(old), _rows(new)
+    same_judge = _meta(new).get("judge") is not None and _meta(new).get("judge") == _meta(old).get("judge")
+    rows = []
+    for policy in sorted(set(a) & set(b)):
+        olds, news = rekey(a[policy]), rekey(b[policy])
+        keys = sorted(set(olds) & set(news), key=str)
+        if not keys:
+            continue
+        for metric in METRICS if same_judge else ("f1",):
+            x = [float(olds[k][metric]) * 100 for k in keys]
+            y = [float(news[k][metric]) * 100 for k in keys]
+            rows.append({"policy": policy, "metric": metric, **paired_bootstrap(x, y, n_boot=n_boot),
+                         "old_mean": float(np.mean(x)), "new_mean": float(np.mean(y))})
+    if not rows:
+        raise ValueError(f"{new} and {old} share no policy answered on the same questions")
+    return {"new": str(new), "old": str(old), "judge_compared": same_judge, "rows": rows}
+
+
 def chart(result: dict, path: Path, metric: str = "f1") -> None:
     """Forest plot: each policy's difference to the best baseline, overall and per category."""
     import matplotlib

@@ -175,3 +175,32 @@ def test_publish_replaces_a_policy_rerun_on_its_own_only_when_asked(tmp_path):
     other = memstore_cli("bench", "publish", str(a), str(b), str(rerun), "--replace", "--out", str(tmp_path / "x"))
     assert other.returncode == 1 and "differ in answer prompt" in other.stderr, other.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_compare_against_pairs_the_same_policy_across_two_runs(tmp_path):
+    """`bench compare NEW --against OLD`: each policy in both, new minus old on the questions both
+    answered (a published folder's ids pair with a raw run's texts); the judge only where one
+    model judged both."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    write_run(old, {"append": {"c1": [(1, 0.2, False), (2, 0.4, True)]}, "llm": {"c1": [(1, 0.1, False), (2, 0.1, False)]}})
+    write_run(new, {"append": {"c1": [(1, 0.5, True), (2, 0.4, True)]}, "learned": {"c1": [(1, 0.9, True), (2, 0.9, True)]}})
+    published = tmp_path / "published"
+    assert memstore_cli("bench", "publish", str(old), "--out", str(published), "--bootstrap", "200").returncode == 0
+    from evaluation.paired import compare_folders
+    res = compare_folders(new, published, n_boot=2000)
+    assert [(r["policy"], r["metric"], r["n"]) for r in res["rows"]] == [("append", "f1", 2)]
+    assert res["rows"][0]["diff"] == pytest.approx(15.0) and not res["judge_compared"]
+    for run in (new, published):
+        table = json.loads((run / "results.json").read_text())
+        table["meta"]["judge"] = "the same judge"
+        (run / "results.json").write_text(json.dumps(table))
+    judged = {r["metric"]: r for r in compare_folders(new, published, n_boot=2000)["rows"]}
+    assert judged["judge"]["diff"] == pytest.approx(50.0)
+    proc = memstore_cli("bench", "compare", str(new), "--against", str(published), "--bootstrap", "500",
+                        env={"COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    assert "+15.0" in proc.stdout and json.loads((new / "paired_against.json").read_text())["rows"]
+    alone = tmp_path / "alone"
+    write_run(alone, {"mem0": {"c1": [(1, 0.0, False)]}})
+    bad = memstore_cli("bench", "compare", str(new), "--against", str(alone))
+    assert bad.returncode == 1 and "share no policy" in bad.stderr and "Traceback" not in bad.stderr
