@@ -12,8 +12,10 @@ import pytest
 from conftest import memstore_cli
 from memstore import MemoryStore
 from memstore.clock import to_stamp
+from policy import prompts
 from policy.agent import make_policy
 from policy.answer import AnswerAgent
+from policy.manager import AppendPolicy
 from memstore.ingest import ingest
 from policy.runtime import load
 from policy.turns import Turn
@@ -100,3 +102,17 @@ def test_a_decision_never_takes_the_new_fact_out_of_the_bank(managed):
     from evaluation.facts import facts_lost
     store, _, _ = managed
     assert facts_lost(store)["lost"] == 0
+
+
+def test_an_extraction_with_a_window_resolves_what_a_reply_refers_to(tmp_path, llm):
+    """A reply alone ("I have always wanted to try that!") says nothing durable; with the earlier
+    message of its session in the window, the fact names what "that" was."""
+    store = MemoryStore(tmp_path / "w.db", "chat")
+    policy = AppendPolicy(llm)
+    policy.window = prompts.EXTRACT_WINDOW  # as a trained extractor is served
+    said = Turn("t1", "Maria", "I started taking pottery classes last month.", to_stamp("2023-05-01T10:00"), session="s1")
+    reply = Turn("t2", "John", "Wow, I have always wanted to try that!", to_stamp("2023-05-01T10:01"), session="s1")
+    ingest(store, policy, [said])
+    assert policy.contexts(store, [reply])["t2"] == (("Maria", said.text),)
+    facts = policy.facts(store, reply)
+    assert any(f.startswith("John") and "pottery" in f.lower() for f in facts), facts
