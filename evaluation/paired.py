@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.publish import question_id
+
 BASELINES = ("append", "heuristic", "stack", "llm")
 METRICS = ("f1", "judge")
 
@@ -87,10 +89,10 @@ def compare_folders(new: Path, old: Path, *, n_boot: int = 10_000) -> dict:
     policy: the extraction model, a prompt), new minus old on the questions both answered, paired
     by conversation, position and question id (a published folder pairs with a raw run). The
     judge is compared only where both runs were judged by the same model."""
-    from evaluation.publish import question_id
     rekey = lambda rows: {(k[0], k[1], question_id(k[2])): r for k, r in rows.items()}
     a, b = _rows(old), _rows(new)
-    same_judge = _meta(new).get("judge") is not None and _meta(new).get("judge") == _meta(old).get("judge")
+    judge = _meta(new).get("judge")
+    same_judge = judge is not None and judge == _meta(old).get("judge")
     rows = []
     for policy in sorted(set(a) & set(b)):
         olds, news = rekey(a[policy]), rekey(b[policy])
