@@ -41,17 +41,19 @@ def train(policy: str = typer.Argument(..., help="manager | answer | extract"),
           model: Optional[str] = typer.Option(None, "--model", help="Base GGUF: qwen (default) | PATH.gguf"),
           empty_share: float = typer.Option(0.3, "--empty-share", min=0.0, max=10.0, help="extract: turns without "
                                             "observations trained on (target: no facts), as a share of those with."),
+          teacher: Optional[str] = typer.Option(None, "--teacher", help="extract: learn a larger backbone's facts "
+                                                "(e.g. qwen1.5b) instead of the observations: distillation."),
           out: Path = typer.Option(..., "--out", help="Run folder (resumable)."),
           as_json: bool = JsonOpt) -> None:
     """Train the Memory Manager or the Answer Agent (LoRA) from answer correctness alone, on
     replayed histories of LoCoMo conversations or on your own bank and questions (--from-bank);
     or fact extraction (`extract`) by supervised fine-tuning on the annotated observations of
-    the --conversations. A rerun with the same --out resumes."""
+    the --conversations (or on a --teacher backbone's facts of them). A rerun with the same --out resumes."""
     if policy == "extract":
         if data is None or from_bank:
             raise BadInput("train extract learns from LoCoMo observations: give --data (and --conversations)")
         _train_extract(data, conversations, epochs or 1.0, learning_rate if learning_rate != 5e-5 else 1e-4,
-                       lora_layers, empty_share, model, out, as_json)
+                       lora_layers, empty_share, model, teacher, out, as_json)
         return
     from trainer.train import TrainConfig, run
 
@@ -90,15 +92,18 @@ def train(policy: str = typer.Argument(..., help="manager | answer | extract"),
 
 
 def _train_extract(data: Path, conversations: str, epochs: float, lr: float, lora_layers: int, empty_share: float,
-                   model: Optional[str], out: Path, as_json: bool) -> None:
+                   model: Optional[str], teacher: Optional[str], out: Path, as_json: bool) -> None:
     from trainer.extraction import ExtractConfig, run
 
     cfg = ExtractConfig(data=str(data), conversations=[c for c in conversations.split(",") if c], out=str(out),
-                        model=model, epochs=epochs, learning_rate=lr, lora_layers=lora_layers, empty_share=empty_share)
+                        model=model, epochs=epochs, learning_rate=lr, lora_layers=lora_layers, empty_share=empty_share,
+                        teacher=teacher)
     with phase_progress(disable=as_json) as progress:
+        extracting = progress.add_task(f"{teacher} facts", total=None) if teacher else None
         bar = progress.add_task("extract sft", total=None)
         result = run(cfg, progress=lambda n, total, loss: progress.update(
-            bar, completed=n, total=total, description=f"extract sft (loss {loss:.3f})"))
+            bar, completed=n, total=total, description=f"extract sft (loss {loss:.3f})"),
+            extracting=lambda n, total: progress.update(extracting, completed=n, total=total))
     if as_json:
         emit_json(result)
         return

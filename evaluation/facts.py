@@ -25,6 +25,7 @@ from memstore import MemoryStore
 from memstore.embed import CachedEmbedder, default_embedder
 from memstore.errors import BadInput
 from policy.facts import SAME_FACT, is_noise
+from policy.agent import adapter_contract
 from policy.manager import AppendPolicy
 from policy.prompts import EXTRACT_SYSTEM, EXTRACT_WINDOW, spoken_date
 
@@ -86,7 +87,7 @@ def invented(fact: str, sources: str) -> bool:
     return False
 
 
-def _extract(store: MemoryStore, policy, turns, progress=None) -> tuple[dict[str, list[str]], dict[str, tuple]]:
+def extract_turns(store: MemoryStore, policy, turns, progress=None) -> tuple[dict[str, list[str]], dict[str, tuple]]:
     """Facts of every turn, in order, each read after the turns before it are recorded (its
     window), and the window each one read."""
     out, contexts, done = {}, {}, 0
@@ -115,7 +116,7 @@ def measure(name: str, policy, sample: dict, db: Path, progress=None) -> FactsRe
     store = MemoryStore(db, f"facts.{re.sub(r'[^A-Za-z0-9_.-]', '_', sid)}.{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}"[:64])
     try:
         t0 = time.perf_counter()
-        facts, contexts = _extract(store, policy, turns, progress)
+        facts, contexts = extract_turns(store, policy, turns, progress)
         seconds = time.perf_counter() - t0
         rep = FactsReport(name, sid, turns=len(turns), extract_s=seconds)
         embed = CachedEmbedder(store.conn, default_embedder()).embed
@@ -215,7 +216,7 @@ def load_pairs(path: Path, samples: list[dict]) -> list[dict]:
 def extractor(spec: str, llm_for):
     """An extractor by name: `base` (the prompt with the two earlier messages on the backbone),
     `nowindow` (the same prompt without them: how the plain backbone is served), `adapter=PATH`
-    (an extraction LoRA adapter, with the window it was trained on), `model=NAME` (another
+    (an extraction LoRA adapter, reading the window it was trained with), `model=NAME` (another
     backbone, served without a window). `llm_for(model, adapter)` loads (and shares) the models."""
     policy = AppendPolicy(llm_for(None, None))
     if spec == "base":
@@ -226,7 +227,7 @@ def extractor(spec: str, llm_for):
     key, _, value = spec.partition("=")
     if key == "adapter" and value:
         policy = AppendPolicy(llm_for(None, value))
-        policy.window = EXTRACT_WINDOW  # as trained (trainer/extraction.py)
+        policy.window = adapter_contract(Path(value)).get("window", EXTRACT_WINDOW)  # as trained
         return policy
     if key == "model" and value:
         return AppendPolicy(llm_for(value, None))

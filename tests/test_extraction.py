@@ -120,6 +120,21 @@ def test_serving_and_training_make_the_same_extraction_call(tmp_path):
     assert any("Earlier messages (context only):\nEvan: I started lifting" in u for u in llm.users)
 
 
+def test_a_student_learns_its_teachers_kept_facts_from_the_call_the_teacher_read(tmp_path):
+    data = tmp_path / "chat.json"
+    data.write_text(json.dumps([SAMPLE]))
+    teacher = RecordingLLM()  # plumbing only: the scripted teacher returns each message as its fact
+    with MemoryStore(tmp_path / "teacher.db", "teacher") as store:
+        taught, _ = bench_facts.extract_turns(store, AppendPolicy(teacher), locomo_turns(SAMPLE))
+    rows = examples(data, ["chat-1"], empty_share=0.0, seed=0, taught=taught)
+    assert len(rows) == 5  # every turn, those the teacher found empty too
+    assert sorted(r["messages"][1]["content"] for r in rows) == sorted(teacher.users)
+    assert all("Earlier messages (context only):\n(none)" in u for u in teacher.users)
+    by_turn = {r["turn"]: json.loads(r["completion"])["facts"] for r in rows}
+    assert by_turn["chat-1:D1:1"] == ["Evan started lifting weights last month."]  # "I" -> the speaker, by the parser
+    assert by_turn["chat-1:D1:3"] == []  # small talk: the parser kept nothing
+
+
 def test_prefetched_extractions_read_the_same_window(tmp_path):
     one, many = RecordingLLM(), RecordingLLM()
     for llm, batch in ((one, 1), (many, 8)):

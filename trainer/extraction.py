@@ -1,6 +1,14 @@
-"""`memstore train extract`: supervised fine-tuning of fact extraction on a LoCoMo conversation's
-annotated observations: the serving extraction call (prompts.extract_call: the turn, its date and
-its window) in, that turn's observations out; a turn without observations teaches the empty list.
+"""`memstore train extract`: supervised fine-tuning of fact extraction, the serving extraction call
+(prompts.extract_call: the turn, its date and its window) in, the turn's facts out. The facts come
+from one of two teachers:
+- LoCoMo's annotated observations of the turn (a turn without observations teaches the empty
+  list, sampled at `empty_share`); the student reads the two earlier messages, as the annotators
+  read the whole conversation;
+- a larger backbone's facts (`teacher`, e.g. qwen1.5b: distillation), extracted with its served
+  call and parsed by the one parser (policy.facts.clean_facts) so the student learns the kept
+  facts; every turn is an example (an empty list is the teacher's own judgement that the turn holds
+  nothing durable), and the student reads what the teacher read: the turn alone. The teacher's
+  facts are cached in OUT/teacher.db (copy a `bench facts` facts.db there to reuse its extraction).
 
 Observations carry no dates, so a target is dated where its turn speaks of time: "yesterday" in a
 message of 8 May, 2023 gives "... on 7 May, 2023" (`dated_target`); otherwise the trained model
@@ -46,6 +54,12 @@ class ExtractConfig:
     empty_share: float = 0.3     # turns without observations kept, as a share of those with
     save_every: int = 20
     seed: int = 0
+    teacher: str | None = None   # a backbone whose facts are the targets; None: the observations
+
+    @property
+    def window(self) -> int:
+        """Earlier messages the student reads: what its teacher read."""
+        return 0 if self.teacher else prompts.EXTRACT_WINDOW
 
 
 def _month(d: date, delta: int) -> date:
@@ -111,33 +125,66 @@ def dated_target(observation: str, turn_text: str, day: date) -> str:
     return observation.rstrip(" .") + f" {when}."
 
 
-def examples(data: str | Path, conversations: list[str], empty_share: float, seed: int) -> list[dict]:
-    """(messages, completion) of the serving extraction call for each turn with observations,
-    and a sample of `empty_share` as many turns without, which teach {"facts": []}."""
+def examples(data: str | Path, conversations: list[str], empty_share: float, seed: int,
+             taught: dict[str, list[str]] | None = None) -> list[dict]:
+    """(messages, completion) of the serving extraction call per turn. With the observations as
+    targets: each turn with observations and a sample of `empty_share` as many turns without, which
+    teach {"facts": []}; with a teacher's facts (`taught`, by turn id): every turn."""
     rng = random.Random(seed)
     full, empty = [], []
+    window = 0 if taught is not None else prompts.EXTRACT_WINDOW
+    most = prompts.extract_schema()["properties"]["facts"]["maxItems"]
     for sample in locomo_conversations(data, conversations):
         turns = locomo_turns(sample)
-        obs = locomo_observations(sample, turns)
-        context = windows(turns, prompts.EXTRACT_WINDOW)
+        obs = locomo_observations(sample, turns) if taught is None else {}
+        context = windows(turns, window)
         for t in turns:
             day = date.fromisoformat(t.time[:10])
             call = prompts.extract_call(t.speaker, t.text, t.time[:10], context[t.input_id])
-            facts = [dated_target(o, t.text, day) for o in obs.get(t.input_id, [])][:prompts.extract_schema()["properties"]["facts"]["maxItems"]]
+            if taught is None:
+                facts = [dated_target(o, t.text, day) for o in obs.get(t.input_id, [])]
+            else:
+                facts = taught[t.input_id]
             row = {"turn": t.input_id, "messages": [{"role": "system", "content": call.system},
                                                     {"role": "user", "content": call.user}],
-                   "completion": json.dumps({"facts": facts})}
+                   "completion": json.dumps({"facts": facts[:most]})}
             (full if facts else empty).append(row)
     rng.shuffle(empty)
-    rows = full + empty[:int(len(full) * empty_share)]
+    rows = full + (empty if taught is not None else empty[:int(len(full) * empty_share)])
     rng.shuffle(rows)
     if not rows:
         raise BadInput("no turns with observations in " + ", ".join(conversations))
     return rows
 
 
-def run(cfg: ExtractConfig, progress: Callable[[int, int, float], None] | None = None) -> dict:
-    """Train (resuming from OUT/state), export OUT/extract.gguf, write OUT/result.json."""
+def teacher_facts(data: str | Path, conversations: list[str], teacher: str, db: Path,
+                  progress: Callable[[int, int], None] | None = None) -> dict[str, list[str]]:
+    """The facts `teacher` keeps for every turn, by turn id, through its served extraction call
+    (the plain backbone's: no window) and the one parser; cached in `db`, so a rerun extracts
+    nothing again."""
+    from evaluation.facts import extract_turns
+    from memstore import MemoryStore
+    from policy.manager import AppendPolicy
+    from policy.runtime import load
+
+    samples = locomo_conversations(data, conversations)
+    llm = load(teacher)
+    try:
+        facts: dict[str, list[str]] = {}
+        for sample in samples:
+            turns = locomo_turns(sample)
+            with MemoryStore(db, f"teacher.{sample.get('sample_id', 'conv')}"[:64]) as store:
+                got, _ = extract_turns(store, AppendPolicy(llm), turns, progress)
+            facts.update(got)
+        return facts
+    finally:
+        llm.close()
+
+
+def run(cfg: ExtractConfig, progress: Callable[[int, int, float], None] | None = None,
+        extracting: Callable[[int, int], None] | None = None) -> dict:
+    """Train (resuming from OUT/state), export OUT/extract.gguf, write OUT/result.json.
+    `extracting` reports the teacher's extraction, `progress` the training steps."""
     import torch
 
     from memstore.cpu import threads
@@ -150,11 +197,14 @@ def run(cfg: ExtractConfig, progress: Callable[[int, int, float], None] | None =
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     model_file = resolve(cfg.model)
-    rows = examples(cfg.data, cfg.conversations, cfg.empty_share, cfg.seed)
-    config = {**asdict(cfg), "kind": "extract", "algo": "sft-observations", "examples": len(rows),
-              "base_model": model_file.name, "base_sha256": model_file.sha256 or sha256_file(model_file.path),
+    taught = (teacher_facts(cfg.data, cfg.conversations, cfg.teacher, out / "teacher.db", extracting)
+              if cfg.teacher else None)
+    rows = examples(cfg.data, cfg.conversations, cfg.empty_share, cfg.seed, taught)
+    config = {**asdict(cfg), "kind": "extract", "algo": "sft-teacher" if cfg.teacher else "sft-observations",
+              "examples": len(rows), "base_model": model_file.name,
+              "base_sha256": model_file.sha256 or sha256_file(model_file.path),
               "data_sha256": sha256_file(Path(cfg.data)), "prompt_version": prompts.EXTRACT_VERSION,
-              "window": prompts.EXTRACT_WINDOW}
+              "window": cfg.window}
     saved = out / "config.json"
     if saved.exists() and json.loads(saved.read_text()) != config:
         raise BadInput(f"{out} holds a run with another configuration: use another --out")
