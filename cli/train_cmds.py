@@ -39,7 +39,7 @@ def train(policy: str = typer.Argument(..., help="manager | answer | extract"),
           val_examples: Optional[int] = typer.Option(None, "--val-examples", min=1, help="Validation questions "
                                                      "(default: 12 of --val; every held-out one with --from-bank)."),
           model: Optional[str] = typer.Option(None, "--model", help="Base GGUF: qwen (default) | PATH.gguf"),
-          empty_share: float = typer.Option(0.3, "--empty-share", min=0.0, max=10.0, help="extract: turns without "
+          empty_share: float = typer.Option(0.3, "--empty-share", min=0.0, max=10.0, help="extract from observations: turns without "
                                             "observations trained on (target: no facts), as a share of those with."),
           teacher: Optional[str] = typer.Option(None, "--teacher", help="extract: learn a larger backbone's facts "
                                                 "(e.g. qwen1.5b) instead of the observations: distillation."),
