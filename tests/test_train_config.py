@@ -53,5 +53,5 @@ def test_serving_refuses_an_adapter_trained_on_another_base_or_prompt(tmp_path):
     (tmp_path / "a.gguf.json").write_text("not json")
     with pytest.raises(BadInput, match="is not the JSON"):
         adapter_contract(gguf)
-    for kind in ("answer", "manager"):  # the shipped adapters pass their own check
+    for kind in ("answer", "manager", "extract"):  # the shipped adapters pass their own check
         check_contract(adapter_contract(shipped_adapter(kind)), llm, kind, shipped_adapter(kind))
