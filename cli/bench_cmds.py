@@ -50,7 +50,7 @@ def _judge(spec: str):
 
 def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: dict,
          memories: int | None = None, expire_after: tuple[str, ...] = (), prepare=None,
-         endpoint: str | None = None, extract_model: str | None = None) -> None:
+         endpoint: str | None = None, extract_model: str | None = None, extract_adapter: str | None = None) -> None:
     from evaluation.harness import plot, results, run_task
     if "mem0" in policies:
         from evaluation.mem0_peer import VERSION, require
@@ -77,6 +77,8 @@ def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: di
         if extractor.identity == judge_llm.identity:  # one copy of the weights for both jobs
             extractor = judge_llm
         meta = {**meta, "extract_model": extractor.identity}
+    if extract_adapter:
+        meta = {**meta, "extract_adapter": str(extract_adapter)}
     from policy.prompts import ANSWER_PROMPT_VERSION, served_decide_version
     meta = {**meta, "model": llm.identity, "judge": judge_llm.identity, "policies": policies,
             "memories": memories,  # (learned decides with its adapter's prompt version: see its actor)
@@ -87,6 +89,7 @@ def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: di
                 bar = progress.add_task(f"{task.name} {policy}", total=None)
                 run_task(task, policy, llm, judge_llm, out, adapters=adapters, memories=memories,
                          expire_after=expire_after, endpoint=endpoint, extractor=extractor,
+                         extract_adapter=extract_adapter,
                          progress=lambda phase, n, total: progress.update(
                              bar, completed=n, total=total, description=f"{task.name} {policy} {phase}"))
                 results(out, [t.name for t in tasks], policies, meta)
@@ -120,14 +123,17 @@ def locomo(data: Path = typer.Option(..., "--data", help="LoCoMo JSON"), policy:
            answer_adapter: Optional[str] = ANSWER_ADAPTER, judge: Optional[str] = JUDGE, out: Path = OUT,
            memories: Optional[int] = MEMORIES, endpoint: Optional[str] = ENDPOINT,
            extract_model: Optional[str] = typer.Option(None, "--extract-model", help="Another backbone that extracts "
-                                                       "the facts (append, heuristic, llm), e.g. qwen1.5b.")) -> None:
+                                                       "the facts (append, heuristic, llm), e.g. qwen1.5b."),
+           extract_adapter: Optional[str] = typer.Option(None, "--extract-adapter", help="An extraction LoRA "
+                                                         "adapter (GGUF) on the backbone that extracts the facts "
+                                                         "(learned: default the shipped one).")) -> None:
     """LoCoMo: each conversation's turns through each policy, then its QA (category 5 excluded)
     answered as of the end of the conversation; F1 (official and set), BLEU-1, judge, per category."""
     names = _policies(policy, extra=("observations", "mem0"))
     tasks = _locomo_tasks(data, conversations, limit, sessions)
     _run(tasks, names, model, (adapter, answer_adapter), judge, out,
          {"data": str(data), "conversations": [t.name for t in tasks], "limit": limit, "sessions": sessions},
-         memories, endpoint=endpoint, extract_model=extract_model)
+         memories, endpoint=endpoint, extract_model=extract_model, extract_adapter=extract_adapter)
 
 
 def _locomo_tasks(data: Path, conversations: str | None, limit: int | None, sessions: int | None) -> list:

@@ -62,10 +62,10 @@ def _read_jsonl(path: Path) -> list[dict]:
 def _check_same_models(timing: dict, store: MemoryStore, answered: bool, **models: str) -> None:
     """A resumed run must use the models (backbone, adapters, prompts, judge) that made what it
     resumes: otherwise one bank or one answers file would silently mix two systems. `models`:
-    manager, then those that write the answers file. Records them where they are new."""
+    manager and extractor, then those that write the answers file. Records them where they are new."""
     ingested = store.conn.execute("SELECT 1 FROM inputs WHERE bank = ? LIMIT 1", (store.bank,)).fetchone() is not None
     for key, now in models.items():
-        started = ingested if key == "manager" else answered
+        started = ingested if key in ("manager", "extractor") else answered
         before = timing.get(key)
         if before and started and before != now:
             raise BadInput(f"bank {store.bank!r} in {store.path} was built with {key} {before}, "
@@ -82,12 +82,13 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
              progress: Callable[[str, int, int], None] | None = None,
              adapters: tuple[str | None, str | None] = (None, None),
              memories: int | None = None, expire_after: tuple[str, ...] = (), endpoint: str | None = None,
-             extractor: LLM | None = None) -> list[dict]:
+             extractor: LLM | None = None, extract_adapter: str | None = None) -> list[dict]:
     """Ingest the task's turns into bank `policy_name`, then answer and grade its questions.
     `adapters` (manager, answer) apply to the learned policy (default: the shipped ones);
     `memories` shown per answer (default: 10, or for `learned` the count its answer adapter was
     trained with); `expire_after`: the rules of the `stack` policy; `endpoint`: mem0's LLM
-    (default: the backbone served on loopback); `extractor`: another backbone extracting the facts."""
+    (default: the backbone served on loopback); `extractor`: another backbone extracting the facts;
+    `extract_adapter`: an extraction adapter on the backbone (for learned, default: the shipped one)."""
     learned = policy_name == "learned"
     if policy_name == "observations":
         if task.observations is None:
@@ -98,7 +99,7 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
         policy = Mem0Policy(llm, out / "mem0" / task.name, task.name, endpoint)
     else:
         policy = make_policy(policy_name, llm, adapters[0] if learned else None, expire_after=expire_after,
-                             extractor=extractor)
+                             extractor=extractor, extract_adapter=extract_adapter)
     answerer = make_answerer(policy_name, llm, adapters[1] if learned else None, k=memories)
     answers_path = out / "answers" / f"{task.name}.{policy_name}.jsonl"
     timing_path = out / "answers" / f"{task.name}.{policy_name}.timing.json"
@@ -109,6 +110,7 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
     try:
         _check_same_models(timing, store, answered_before > 0,
                            manager=policy.actor + (f"/{task.scope}" if task.scope else ""),
+                           extractor=getattr(getattr(policy, "llm", None), "identity", "none"),
                            answerer=_answerer_id(answerer), judge=judge_llm.identity)
     except BadInput:
         store.close()

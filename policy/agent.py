@@ -83,18 +83,28 @@ def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *,
     default the shipped one) and extracts facts with its extraction adapter (`extract_adapter`,
     default the shipped one where there is one, else the plain backbone); `stack` expires memories
     by its `expire_after` rules (policy/expiry.py). `extractor`: another backbone that extracts the
-    facts (served without a window, like the plain backbone), while `llm` decides."""
+    facts (served without a window, like the plain backbone), while `llm` decides; for append,
+    heuristic and llm, `extract_adapter` does the same with an extraction adapter on the backbone
+    (what the trained facts are worth under an untrained manager)."""
     if name not in POLICIES:
         raise BadInput(f"unknown policy {name!r}: choose from {', '.join(POLICIES)}")
-    if extractor is not None:
+    if extractor is not None or (extract_adapter and name != "learned"):
         if name in ("learned", "stack"):
             raise BadInput("--extract-model applies to the append, heuristic and llm policies")
-        return POLICIES[name](extractor, decider=llm)
+        if extractor is not None and extract_adapter:
+            raise BadInput("give --extract-model or --extract-adapter, not both")
+        window = 0
+        if extract_adapter:
+            extractor, contract = with_adapter(llm, extract_adapter, "extract")
+            window = contract.get("window", EXTRACT_WINDOW)
+        policy = POLICIES[name](extractor, decider=llm)
+        policy.window = window
+        return policy
     if name == "stack":
         return StackPolicy(llm, expire_after=expire_after)
     if name != "learned":
-        if adapter or extract_adapter:
-            raise BadInput("--adapter and --extract-adapter apply to --policy learned only")
+        if adapter:
+            raise BadInput("--adapter applies to --policy learned only")
         return POLICIES[name](llm)
     decider, contract = with_adapter(llm, adapter, "manager")
     extractor, window = llm, 0

@@ -109,10 +109,25 @@ def test_an_extraction_with_a_window_resolves_what_a_reply_refers_to(tmp_path, l
     message of its session in the window, the fact names what "that" was."""
     store = MemoryStore(tmp_path / "w.db", "chat")
     policy = AppendPolicy(llm)
-    policy.window = prompts.EXTRACT_WINDOW  # as a trained extractor is served
+    policy.window = prompts.EXTRACT_WINDOW  # as an extractor trained with a window is served
     said = Turn("t1", "Maria", "I started taking pottery classes last month.", to_stamp("2023-05-01T10:00"), session="s1")
     reply = Turn("t2", "John", "Wow, I have always wanted to try that!", to_stamp("2023-05-01T10:01"), session="s1")
     ingest(store, policy, [said])
     assert policy.contexts(store, [reply])["t2"] == (("Maria", said.text),)
     facts = policy.facts(store, reply)
     assert any(f.startswith("John") and "pottery" in f.lower() for f in facts), facts
+
+
+def test_the_shipped_extraction_adapter_serves_the_learned_and_an_untrained_manager(tmp_path, llm):
+    """The distilled extraction adapter extracts for `learned`, and with --extract-adapter under an
+    untrained manager, reading the window it was trained with; its fact names the speaker."""
+    from policy.agent import adapter_contract, shipped_adapter
+    window = adapter_contract(shipped_adapter("extract"))["window"]
+    learned = make_policy("learned", llm)
+    append = make_policy("append", llm, extract_adapter=shipped_adapter("extract"))
+    assert "+lora@" in learned.llm.identity and learned.llm.identity == append.llm.identity
+    assert learned.window == append.window == window and append.decider is llm
+    store = MemoryStore(tmp_path / "x.db", "chat")
+    turn = Turn("t1", "Gina", "We adopted a puppy named Max on Saturday!", to_stamp("2023-05-01T10:00"), session="s1")
+    facts = append.facts(store, turn)
+    assert any(f.startswith("Gina") and "Max" in f for f in facts), facts
