@@ -1,4 +1,4 @@
-"""`memstore train manager|answer`: the training side of Memory-R1 (`memstore export RUN --gguf` converts)."""
+"""`memstore train manager|answer|extract`: the training side of Memory-R1 (`memstore export RUN --gguf` converts)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from .render import console, emit_json, phase_progress, table
 
 @app.command()
 def train(policy: str = typer.Argument(..., help="manager | answer | extract"),
-          algo: str = typer.Option("grpo", "--algo", help="grpo (llama.cpp rollouts, torch update) | grpo-trl (TRL's "
-                                   "GRPOTrainer) | sft (ppo: not in TRL 1.16, refused)"),
+          algo: Optional[str] = typer.Option(None, "--algo", help="grpo (llama.cpp rollouts, torch update; the default) | "
+                                             "grpo-trl (TRL's GRPOTrainer) | sft (extract's default: supervised; "
+                                             "ppo: not in TRL 1.16, refused)"),
           data: Optional[Path] = typer.Option(None, "--data", help="LoCoMo JSON (or train on your own bank: --from-bank)"),
           from_bank: Optional[str] = typer.Option(None, "--from-bank", help="Train on this bank's recorded inputs "
                                                   "(with --db and --qa); the bank is never written."),
@@ -43,13 +44,19 @@ def train(policy: str = typer.Argument(..., help="manager | answer | extract"),
                                             "observations trained on (target: no facts), as a share of those with."),
           teacher: Optional[str] = typer.Option(None, "--teacher", help="extract: learn a larger backbone's facts "
                                                 "(e.g. qwen1.5b) instead of the observations: distillation."),
+          init_adapter: Optional[Path] = typer.Option(None, "--init-adapter", help="grpo: start from this GGUF LoRA "
+                                                      "(extract: its SFT adapter, e.g. policy/adapters/extract.gguf)."),
+          window: Optional[int] = typer.Option(None, "--window", min=0, help="extract: earlier messages of the session "
+                                               "read (default: the --init-adapter's, else serving's)."),
           out: Path = typer.Option(..., "--out", help="Run folder (resumable)."),
           as_json: bool = JsonOpt) -> None:
     """Train the Memory Manager or the Answer Agent (LoRA) from answer correctness alone, on
     replayed histories of LoCoMo conversations or on your own bank and questions (--from-bank);
-    or fact extraction (`extract`) by supervised fine-tuning on the annotated observations of
-    the --conversations (or on a --teacher backbone's facts of them). A rerun with the same --out resumes."""
-    if policy == "extract":
+    or fact extraction (`extract`): by supervised fine-tuning on the annotated observations of
+    the --conversations (or on a --teacher backbone's facts of them), then with --algo grpo from
+    that adapter (--init-adapter), rewarded by the answers its facts give. A rerun with the same --out resumes."""
+    algo = algo or ("sft" if policy == "extract" else "grpo")
+    if policy == "extract" and algo == "sft":
         if data is None or from_bank:
             raise BadInput("train extract learns from LoCoMo observations: give --data (and --conversations)")
         _train_extract(data, conversations, epochs or 1.0, learning_rate if learning_rate != 5e-5 else 1e-4,
@@ -65,7 +72,8 @@ def train(policy: str = typer.Argument(..., help="manager | answer | extract"),
                       max_steps=max_steps, epochs=epochs, prompts_per_step=prompts_per_step, sync_every=sync_every,
                       save_every=save_every, out=str(out), model=model, generations=generations, memories=memories,
                       learning_rate=learning_rate, lora_layers=lora_layers,
-                      val_examples=val_examples or (1_000_000 if from_bank else 12))
+                      val_examples=val_examples or (1_000_000 if from_bank else 12),
+                      init_adapter=str(init_adapter) if init_adapter else None, window=window)
     cfg.check()
     with phase_progress(disable=as_json) as progress:
         bars: dict[str, int] = {}

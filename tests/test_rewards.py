@@ -13,7 +13,8 @@ from memstore import MemoryStore
 from memstore.fork import Fork
 from policy.answer import AnswerAgent
 from policy.runtime import LLM
-from trainer.rewards import ForkAnswerer, Op, answer_reward, apply_op, manager_reward, manager_rewards, parse_op
+from trainer.rewards import (ForkAnswerer, Op, answer_reward, apply_op, extract_rewards, length_penalty, manager_reward,
+                             manager_rewards, parse_facts, parse_op)
 
 
 def msg(obj) -> list[dict]:
@@ -119,3 +120,65 @@ def test_a_group_is_scored_together_and_not_at_all_when_no_op_changes_what_is_sh
     mixed = [msg({"op": "DELETE", "target": 1}), msg({"op": "NOOP"}), msg({"op": "DELETE", "target": 1})]
     assert manager_rewards(mixed, **common) == [manager_reward(c, **common) for c in mixed] == [0.0, 1.0, 0.0]
     assert answerer.calls == 2  # the view without the banker memory: one more answer, cached after
+
+
+def test_length_penalty_hand_worked():
+    assert length_penalty(100, 0) == 0.0                       # no reference: no penalty
+    assert length_penalty(50, 100) == length_penalty(130, 100) == 0.0
+    assert length_penalty(165, 100) == pytest.approx(0.5)     # half way from 1.3x to 2x
+    assert length_penalty(300, 100) == 1.0
+    assert length_penalty(35, 100) == pytest.approx(0.5)      # half way from 0.5x down to 0.2x
+    assert length_penalty(0, 100) == 1.0
+
+
+def test_parse_facts_keeps_what_serving_keeps():
+    assert parse_facts(msg({"facts": ["My job as a banker ended", "Thanks!", "Gina"]}), "Jon", {"Gina"}) == \
+        ["Jon's job as a banker ended"]
+    assert parse_facts(msg({"facts": []}), "Jon") == []
+    assert parse_facts(msg({"facts": "Jon lost his job"}), "Jon") is None   # not serving's schema
+    assert parse_facts(msg({"facts": [3]}), "Jon") is None
+    assert parse_facts(msg('{"facts": ["Jon lo'), "Jon") is None           # cut off
+
+
+def test_extraction_reward_adds_the_facts_to_the_fork_and_weighs_their_length(tmp_path):
+    store = MemoryStore(tmp_path / "x.db", "b")
+    store.add("Gina has a dog", at="2023-01-20")
+    before = [(e.seq, e.text) for e in store.events()]
+    questions = [["When did Jon lose his job as a banker?", "19 January, 2023", 2, "2023-08-01T00:00:00.000000Z"]]
+    answerer = ForkAnswerer(AnswerAgent(MemoryReader(), k=1))
+    needed = "Jon lost his job as a banker on 19 January, 2023"
+    common = dict(speaker="Jon", names=["Gina"], at="2023-01-19T10:00:00.000000Z",
+                  bank=Fork(store, "2023-01-19T09:59:59.999999Z"), questions=questions, answerer=answerer,
+                  reference_chars=len(needed))
+    got = extract_rewards([msg({"facts": [needed]}), msg({"facts": ["Jon likes jazz"]}), msg({"facts": "x"}),
+                           msg({"facts": [needed, "Jon has been in banking for years and liked the work a lot"]})],
+                          **common)
+    padded = 1 - 0.8 * length_penalty(len(needed) + 58, len(needed))
+    assert got == [1.0, 0.0, 0.0, pytest.approx(padded)] and 0 < padded < 1
+    # every sample keeps the same facts: no signal, nothing answered
+    calls = answerer.calls
+    assert extract_rewards([msg({"facts": [needed]})] * 3, **common) == [None] * 3 and answerer.calls == calls
+    assert [(e.seq, e.text) for e in store.events()] == before  # the log is never written
+
+
+def test_extraction_examples_are_the_serving_call_for_evidence_turns(tmp_path):
+    from policy import prompts
+    from policy.turns import QA, Turn
+    from trainer.history import History
+    from trainer.rollouts import extract_examples
+
+    turns = [Turn("c:D1:1", "Gina", "How is work?", "2023-01-19T10:00:00.000000Z", "s1"),
+             Turn("c:D1:2", "Jon", "I lost it yesterday.", "2023-01-19T10:00:01.000000Z", "s1"),
+             Turn("c:D1:3", "Gina", "Oh no!", "2023-01-19T10:00:02.000000Z", "s1")]
+    qa = QA("When did Jon lose his job?", "18 January, 2023", 2, ("D1:2",), "2023-08-01T00:00:00.000000Z")
+    history = History("c", MemoryStore(tmp_path / "h.db", "b"), turns, [qa], "c:",
+                      {"c:D1:2": ["Jon lost his job as a banker."]})
+    rows = extract_examples(history, window=1)
+    assert len(rows) == 1  # only the evidence turn
+    row = rows[0]
+    call = prompts.extract_call("Jon", "I lost it yesterday.", "2023-01-19", (("Gina", "How is work?"),))
+    assert row["messages"][1]["content"] == call.user and row["messages"][0]["content"] == call.system
+    assert row["schema"] == call.schema and row["prefix"] == call.prefix
+    assert json.loads(row["names"]) == ["Gina"] and row["reference_chars"] == len("Jon lost his job as a banker.")
+    assert row["turn_time"] < row["at"] == turns[1].time
+    assert json.loads(row["questions"])[0][:2] == ["When did Jon lose his job?", "18 January, 2023"]

@@ -15,10 +15,20 @@ def cfg(**kw):
 
 
 @pytest.mark.parametrize("bad, message", [({"algo": "ppo"}, "PPOTrainer"), ({"algo": "dpo"}, "unknown --algo"),
-                                          ({"kind": "judge"}, "manager or answer"), ({"generations": 1}, "--generations")])
+                                          ({"kind": "judge"}, "manager, answer or extract"), ({"generations": 1}, "--generations"),
+                                          ({"kind": "extract", "algo": "sft", "init_adapter": "policy/adapters/extract.gguf"},
+                                           "--init-adapter starts a --algo grpo run"),
+                                          ({"init_adapter": "no/such.gguf"}, "no such GGUF file")])
 def test_bad_settings_are_refused(bad, message):
     with pytest.raises(BadInput, match=message):
         cfg(**bad).check()
+
+
+def test_extraction_is_trained_with_the_window_its_adapter_is_served_with(tmp_path):
+    from policy.prompts import EXTRACT_WINDOW
+    assert cfg(kind="extract").extract_window() == EXTRACT_WINDOW
+    assert cfg(kind="extract", init_adapter="policy/adapters/extract.gguf").extract_window() == 0  # the shipped SFT's
+    assert cfg(kind="extract", init_adapter="policy/adapters/extract.gguf", window=3).extract_window() == 3
 
 
 def test_resume_only_into_the_same_run(tmp_path):

@@ -228,3 +228,31 @@ def test_bench_own_prints_policies_with_paired_intervals(tmp_path):
     with MemoryStore(out / "alice.db", "stack") as bank:
         assert any(e.op == "DELETE" and "rule hiking=30" in (e.reason or "") for e in bank.events())
         assert not any("hiking" in m.text.lower() for m in bank.replay(as_of="2023-04-01"))
+
+
+def test_extraction_grpo_starts_from_the_shipped_sft_adapter(tmp_path):
+    """`train extract --algo grpo --init-adapter`: the LoRA starts as the GGUF's (with a zero
+    learning rate the adapter it exports after a step is the shipped one, tensor for tensor),
+    rewarded through forks of the tiny history, with the window the adapter is served with."""
+    import numpy as np
+    from gguf import GGUFReader
+
+    from policy.agent import shipped_adapter
+
+    data = tmp_path / "tiny.json"
+    data.write_text(json.dumps(TINY))
+    out = tmp_path / "extract"
+    proc = memstore_cli("train", "extract", "--algo", "grpo", "--init-adapter", str(shipped_adapter("extract")),
+                        "--data", str(data), "--conversations", "train-1", "--out", str(out), "--max-steps", "1",
+                        "--generations", "2", "--lr", "0", timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["kind"] == "extract" and config["window"] == 0 and config["examples"] == 3
+    assert config["prompt_version"] == json.loads(
+        (shipped_adapter("extract").parent / "extract.gguf.json").read_text())["config"]["prompt_version"]
+    step = json.loads((out / "log.jsonl").read_text().splitlines()[0])
+    assert step["samples"] == 2 and step["groups"] == 1
+    tensors = lambda path: {t.name: np.array(t.data) for t in GGUFReader(str(path)).tensors}  # noqa: E731
+    shipped, exported = tensors(shipped_adapter("extract")), tensors(out / "rollout.gguf")
+    assert shipped.keys() == exported.keys()
+    assert all(np.array_equal(shipped[k], exported[k]) for k in shipped)

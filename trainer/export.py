@@ -84,3 +84,52 @@ def provenance(run_dir: Path, gguf: Path) -> Path:
     out = gguf.with_name(gguf.name + ".json")
     out.write_text(json.dumps(info, indent=2))
     return out
+
+
+# GGUF tensor name -> peft module name, for the projections trainer.lora adapts.
+_GGUF_MODULES = {"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+                 "attn_output": "self_attn.o_proj"}
+
+
+def gguf_lora_weights(gguf: str | Path) -> tuple[dict, float]:
+    """The inverse of `export`: a GGUF LoRA's tensors as a peft state dict (`lora_A`/`lora_B`
+    weights by module) and its alpha, so a training run can start from an adapter that was shipped
+    as GGUF only (GRPO of extraction starts from its SFT adapter)."""
+    import gguf as gguf_py
+    import numpy as np
+    import torch
+
+    try:
+        reader = gguf_py.GGUFReader(str(gguf))
+    except (OSError, ValueError) as e:
+        raise BadInput(f"{gguf} is not a GGUF file: {e}") from None
+    alpha = reader.fields.get("adapter.lora.alpha")
+    if alpha is None:
+        raise BadInput(f"{gguf} is not a LoRA adapter (no adapter.lora.alpha)")
+    weights = {}
+    for t in reader.tensors:
+        parts = t.name.split(".")  # blk.N.attn_q.weight.lora_a
+        if len(parts) != 5 or parts[0] != "blk" or parts[2] not in _GGUF_MODULES or parts[4] not in ("lora_a", "lora_b"):
+            raise BadInput(f"{gguf}: tensor {t.name} is not one trainer.lora adapts")
+        name = f"base_model.model.model.layers.{parts[1]}.{_GGUF_MODULES[parts[2]]}.lora_{parts[4][-1].upper()}.weight"
+        shape = [int(x) for x in reversed(t.shape)]  # GGUF lists dimensions innermost first
+        weights[name] = torch.from_numpy(np.asarray(t.data, dtype=np.float32).reshape(shape).copy())
+    return weights, float(alpha.parts[alpha.data[0]][0])
+
+
+def load_gguf_lora(model, gguf: str | Path) -> None:
+    """Set a peft LoRA model's adapter to a GGUF LoRA's weights; refused in one line when its rank,
+    alpha or adapted modules differ from the model's configuration."""
+    import peft
+
+    weights, alpha = gguf_lora_weights(gguf)
+    config = model.peft_config["default"]
+    own = {k.replace(".default", "") for k in peft.get_peft_model_state_dict(model)}
+    rank = next(iter(weights.values())).shape[0] if weights else 0
+    if set(weights) != own or rank != config.r or alpha != config.lora_alpha:
+        raise BadInput(f"{gguf} is a LoRA of rank {rank}, alpha {alpha:g} on {len(weights) // 2} modules; this run "
+                       f"trains rank {config.r}, alpha {config.lora_alpha:g} on {len(own) // 2}: "
+                       "give the same --lora-layers it was trained with")
+    result = peft.set_peft_model_state_dict(model, weights)
+    if getattr(result, "unexpected_keys", None):
+        raise BadInput(f"{gguf}: tensors the model does not have: {result.unexpected_keys[:3]}")

@@ -205,6 +205,8 @@ def run(cfg, task, val, model_file: ModelFile, net, tokenizer, out: Path,
         progress = learner.load(state)
         start, wall = progress["step"], progress.get("train_s", 0.0)
         say(f"resumed at step {start}", start, steps)
+    elif cfg.init_adapter:
+        exporting.load_gguf_lora(learner.model, cfg.init_adapter)
     gguf = out / "rollout.gguf"
     _export(learner, out, gguf)
     rollouts = Rollouts(model_file, gguf)
@@ -282,11 +284,12 @@ def run(cfg, task, val, model_file: ModelFile, net, tokenizer, out: Path,
               "unscored_share": (sum(last[s].get("unscored", 0) for s in last) / groups_total) if groups_total else None}
     if val is not None:
         say("validation", 0, None)
-        base = Rollouts(model_file, None)
+        base = Rollouts(model_file, Path(cfg.init_adapter) if cfg.init_adapter else None)  # where training started
         rows_val = val.examples[:cfg.val_examples]
         trained = [val.score(rollouts.greedy(r, r["max_tokens"]), r) for r in rows_val]
         before = [val.score(base.greedy(r, r["max_tokens"]), r) for r in rows_val]
         result["validation"] = {"conversation": val.name, "n": len(rows_val), "base": statistics.fmean(before),
+                                "base_is": cfg.init_adapter or "the base model",
                                 "trained": statistics.fmean(trained), "base_scores": before, "trained_scores": trained,
                                 "paired_95": paired_bootstrap(before, trained) if rows_val else None,
                                 "served_by": "llama.cpp (serving call, greedy)"}

@@ -8,7 +8,7 @@ so the manager and answer trainings share it and a rerun reuses it (ingest is re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +19,7 @@ from policy.models import cache_dir, sha256_file
 from policy.runtime import LLM
 from evaluation import own
 from policy.inputs import locomo_conversations, locomo_turns
-from evaluation.datasets import locomo_qa
+from evaluation.datasets import locomo_observations, locomo_qa
 from policy.turns import QA, Turn
 
 
@@ -30,25 +30,27 @@ class History:
     turns: list[Turn]
     questions: list[QA]
     evidence_prefix: str = ""  # evidence id -> input id: LoCoMo's dia ids are "D1:3", inputs "conv-26:D1:3"
+    observations: dict[str, list[str]] = field(default_factory=dict)  # input id -> annotated facts (LoCoMo's)
 
     def evidence_input(self, evidence: str) -> str:
         return self.evidence_prefix + evidence
 
 
-def conversation(data: str | Path, name: str) -> tuple[list[Turn], list[QA]]:
+def conversation(data: str | Path, name: str) -> tuple[list[Turn], list[QA], dict[str, list[str]]]:
+    """A LoCoMo conversation's turns, questions and annotated observations by turn."""
     sample = locomo_conversations(data, [name])[0]
     turns = locomo_turns(sample)
-    return turns, locomo_qa(sample, turns)
+    return turns, locomo_qa(sample, turns), locomo_observations(sample, turns)
 
 
 def build(data: str | Path, name: str, llm: LLM, *, bank_policy: str = "heuristic", root: Path | None = None,
           progress: Callable[[int, int, str], None] | None = None) -> History:
-    turns, questions = conversation(data, name)
+    turns, questions, observations = conversation(data, name)
     root = root or cache_dir().parent / "histories"
     root.mkdir(parents=True, exist_ok=True)
     store = MemoryStore(root / f"{name}-{sha256_file(Path(data))[:12]}.db", bank_policy)
     ingest(store, make_policy(bank_policy, llm), turns, progress=progress)
-    return History(name, store, turns, questions, f"{name}:")
+    return History(name, store, turns, questions, f"{name}:", observations)
 
 
 def from_bank(db: str | Path, bank: str, questions: list[QA], copy: Path) -> History:

@@ -7,6 +7,12 @@ which op to choose.
   (`memstore.fork.Fork`: in memory, the store never written); the serving Answer Agent, frozen,
   answers the turn's QA pairs from that fork with serving's retrieval; the reward is their mean F1.
   An op that deletes a needed fact scores lower than keeping it.
+- Extraction: the sampled facts (the one parser, `policy.facts.clean_facts`) are ADDed to a fork
+  of the bank as of just before the turn, and the frozen Answer Agent answers the questions whose
+  evidence is the turn: their mean F1, times (1 - 0.8 x a length penalty) against the turn's
+  annotated observations (MemBuilder's form: no penalty from half to 1.3 times their length, full
+  at twice or a fifth), so that listing every phrase of the turn is not the way to the answer;
+  0 for an output serving's grammar would not allow.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from evaluation.metrics import score_official
 from memstore.fork import Fork
 from policy import prompts
 from policy.answer import AnswerAgent, Ask
+from policy.facts import clean_facts
 from policy.manager import content_kept
 
 _JSON = re.compile(r"\{.*\}", re.S)
@@ -161,3 +168,59 @@ def manager_rewards(completions: Sequence, *, fact: str, day: str, bank: Fork,
 def manager_reward(completion, **kwargs) -> float:
     """The reward of one completion (`manager_rewards` of a group of one, always scored)."""
     return manager_rewards([completion], skip_equal=False, **kwargs)[0]
+
+
+# ---- extraction: facts ADDed to a forked bank ----------------------------------------------
+
+LENGTH_WEIGHT = 0.8               # MemBuilder's lambda
+LENGTH_OK = (0.5, 1.3)            # no penalty between these ratios to the reference length
+LENGTH_FULL = (0.2, 2.0)          # full penalty at or beyond these
+
+
+def length_penalty(chars: int, reference: int) -> float:
+    """0 to 1: how far the facts' length strays from the reference's (0 without a reference)."""
+    if reference <= 0:
+        return 0.0
+    ratio = chars / reference
+    if ratio > LENGTH_OK[1]:
+        return min(1.0, (ratio - LENGTH_OK[1]) / (LENGTH_FULL[1] - LENGTH_OK[1]))
+    if ratio < LENGTH_OK[0]:
+        return min(1.0, (LENGTH_OK[0] - ratio) / (LENGTH_OK[0] - LENGTH_FULL[0]))
+    return 0.0
+
+
+def parse_facts(completion, speaker: str, names: set[str] = frozenset()) -> list[str] | None:
+    """The kept facts of an extraction sample, as serving keeps them; None where serving's grammar
+    would not allow the output (no {"facts": [strings]})."""
+    out = parse_json(completion)
+    if out is None or not isinstance(out.get("facts"), list) or not all(isinstance(f, str) for f in out["facts"]):
+        return None
+    return clean_facts(out, speaker, names)
+
+
+def extract_rewards(completions: Sequence, *, speaker: str, names: Sequence[str], at: str, bank: Fork,
+                    questions: Sequence[tuple[str, str, int, str]], reference_chars: int,
+                    answerer: ForkAnswerer, skip_equal: bool = True) -> list[float | None]:
+    """One reward per sampled extraction of a group: the frozen answerer's mean F1 on `questions`
+    after the sample's facts are ADDed at `at` to `bank`, scaled by the length penalty; 0 for an
+    invalid output. With `skip_equal`, a group whose samples all keep the same facts carries no
+    signal: None for all, no answer computed."""
+    kept = [parse_facts(c, speaker, set(names)) for c in completions]
+    keys = [tuple(f) if f is not None else None for f in kept]
+    if skip_equal and None not in keys and len(set(keys)) == 1:
+        return [None] * len(completions)
+    asked = [(q, when) for q, _, _, when in questions]
+    views = {}
+    for key in dict.fromkeys(k for k in keys if k is not None):
+        branch = bank.branch()
+        for fact in key:
+            branch.apply("ADD", text=fact, at=at)
+        views[key] = answerer.views(asked, branch) if asked else []
+    answers = answerer.answers([v for vs in views.values() for v in vs])
+    score, i = {}, 0
+    for key, vs in views.items():
+        got = answers[i:i + len(vs)]
+        i += len(vs)
+        f1 = float(np.mean([score_official(a, gold, cat) for a, (_, gold, cat, _) in zip(got, questions)])) if vs else 0.0
+        score[key] = f1 * (1 - LENGTH_WEIGHT * length_penalty(sum(len(f) for f in key), reference_chars))
+    return [score[k] if k is not None else 0.0 for k in keys]

@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 
 from memstore.clock import STAMP_FORMAT, format_stamp
 from policy.answer import AnswerAgent
+from policy import prompts
 from policy.manager import LLMPolicy
+from policy.turns import windows
 
 from .history import History
 
@@ -39,6 +41,38 @@ def answer_examples(history: History, agent: AnswerAgent) -> list[dict]:
     return out
 
 
+def _needs(history: History) -> dict[str, list[int]]:
+    """Turn id -> the QA pairs whose evidence is that turn."""
+    needs: dict[str, list[int]] = {}
+    for i, qa in enumerate(history.questions):
+        for dia in qa.evidence:
+            needs.setdefault(history.evidence_input(dia), []).append(i)
+    return needs
+
+
+def _questions(history: History, qas: list[int]) -> str:
+    return json.dumps([[history.questions[i].question, history.questions[i].answer,
+                        history.questions[i].category, history.questions[i].asked_at] for i in qas])
+
+
+def extract_examples(history: History, window: int, max_questions: int = 2) -> list[dict]:
+    """Serving's extraction call for each turn some question's evidence cites."""
+    needs, context = _needs(history), windows(history.turns, window)
+    out = []
+    for turn in history.turns:
+        before = just_before(turn.time)
+        qas = [i for i in needs.get(turn.input_id, []) if history.questions[i].asked_at > before][:max_questions]
+        if not qas:
+            continue
+        seen = context[turn.input_id]
+        call = prompts.extract_call(turn.speaker, turn.text, turn.time[:10], seen)
+        out.append({"messages": messages(call.system, call.user), "schema": call.schema, "max_tokens": call.max_tokens,
+                    "prefix": call.prefix, "speaker": turn.speaker, "names": json.dumps(sorted({w for w, _ in seen})),
+                    "turn_time": before, "at": turn.time, "questions": _questions(history, qas),
+                    "reference_chars": sum(len(o) for o in history.observations.get(turn.input_id, []))})
+    return out
+
+
 def manager_examples(history: History, policy: LLMPolicy, max_questions: int = 2) -> list[dict]:
     """`policy` supplies fact extraction (cached in the history's store), the retrieval rule
     (k, similarity floor) and the decision prompt the serving manager uses."""
@@ -47,10 +81,7 @@ def manager_examples(history: History, policy: LLMPolicy, max_questions: int = 2
     for ev in store.events():
         if ev.source and ev.memory_id:
             source_turn.setdefault(ev.memory_id, ev.source[0])
-    needs: dict[str, list[int]] = {}  # turn id -> QA pairs whose evidence is that turn
-    for i, qa in enumerate(history.questions):
-        for dia in qa.evidence:
-            needs.setdefault(history.evidence_input(dia), []).append(i)
+    needs = _needs(history)
     out, seen = [], set()
     for turn in history.turns:
         if turn.input_id not in needs:
@@ -77,7 +108,5 @@ def manager_examples(history: History, policy: LLMPolicy, max_questions: int = 2
                         "fact": fact, "turn_time": before, "day": turn.time[:10],
                         "candidate_ids": json.dumps([h.id for h in hits]),
                         "closest": hits[0].score if hits else 0.0,
-                        "questions": json.dumps([[history.questions[i].question, history.questions[i].answer,
-                                                  history.questions[i].category, history.questions[i].asked_at]
-                                                 for i in qas])})
+                        "questions": _questions(history, qas)})
     return out

@@ -1,5 +1,6 @@
-"""`memstore train manager|answer --algo grpo|grpo-trl|sft`: LoRA (peft) on the serving GGUF loaded
-into transformers, rewarded by answer correctness only, against replayed histories.
+"""`memstore train manager|answer|extract --algo grpo|grpo-trl|sft`: LoRA (peft) on the serving GGUF
+loaded into transformers, rewarded by answer correctness only, against replayed histories.
+(`train extract`'s supervised fine-tuning, the start of its GRPO, is trainer.extraction.)
 
 - grpo: trainer.grpo: rollouts from llama.cpp (the serving call), dynamic sampling, the update in
         torch with the prompt evaluated once per group; epochs, resumable (`--epochs`).
@@ -29,14 +30,14 @@ from memstore.fork import Fork
 from policy.answer import AnswerAgent
 from policy.manager import LLMPolicy
 from policy.models import resolve, sha256_file
-from policy.prompts import ANSWER_PROMPT_VERSION, PROMPT_VERSION
+from policy.prompts import ANSWER_PROMPT_VERSION, EXTRACT_VERSION, EXTRACT_WINDOW, PROMPT_VERSION
 from policy.runtime import LlamaCppLLM
 
 from . import base_model, history as histories, rewards, rollouts
 from .curves import curve, plot
 from .lora import lora
 
-KINDS = ("manager", "answer")
+KINDS = ("manager", "answer", "extract")
 ALGOS = ("grpo", "grpo-trl", "sft", "ppo")
 
 
@@ -67,6 +68,17 @@ class TrainConfig:
     val_examples: int = 12
     seed: int = 0
     bank_policy: str = "heuristic"  # the manager that built the replayed histories
+    init_adapter: str | None = None  # grpo: a GGUF LoRA the trained one starts from (extract: its SFT adapter)
+    window: int | None = None       # extract: earlier messages read (None: the init adapter's, else serving's)
+
+    def extract_window(self) -> int:
+        """The window extraction examples are built with: what the adapter is served with."""
+        if self.window is not None:
+            return self.window
+        if self.init_adapter:
+            from policy.agent import adapter_contract
+            return int(adapter_contract(Path(self.init_adapter)).get("window", EXTRACT_WINDOW))
+        return EXTRACT_WINDOW
 
     def check(self) -> None:
         if self.from_bank is not None:
@@ -80,7 +92,12 @@ class TrainConfig:
         elif not self.data:
             raise BadInput("give --data (LoCoMo JSON) or --from-bank BANK --db FILE --qa FILE")
         if self.kind not in KINDS:
-            raise BadInput(f"unknown policy to train {self.kind!r}: choose manager or answer")
+            raise BadInput(f"unknown policy to train {self.kind!r}: choose manager, answer or extract")
+        if self.init_adapter is not None:
+            if self.algo != "grpo":
+                raise BadInput("--init-adapter starts a --algo grpo run")
+            if not Path(self.init_adapter).is_file():
+                raise BadInput(f"--init-adapter {self.init_adapter}: no such GGUF file")
         if self.algo == "ppo":
             raise BadInput("--algo ppo: TRL 1.16 (the version pinned here) no longer ships PPOTrainer; "
                            "use --algo grpo (the clipped PPO objective with group baselines) or sft")
@@ -106,12 +123,13 @@ class TrainingTask:
         manager = LLMPolicy(llm, decide_version=PROMPT_VERSION)  # the serving manager; its fact cache lives in each store
         for i, h in enumerate(self.histories):
             rows = (rollouts.answer_examples(h, agent) if cfg.kind == "answer"
+                    else rollouts.extract_examples(h, cfg.extract_window()) if cfg.kind == "extract"
                     else rollouts.manager_examples(h, manager))
             self.examples += [{**r, "history": i} for r in rows]
         if not self.examples:
             raise BadInput(f"no {cfg.kind} examples in {self.name}"
-                           + (" (the manager learns from questions with evidence)" if cfg.kind == "manager" else ""))
-        if cfg.kind == "manager":
+                           + (f" (the {cfg.kind} learns from questions with evidence)" if cfg.kind != "answer" else ""))
+        if cfg.kind != "answer":
             self.answerer = rewards.ForkAnswerer(agent)
 
     def bank(self, i: int, stamp: str) -> Fork:
@@ -129,6 +147,11 @@ class TrainingTask:
         the same memories is not scored at all: None for every sample (equal rewards, no signal)."""
         if self.cfg.kind == "answer":
             return [rewards.answer_reward(c, row["gold"], row["category"]) for c in completions]
+        if self.cfg.kind == "extract":
+            return rewards.extract_rewards(
+                completions, speaker=row["speaker"], names=json.loads(row["names"]), at=row["at"],
+                bank=self.bank(row["history"], row["turn_time"]), questions=json.loads(row["questions"]),
+                reference_chars=int(row["reference_chars"]), answerer=self.answerer, skip_equal=skip_equal)
         return rewards.manager_rewards(
             completions, fact=row["fact"], day=row["day"], bank=self.bank(row["history"], row["turn_time"]),
             candidate_ids=json.loads(row["candidate_ids"]), questions=json.loads(row["questions"]),
@@ -249,7 +272,9 @@ def run(cfg: TrainConfig, progress: Callable[[str, int, int | None], None] | Non
     config = {**asdict(cfg), **source, "base_model": model_file.name,
               "base_sha256": model_file.sha256, "examples": len(task.examples),
               # what serving checks before it loads the adapter (policy/agent.py: adapter_contract)
-              "prompt_version": ANSWER_PROMPT_VERSION if cfg.kind == "answer" else PROMPT_VERSION,
+              "prompt_version": {"answer": ANSWER_PROMPT_VERSION, "extract": EXTRACT_VERSION}.get(cfg.kind, PROMPT_VERSION),
+              **({"window": cfg.extract_window()} if cfg.kind == "extract" else {}),
+              **({"init_sha256": sha256_file(Path(cfg.init_adapter))} if cfg.init_adapter else {}),
               "versions": {"trl": trl.__version__, "peft": peft.__version__, "transformers": transformers.__version__}}
     _check_resumable(out, config)
     (out / "config.json").write_text(json.dumps(config, indent=2))
@@ -329,7 +354,8 @@ def _tasks(cfg: TrainConfig, llm: LlamaCppLLM, out: Path, say) -> tuple[Training
 
 # what a resumed run must share with the checkpoints it continues (--max-steps may grow)
 _SAME_RUN = ("kind", "algo", "conversations", "data_sha256", "db", "from_bank", "qa_sha256", "val_fraction",
-             "base_sha256", "prompt_version", "generations", "memories", "max_completion", "learning_rate", "lora_r", "lora_layers", "seed", "bank_policy", "prompts_per_step")
+             "base_sha256", "prompt_version", "generations", "memories", "max_completion", "learning_rate", "lora_r", "lora_layers", "seed", "bank_policy", "prompts_per_step",
+             "init_sha256", "window")
 
 
 def _check_resumable(out: Path, config: dict) -> None:
