@@ -125,7 +125,7 @@ def load_gguf_lora(model, gguf: str | Path) -> None:
     weights, alpha = gguf_lora_weights(gguf)
     config = model.peft_config["default"]
     own = {k.replace(".default", "") for k in peft.get_peft_model_state_dict(model)}
-    rank = next(iter(weights.values())).shape[0] if weights else 0
+    rank = next((w.shape[0] for k, w in weights.items() if ".lora_A." in k), 0)  # lora_A: (rank, inputs)
     if set(weights) != own or rank != config.r or alpha != config.lora_alpha:
         raise BadInput(f"{gguf} is a LoRA of rank {rank}, alpha {alpha:g} on {len(weights) // 2} modules; this run "
                        f"trains rank {config.r}, alpha {config.lora_alpha:g} on {len(own) // 2}: "

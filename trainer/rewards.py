@@ -139,6 +139,19 @@ class ForkAnswerer:
         return self.answers(self.views([(question, asked_at)], bank))[0]
 
 
+def mean_f1(views: dict, questions: Sequence[tuple[str, str, int, str]], answerer: ForkAnswerer) -> dict:
+    """Per key of `views` (a sampled op, a sampled fact list), the frozen answerer's mean F1 on
+    `questions` as that key's views show them; the answers of every key are decoded together."""
+    answers = answerer.answers([v for vs in views.values() for v in vs])
+    score, i = {}, 0
+    for key, vs in views.items():
+        got = answers[i:i + len(vs)]
+        i += len(vs)
+        score[key] = float(np.mean([score_official(a, gold, cat) for a, (_, gold, cat, _) in zip(got, questions)])) \
+            if vs else 0.0
+    return score
+
+
 def manager_rewards(completions: Sequence, *, fact: str, day: str, bank: Fork,
                     candidate_ids: Sequence[str], questions: Sequence[tuple[str, str, int, str]],
                     answerer: ForkAnswerer, skip_equal: bool = True, closest: float = 1.0) -> list[float | None]:
@@ -156,12 +169,7 @@ def manager_rewards(completions: Sequence, *, fact: str, day: str, bank: Fork,
     shown = {tuple(view_key(v) for v in vs) for vs in views.values()}
     if skip_equal and None not in ops and len(shown) == 1:
         return [None] * len(completions)
-    answers = answerer.answers([v for vs in views.values() for v in vs])
-    score, i = {}, 0
-    for op, vs in views.items():
-        got = answers[i:i + len(vs)]
-        i += len(vs)
-        score[op] = float(np.mean([score_official(a, gold, cat) for a, (_, gold, cat, _) in zip(got, questions)]))
+    score = mean_f1(views, questions, answerer)
     return [score[op] if op else 0.0 for op in ops]
 
 
@@ -215,12 +223,8 @@ def extract_rewards(completions: Sequence, *, speaker: str, names: Sequence[str]
         branch = bank.branch()
         for fact in key:
             branch.apply("ADD", text=fact, at=at)
-        views[key] = answerer.views(asked, branch) if asked else []
-    answers = answerer.answers([v for vs in views.values() for v in vs])
-    score, i = {}, 0
-    for key, vs in views.items():
-        got = answers[i:i + len(vs)]
-        i += len(vs)
-        f1 = float(np.mean([score_official(a, gold, cat) for a, (_, gold, cat, _) in zip(got, questions)])) if vs else 0.0
-        score[key] = f1 * (1 - LENGTH_WEIGHT * length_penalty(sum(len(f) for f in key), reference_chars))
+        views[key] = answerer.views(asked, branch)
+    f1 = mean_f1(views, questions, answerer)
+    score = {key: f1[key] * (1 - LENGTH_WEIGHT * length_penalty(sum(len(f) for f in key), reference_chars))
+             for key in views}
     return [score[k] if k is not None else 0.0 for k in keys]

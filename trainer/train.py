@@ -128,7 +128,7 @@ class TrainingTask:
             self.examples += [{**r, "history": i} for r in rows]
         if not self.examples:
             raise BadInput(f"no {cfg.kind} examples in {self.name}"
-                           + (f" (the {cfg.kind} learns from questions with evidence)" if cfg.kind != "answer" else ""))
+                           + (" (its examples come from questions with evidence)" if cfg.kind != "answer" else ""))
         if cfg.kind != "answer":
             self.answerer = rewards.ForkAnswerer(agent)
 
