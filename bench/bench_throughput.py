@@ -1,7 +1,8 @@
-"""One LoCoMo conversation through `llm` ingest (facts not cached) and answers, as serving runs
-them: where the time goes.
+"""One LoCoMo conversation through a policy's ingest (facts not cached) and answers, as serving
+runs them: where the time goes.
 
-    python bench/bench_throughput.py                          # conv-30 whole
+    python bench/bench_throughput.py                          # conv-30 whole, policy llm
+    python bench/bench_throughput.py --policy learned         # the trained adapters
     python bench/bench_throughput.py --turns 40 --questions 8 # a cut, for a quick look
     python bench/bench_throughput.py --memories 20 --second-model qwen1.5b
 
@@ -33,6 +34,7 @@ from rich.table import Table  # noqa: E402
 from memstore import MemoryStore  # noqa: E402
 from memstore.cpu import threads  # noqa: E402
 from memstore.ingest import ingest  # noqa: E402
+from policy.agent import make_answerer, make_policy  # noqa: E402
 from policy.answer import AnswerAgent  # noqa: E402
 from policy.manager import LLMPolicy  # noqa: E402
 from policy.runtime import load  # noqa: E402
@@ -73,11 +75,18 @@ def fresh(db: Path) -> None:
         f.unlink()
 
 
-def run_ingest(path: str, model, turns, db: Path) -> dict:
+def run_ingest(path: str, model, turns, db: Path, policy_name: str = "llm") -> dict:
+    """Serving's policy; `llm` gets separate extractor (batched) and decider runtimes so each
+    phase's usage is its own (`learned` has them already: one per adapter)."""
     fresh(db)
-    extractor = load(model, batch=16)
-    decider = load(model, batch=1)
-    policy = LLMPolicy(extractor, decider=decider)
+    if policy_name == "llm":
+        policy = LLMPolicy(load(model, batch=16), decider=load(model, batch=1))
+    else:
+        policy = make_policy(policy_name, load(model, batch=16))
+    extractor, decider = policy.llm, policy.decider
+    if extractor is decider:
+        raise SystemExit(f"policy {policy_name}: extraction and decisions share one runtime, phases not separable")
+    extractor.usage.__init__(), decider.usage.__init__()
     store = MemoryStore(db, "bench")
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"{path}: ingest", total=len(turns))
@@ -90,10 +99,13 @@ def run_ingest(path: str, model, turns, db: Path) -> dict:
             "other_s": round(wall - model_s, 1), "ops": report.ops}
 
 
-def run_answers(path: str, model, qas, db: Path, k: int, chunk: int = CHUNK, lookup: int = 0) -> dict:
-    """Answers `chunk` questions at a time, decoded together (the harness's CHUNK)."""
-    llm = load(model, batch=chunk, lookup=lookup)
-    agent = AnswerAgent(llm, k=k)
+def run_answers(path: str, model, qas, db: Path, k: int | None, chunk: int = CHUNK, lookup: int = 0,
+                policy_name: str = "llm") -> dict:
+    """Answers `chunk` questions at a time, decoded together (the harness's CHUNK), by the policy's
+    Answer Agent (`k` None: the policy's own number of memories)."""
+    agent = make_answerer(policy_name, load(model, batch=chunk, lookup=lookup), k=k)
+    llm = agent.llm
+    llm.usage.__init__()
     store = MemoryStore(db, "bench")
     rows = []
     with Progress(console=console, transient=True) as bar:
@@ -108,7 +120,7 @@ def run_answers(path: str, model, qas, db: Path, k: int, chunk: int = CHUNK, loo
             bar.advance(task, len(some))
         wall = time.perf_counter() - t
     store.close()
-    return {**usage_row(llm, wall), "k": k, "f1": round(sum(r["f1"] for r in rows) / max(len(rows), 1), 4),
+    return {**usage_row(llm, wall), "k": agent.k, "f1": round(sum(r["f1"] for r in rows) / max(len(rows), 1), 4),
             "rows": rows}
 
 
@@ -149,7 +161,10 @@ def main() -> int:
     ap.add_argument("--turns", type=int, default=0, help="first N turns (0: all)")
     ap.add_argument("--questions", type=int, default=0, help="first M questions (0: all)")
     ap.add_argument("--model", default=None)
-    ap.add_argument("--memories", type=int, default=AnswerAgent.DEFAULT_K, help="memories shown to the Answer Agent")
+    ap.add_argument("--policy", choices=["llm", "learned"], default="llm",
+                    help="learned: the shipped extraction, manager and answer adapters")
+    ap.add_argument("--memories", type=int, default=None,
+                    help="memories shown to the Answer Agent (default: the policy's own)")
     ap.add_argument("--second-model", default=None, help="e.g. qwen1.5b: its speed beside the default's on a sample")
     ap.add_argument("--sweep", default="", help="e.g. 10,20,30: answer again on the same bank with that many "
                                                   "memories shown, for F1 against the number of memories")
@@ -160,12 +175,15 @@ def main() -> int:
     if not args.data.exists():
         console.print(f"no LoCoMo data at {args.data}: pass --data")
         return 1
+    if args.lookup and args.policy != "llm":
+        console.print("--lookup measures the plain backbone's answers: use it with --policy llm")
+        return 1
     turns, sample = load_turns(args.data, args.conversation)
     turns = turns[:args.turns or None]
     qas = locomo_qa(sample, turns)[:args.questions or None]
     args.out.mkdir(parents=True, exist_ok=True)
     config = {"conversation": args.conversation, "turns": len(turns), "questions": len(qas), "model": args.model,
-              "memories": args.memories, "threads": threads()}
+              "policy": args.policy, "memories": args.memories, "threads": threads()}
     state_file = args.out / "state.json"
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
     if state.get("config") != config:
@@ -182,14 +200,14 @@ def main() -> int:
     console.print(f"{args.conversation}: {len(turns)} turns, {len(qas)} questions, model {args.model or 'qwen'}, "
                   f"{threads()} threads")
     phase("reference", lambda: reference(args.model))
-    paths = ["new"]  # the state keys of the serving path
-    db = args.out / "new.db"
-    phase("new:ingest", lambda: run_ingest("serving", args.model, turns, db))
-    phase("new:answers", lambda: run_answers("serving", args.model, qas, db, args.memories))
+    name = args.policy
+    paths = [name]  # the state keys of the serving path
+    db = args.out / f"{name}.db"
+    phase(f"{name}:ingest", lambda: run_ingest(name, args.model, turns, db, name))
+    phase(f"{name}:answers", lambda: run_answers(name, args.model, qas, db, args.memories, policy_name=name))
     for k in [int(k) for k in args.sweep.split(",") if k.strip()]:
-        phase(f"sweep:{k}", lambda: run_answers(f"sweep k={k}", args.model, qas, args.out / "new.db", k))
+        phase(f"sweep:{k}", lambda: run_answers(f"sweep k={k}", args.model, qas, db, k, policy_name=name))
     if args.lookup:
-        db = args.out / "new.db"
         phase("lookup:off", lambda: run_answers("lookup off", args.model, qas[:20], db, args.memories))
         phase(f"lookup:{args.lookup}", lambda: run_answers(f"lookup {args.lookup}", args.model, qas[:20], db,
                                                             args.memories, lookup=args.lookup))
@@ -222,7 +240,7 @@ def report(state: dict, paths: list[str]) -> None:
         console.print(f"{name}: {totals[name] / 60:.1f} min (ingest {state[f'{name}:ingest']['wall_s'] / 60:.1f}, "
                       f"answers {state[f'{name}:answers']['wall_s'] / 60:.1f}); F1 {state[f'{name}:answers']['f1']:.3f}; "
                       f"ops {state[f'{name}:ingest']['ops']}")
-    sweep = sorted((v["k"], v) for key, v in state.items() if key.startswith("sweep:") or key == "new:answers")
+    sweep = sorted((v["k"], v) for key, v in state.items() if key.startswith("sweep:") or key == f"{paths[0]}:answers")
     if len(sweep) > 1:
         top_k, top = sweep[-1]
         t = Table(title="answers on the same bank against the number of memories shown")

@@ -44,8 +44,9 @@ def common_prefix(seqs: list[list[int]]) -> int:
 class BatchedJSON:
     """`run(prompts, grammar, head, max_tokens)` -> one (text, prompt_tokens, completion_tokens,
     cut_off) per tokenized prompt, decoded `n_seq` at a time in a context of its own beside the
-    runtime's (the weights are shared). `base`: a loaded Llama (model, tokenizer); `pick`: the
-    runtime's greedy pick (one pair of vocabulary-sized scratch arrays)."""
+    runtime's (the weights, and the LoRA adapter if `base` has one, are shared). `base`: a loaded
+    Llama (model, tokenizer, adapter); `pick`: the runtime's greedy pick (one pair of
+    vocabulary-sized scratch arrays)."""
 
     def __init__(self, base, pick, n_seq: int = 16, n_ctx: int = 8192, n_batch: int = 2048):
         from llama_cpp import _internals
@@ -59,6 +60,11 @@ class BatchedJSON:
         # measured 1.2x faster here for 16 sequences (not for one long prompt: the LLM's contexts keep the default)
         params.n_seq_max, params.kv_unified, params.flash_attn_type = n_seq, True, C.LLAMA_FLASH_ATTN_TYPE_ENABLED
         self.ctx = _internals.LlamaContext(model=base._model, params=params, verbose=False)
+        if getattr(base, "_lora_adapter", None) is not None:  # a LoRA is set per context: the runtime's too
+            import ctypes
+            adapters = (C.llama_adapter_lora_p_ctypes * 1)(base._lora_adapter)
+            if C.llama_set_adapters_lora(self.ctx.ctx, adapters, 1, (ctypes.c_float * 1)(base.lora_scale)):
+                raise RuntimeError("llama.cpp refused to set the LoRA adapter on the batch context")
         self.batch = _internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=n_seq, verbose=False)
         self.vocab, self.n_vocab = base._model.vocab, base.n_vocab()
         self.pick = pick

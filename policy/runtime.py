@@ -159,9 +159,9 @@ class LlamaCppLLM(LLM):
         return self._grammars[key]
 
     def json_many(self, system, users, schema, *, max_tokens=256, prefix=""):
-        """Batched decoding (policy/batched.py), `batch` prompts at a time; one by one when
-        `batch` is 1 or a LoRA adapter is loaded (the batch context has none)."""
-        if self.batch <= 1 or self.adapter is not None or len(users) <= 1:
+        """Batched decoding (policy/batched.py), `batch` prompts at a time, with the runtime's
+        LoRA adapter if it has one; one by one when `batch` is 1."""
+        if self.batch <= 1 or len(users) <= 1:
             return super().json_many(system, users, schema, max_tokens=max_tokens, prefix=prefix)
         if self._batched is None:
             from .batched import BatchedJSON

@@ -111,14 +111,18 @@ def test_decisions_show_memories_without_dates_and_an_adapter_keeps_its_version(
 
 
 @pytest.mark.integration
-def test_batched_decoding_matches_one_at_a_time_calls_on_the_real_model():
+@pytest.mark.parametrize("adapter", [None, "extract"])
+def test_batched_decoding_matches_one_at_a_time_calls_on_the_real_model(adapter):
+    """Also with a LoRA adapter (the shipped extraction one): the batch context must apply it, so
+    its outputs are the adapter's, not the plain backbone's."""
+    from policy.agent import shipped_adapter
     from policy.runtime import LLM, load
 
     messages = ["We adopted a second dog, Bella, last week!", "I finally moved to Denver in May.",
                 "Hi! How are you?", "I stopped eating meat; I'm vegetarian now.",
                 "My sister Anna is getting married in Paris next June.", "Work has been crazy, I got promoted to lead nurse."]
     users = [prompts.extract_user("Gina", m, "2023-05-01") for m in messages]
-    llm = load(None, batch=4)
+    llm = load(None, shipped_adapter(adapter) if adapter else None, batch=4)
     one = LLM.json_many(llm, prompts.EXTRACT_SYSTEM, users, prompts.extract_schema(), max_tokens=160)
     llm.usage.__init__()
     many = llm.json_many(prompts.EXTRACT_SYSTEM, users, prompts.extract_schema(), max_tokens=160)
@@ -126,6 +130,9 @@ def test_batched_decoding_matches_one_at_a_time_calls_on_the_real_model():
     # floating-point differences between batch shapes may flip a near-tie; garbage would differ everywhere
     assert sum(a == b for a, b in zip(one, many)) >= len(users) - 1, (one, many)
     assert llm.usage.calls == len(users) and llm.usage.prompt_evaluated < llm.usage.prompt_tokens / 2
+    if adapter:  # the adapter changes what is written: a batch context without it would match the backbone
+        plain = load(None, batch=4).json_many(prompts.EXTRACT_SYSTEM, users, prompts.extract_schema(), max_tokens=160)
+        assert sum(a != b for a, b in zip(many, plain)) >= 2, (many, plain)
 
 
 @pytest.mark.integration
