@@ -28,6 +28,7 @@ from policy.facts import SAME_FACT, is_noise
 from policy.agent import adapter_contract
 from policy.manager import AppendPolicy
 from policy.prompts import EXTRACT_SYSTEM, EXTRACT_WINDOW, spoken_date
+from policy.times import resolve_times
 
 from policy.inputs import locomo_turns
 
@@ -139,7 +140,8 @@ def measure(name: str, policy, sample: dict, db: Path, progress=None) -> FactsRe
             near_facts = [f for n in near for f in facts[n.input_id]]
             near_obs = [o for n in near for o in observations.get(n.input_id, [])]
             rep.facts += len(mine)
-            window_text = " ".join([t.text, t.speaker, spoken_date(t.time[:10]), t.time[:10]]
+            # the dates the turn's relative times point at are the turn's, not invented (the parser writes them)
+            window_text = " ".join([t.text, resolve_times(t.text, t.time[:10]), t.speaker, spoken_date(t.time[:10]), t.time[:10]]
                                    + [f"{w} {s}" for w, s in contexts.get(t.input_id, ())] + list(names))
             rep.invented += sum(invented(f, window_text) for f in mine)
             if mine:

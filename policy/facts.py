@@ -5,11 +5,14 @@ A small model keeps some of the speaker's "I" and "my" and writes small talk as 
 rewrites that stay grammatical whatever the verb are made ("my" -> "Sam's", "I am" -> "Sam is");
 a fact still in the first or second person is kept as the speaker's words ("Sam said: ...") rather
 than bent into "Sam're" or "Sam love". A fact with no content word (a bare name, thanks, a
-question) is dropped."""
+question) is dropped. A relative time ("yesterday", "last week") is written as the absolute time
+it points at when the day the message was said is known (policy/times.py)."""
 
 from __future__ import annotations
 
 import re
+
+from .times import resolve_times
 
 # Rewrites whose grammar does not depend on the verb that follows.
 _SAFE = [(re.compile(p, flags), r) for p, flags, r in [
@@ -62,14 +65,17 @@ def third_person(fact: str, speaker: str) -> str:
     return rewritten
 
 
-def clean_facts(out: dict | None, speaker: str, names: set[str] = frozenset()) -> list[str]:
-    """The facts of one extraction output (`{"facts": [...]}`), in order, without noise or repeats."""
+def clean_facts(out: dict | None, speaker: str, names: set[str] = frozenset(), day: str | None = None) -> list[str]:
+    """The facts of one extraction output (`{"facts": [...]}`), in order, without noise or repeats;
+    with `day` (the message's date, ISO), relative times made absolute."""
     facts: list[str] = []
     given = out.get("facts") if isinstance(out, dict) else None
     for raw in given if isinstance(given, list) else []:
         if not isinstance(raw, str) or is_noise(raw, names | {speaker}):
             continue
         fact = third_person(" ".join(raw.split()), speaker)
+        if day:
+            fact = resolve_times(fact, day)
         if fact.casefold() not in (f.casefold() for f in facts):
             facts.append(fact)
     return facts

@@ -80,7 +80,7 @@ class ManagerPolicy:
 
     @staticmethod
     def _clean(turn: Turn, context: tuple, raw: list[str]) -> list[str]:
-        return clean_facts({"facts": raw}, turn.speaker, {who for who, _ in context})
+        return clean_facts({"facts": raw}, turn.speaker, {who for who, _ in context}, turn.time[:10])
 
     def prefetch(self, store: MemoryStore, turns: list[Turn]) -> None:
         """Extract the facts of several upcoming turns in one batched call (extraction does not

@@ -19,7 +19,8 @@ from policy import prompts
 from policy.facts import clean_facts, is_noise, third_person
 from policy.manager import AppendPolicy, content_kept
 from policy.turns import windows
-from trainer.extraction import dated_target, examples, when_said
+from policy.times import resolve_times, when_said
+from trainer.extraction import dated_target, examples
 
 SAMPLE = {
     "sample_id": "chat-1",
@@ -97,6 +98,21 @@ def test_relative_times_in_a_turn_date_its_targets():
     assert dated_target("Caroline went in May 2023.", "I went yesterday", day) == "Caroline went in May 2023."
 
 
+def test_the_parser_writes_relative_times_as_the_absolute_times_they_point_at():
+    day = "2023-05-08"  # a Monday
+    assert resolve_times("Gina went hiking yesterday.", day) == "Gina went hiking on 7 May, 2023."
+    assert resolve_times("Jon adopted a dog last week", day) == "Jon adopted a dog in the week before 8 May, 2023"
+    assert resolve_times("Jon has run daily since last month", day) == "Jon has run daily since April, 2023"
+    assert resolve_times("Two weeks ago Gina quit; Jon starts tomorrow", day) == \
+        "in the week of 24 April, 2023 Gina quit; Jon starts on 9 May, 2023"
+    assert resolve_times("Gina met Anna last Saturday", day) == "Gina met Anna on 6 May, 2023"
+    assert resolve_times("Gina likes tea in May", day) == "Gina likes tea in May"
+    out = {"facts": ["I'm going to a support group tomorrow", "My dog turned 3 last month"]}
+    assert clean_facts(out, "Caroline", day=day) == ["Caroline is going to a support group on 9 May, 2023",
+                                                     "Caroline's dog turned 3 in April, 2023"]
+    assert clean_facts(out, "Caroline")[0] == "Caroline is going to a support group tomorrow"  # no day known
+
+
 def test_a_window_holds_earlier_messages_of_the_same_session_only():
     turns = locomo_turns(SAMPLE)
     ctx = windows(turns, 2)
@@ -131,7 +147,8 @@ def test_a_student_learns_its_teachers_kept_facts_from_the_call_the_teacher_read
     assert sorted(r["messages"][1]["content"] for r in rows) == sorted(teacher.users)
     assert all("Earlier messages (context only):\n(none)" in u for u in teacher.users)
     by_turn = {r["turn"]: json.loads(r["completion"])["facts"] for r in rows}
-    assert by_turn["chat-1:D1:1"] == ["Evan started lifting weights last month."]  # "I" -> the speaker, by the parser
+    # "I" -> the speaker and "last month" -> the month, by the parser
+    assert by_turn["chat-1:D1:1"] == ["Evan started lifting weights in April, 2023."]
     assert by_turn["chat-1:D1:3"] == []  # small talk: the parser kept nothing
 
 

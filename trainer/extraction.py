@@ -20,13 +20,11 @@ exported to GGUF for llama.cpp with its provenance."""
 
 from __future__ import annotations
 
-import calendar
 import json
 import random
-import re
 import time
 from dataclasses import asdict, dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Callable
 
@@ -36,7 +34,7 @@ from evaluation.datasets import locomo_observations
 from memstore.errors import BadInput
 from policy import prompts
 from policy.models import resolve, sha256_file
-from policy.prompts import spoken_date
+from policy.times import HAS_DATE, when_said
 from policy.turns import windows
 
 
@@ -62,65 +60,10 @@ class ExtractConfig:
         return 0 if self.teacher else prompts.EXTRACT_WINDOW
 
 
-def _month(d: date, delta: int) -> date:
-    m = d.month - 1 + delta
-    return date(d.year + m // 12, m % 12 + 1, 1)
-
-
-def when_said(text: str, day: date) -> str | None:
-    """The absolute time a message's relative expression points at, in the prompt's style; None
-    when it has none (the first expression found wins)."""
-    t = text.casefold()
-    weekdays = list(calendar.day_name)
-    said = spoken_date(str(day))
-    fixed = [  # (expression, what it means said on `day`); the first rule that matches wins
-        *((rf"\b(?:{words})\b", f"on {spoken_date(str(day + timedelta(days=shift)))}")
-          for words, shift in (("yesterday", -1), ("today|this morning|tonight", 0), ("tomorrow", 1))),
-        *((rf"\b(?:{words})\b", f"{meaning} {said}")
-          for words, meaning in (("last weekend", "on the weekend before"), ("next weekend|this weekend", "on the weekend after"),
-                                 ("last week", "in the week before"), ("next week", "in the week after"))),
-        *((rf"\b{words} month\b", f"in {_month(day, shift).strftime('%B, %Y')}")
-          for words, shift in (("last", -1), ("next", 1), ("this", 0))),
-        *((rf"\b{words} year\b", f"in {day.year + shift}") for words, shift in (("last", -1), ("next", 1))),
-    ]
-    rules: list[tuple[str, Callable[[re.Match], str]]] = [
-        *((pattern, lambda m, meaning=meaning: meaning) for pattern, meaning in fixed),
-        (r"\b(\d+|a|one|two|three|few) (day|week|month|year)s? ago\b", lambda m: _ago(m, day)),
-        (r"\blast (" + "|".join(w.casefold() for w in weekdays) + r")\b", lambda m: _last_weekday(m.group(1), day)),
-    ]
-    for pattern, resolve_ in rules:
-        m = re.search(pattern, t)
-        if m:
-            return resolve_(m)
-    return None
-
-
-def _ago(m: re.Match, day: date) -> str:
-    words = {"a": 1, "one": 1, "two": 2, "three": 3, "few": 3}
-    n = int(m.group(1)) if m.group(1).isdigit() else words[m.group(1)]
-    unit = m.group(2)
-    if unit == "day":
-        return f"on {spoken_date(str(day - timedelta(days=n)))}"
-    if unit == "week":
-        return f"in the week of {spoken_date(str(day - timedelta(weeks=n)))}"
-    if unit == "month":
-        return f"in {_month(day, -n).strftime('%B, %Y')}"
-    return f"in {day.year - n}"
-
-
-def _last_weekday(name: str, day: date) -> str:
-    target = [d.casefold() for d in calendar.day_name].index(name)
-    back = (day.weekday() - target) % 7 or 7
-    return f"on {spoken_date(str(day - timedelta(days=back)))}"
-
-
-_HAS_DATE = re.compile(r"\b(19|20)\d\d\b|\b(" + "|".join(calendar.month_name[1:]) + r")\b")
-
-
 def dated_target(observation: str, turn_text: str, day: date) -> str:
     """The observation with the turn's resolved time appended, unless it states a date already."""
     when = when_said(turn_text, day)
-    if when is None or _HAS_DATE.search(observation):
+    if when is None or HAS_DATE.search(observation):
         return observation
     return observation.rstrip(" .") + f" {when}."
 

@@ -197,13 +197,13 @@ def length_penalty(chars: int, reference: int) -> float:
     return 0.0
 
 
-def parse_facts(completion, speaker: str, names: set[str] = frozenset()) -> list[str] | None:
-    """The kept facts of an extraction sample, as serving keeps them; None where serving's grammar
-    would not allow the output (no {"facts": [strings]})."""
+def parse_facts(completion, speaker: str, names: set[str] = frozenset(), day: str | None = None) -> list[str] | None:
+    """The kept facts of an extraction sample, as serving keeps them (`day`: the turn's date);
+    None where serving's grammar would not allow the output (no {"facts": [strings]})."""
     out = parse_json(completion)
     if out is None or not isinstance(out.get("facts"), list) or not all(isinstance(f, str) for f in out["facts"]):
         return None
-    return clean_facts(out, speaker, names)
+    return clean_facts(out, speaker, names, day)
 
 
 def extract_rewards(completions: Sequence, *, speaker: str, names: Sequence[str], at: str, bank: Fork,
@@ -213,7 +213,7 @@ def extract_rewards(completions: Sequence, *, speaker: str, names: Sequence[str]
     after the sample's facts are ADDed at `at` to `bank`, scaled by the length penalty; 0 for an
     invalid output. With `skip_equal`, a group whose samples all keep the same facts carries no
     signal: None for all, no answer computed."""
-    kept = [parse_facts(c, speaker, set(names)) for c in completions]
+    kept = [parse_facts(c, speaker, set(names), at[:10]) for c in completions]
     keys = [tuple(f) if f is not None else None for f in kept]
     if skip_equal and None not in keys and len(set(keys)) == 1:
         return [None] * len(completions)
