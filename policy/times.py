@@ -19,7 +19,8 @@ from typing import Callable
 from .prompts import spoken_date
 
 _WEEKDAYS = [d.casefold() for d in calendar.day_name]
-_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "few": 3, "couple of": 2}
+_NUMBERS = {"a few": 3, "a couple of": 2, "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+            "few": 3, "couple of": 2}  # longer phrases first: "a few" is not "a"
 HAS_DATE = re.compile(r"\b(19|20)\d\d\b|\b(" + "|".join(calendar.month_name[1:]) + r")\b")
 _OWN_PREPOSITION = re.compile(r"\b(since|until|till|from|by|before|after|of)\s+$", re.I)
 

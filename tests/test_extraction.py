@@ -106,6 +106,7 @@ def test_the_parser_writes_relative_times_as_the_absolute_times_they_point_at():
     assert resolve_times("Two weeks ago Gina quit; Jon starts tomorrow", day) == \
         "in the week of 24 April, 2023 Gina quit; Jon starts on 9 May, 2023"
     assert resolve_times("Gina met Anna last Saturday", day) == "Gina met Anna on 6 May, 2023"
+    assert resolve_times("Maria got the idea on a trip a few years ago", day) == "Maria got the idea on a trip in 2020"
     assert resolve_times("Gina likes tea in May", day) == "Gina likes tea in May"
     out = {"facts": ["I'm going to a support group tomorrow", "My dog turned 3 last month"]}
     assert clean_facts(out, "Caroline", day=day) == ["Caroline is going to a support group on 9 May, 2023",
