@@ -104,12 +104,12 @@ def show(res: dict, title: str | None = None) -> None:
         cats = [k for k, v in r.items() if isinstance(v, dict) and k != "overall"]
         rows.append((policy, "overall", r["overall"]["n"], f"{r['overall']['f1']:.1f}", f"{r['overall']['f1_set']:.1f}",
                      f"{r['overall']['bleu1']:.1f}", f"{r['overall']['judge']:.1f}", f"{r['ingest_s'] / 60:.1f}",
-                     f"{r['answer_s'] / 60:.1f}", f"{r['peak_rss_mb']:.0f}",
+                     f"{r['answer_s'] / 60:.1f}", f"{r['peak_rss_mb']:.0f}", f"{r.get('pss_mb', 0.0):.0f}",
                      f"{r['facts_lost']}/{r['facts_decided']}" if "facts_lost" in r else ""))
         rows += [(policy, c, r[c]["n"], f"{r[c]['f1']:.1f}", f"{r[c]['f1_set']:.1f}", f"{r[c]['bleu1']:.1f}",
-                  f"{r[c]['judge']:.1f}", "", "", "", "") for c in cats]
+                  f"{r[c]['judge']:.1f}", "", "", "", "", "") for c in cats]
     table(title or f"{res['meta'].get('data', '')} {res['meta'].get('conversations', '')} - {res['meta'].get('model', '')}",
-          ["policy", "category", "n", "F1", "F1 set", "BLEU-1", "judge %", "ingest min", "answer min", "peak RSS MB",
+          ["policy", "category", "n", "F1", "F1 set", "BLEU-1", "judge %", "ingest min", "answer min", "peak RSS MB", "PSS MB",
            "facts lost / DELETE+NOOP"], rows)
 
 

@@ -47,6 +47,25 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def pss_mb() -> float:
+    """The process's proportional memory now (Linux; 0 elsewhere). RSS counts a memory-mapped model
+    once per context that maps it, so with several llama.cpp contexts it overstates what the
+    process takes from the machine; PSS counts each shared page once."""
+    try:
+        text = Path("/proc/self/smaps_rollup").read_text()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _record_memory(timing: dict) -> None:
+    timing["peak_rss_mb"] = max(timing.get("peak_rss_mb", 0.0), peak_rss_mb())
+    timing["pss_mb"] = max(timing.get("pss_mb", 0.0), pss_mb())
+
+
 def _read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
         return []
@@ -144,7 +163,7 @@ def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
     # Keep the highest peak of the processes that did work on this task; a rerun that only reads
     # the results (its process may hold other policies' models by now) leaves it alone.
     if report.applied or len(done) > answered_before or "peak_rss_mb" not in timing:
-        timing["peak_rss_mb"] = max(timing.get("peak_rss_mb", 0.0), peak_rss_mb())
+        _record_memory(timing)
     timing_path.write_text(json.dumps(timing))
     return done
 
@@ -220,7 +239,7 @@ def reread_task(task: Task, bank: str, reader: str, name: str, llm: LLM, judge_l
     finally:
         store.close()
     if len(done) > before or "peak_rss_mb" not in timing:
-        timing["peak_rss_mb"] = max(timing.get("peak_rss_mb", 0.0), peak_rss_mb())
+        _record_memory(timing)
     timing_path.write_text(json.dumps(timing))
     return done
 
@@ -240,7 +259,7 @@ def summarize(rows: list[dict]) -> dict:
 def results(out: Path, tasks: list[str], policies: list[str], meta: dict) -> dict:
     table = {"meta": meta, "policies": {}}
     for policy in policies:
-        rows, ingest_s, answer_s, rss, lost = [], 0.0, 0.0, 0.0, {"decided": 0, "lost": 0}
+        rows, ingest_s, answer_s, rss, pss, lost = [], 0.0, 0.0, 0.0, 0.0, {"decided": 0, "lost": 0}
         for task in tasks:
             rows += _read_jsonl(out / "answers" / f"{task}.{policy}.jsonl")
             tp = out / "answers" / f"{task}.{policy}.timing.json"
@@ -249,10 +268,11 @@ def results(out: Path, tasks: list[str], policies: list[str], meta: dict) -> dic
                 ingest_s += t["ingest_s"]
                 answer_s += t["answer_s"]
                 rss = max(rss, t.get("peak_rss_mb", 0.0))
+                pss = max(pss, t.get("pss_mb", 0.0))
                 for k in lost:
                     lost[k] += t.get("facts_lost", {}).get(k, 0)
         table["policies"][policy] = {**summarize(rows), "ingest_s": ingest_s, "answer_s": answer_s,
-                                     "peak_rss_mb": rss,  # scalars: a dict here is read as a category
+                                     "peak_rss_mb": rss, "pss_mb": pss,  # scalars: a dict here is read as a category
                                      "facts_lost": lost["lost"], "facts_decided": lost["decided"]}
     (out / "results.json").write_text(json.dumps(table, indent=2))
     return table

@@ -115,7 +115,6 @@ class LlamaCppLLM(LLM):
             adapter = Path(adapter)
             if not adapter.is_file():
                 raise BadInput(f"adapter {adapter} does not exist")
-            kwargs["lora_path"] = str(adapter)
             identity += f"+lora@sha256:{sha256_file(adapter)[:12]}"
         super().__init__(identity=identity)
         self.model, self.chat, self.reuse_prefix = model, model.chat, reuse_prefix
@@ -143,7 +142,9 @@ class LlamaCppLLM(LLM):
         if key not in self._contexts:
             from llama_cpp import Llama
             with _quiet_stderr():
-                self._contexts[key] = Llama(**self._kwargs)
+                self._contexts[key] = llama = Llama(**self._kwargs)
+                if self.adapter is not None:
+                    _set_adapter(llama, self.adapter)
         return self._contexts[key]
 
     def _greedy_pick(self, llama) -> GreedyPick:
@@ -290,6 +291,25 @@ def load(model: str | None = None, adapter: str | Path | None = None, endpoint: 
             raise BadInput("--adapter applies to local models, not to --endpoint")
         return EndpointLLM(endpoint, model or "default")
     return LlamaCppLLM(resolve(model), adapter, **kwargs)
+
+
+def _set_adapter(llama, path: Path) -> None:
+    """Apply a LoRA GGUF to a loaded Llama's context, as `Llama(lora_path=...)` does, but with the
+    weights still memory-mapped: llama-cpp-python turns mmap off whenever it is given a LoRA (a
+    leftover from LoRAs merged into the weights; llama.cpp now applies them at run time), which
+    made every context of every adapter a private copy of the model. Mapped, all of them share
+    the one page cache. The adapter is freed with the Llama (its exit stack)."""
+    import ctypes
+
+    from llama_cpp import llama_cpp as C
+    adapter = C.llama_adapter_lora_init(llama._model.model, str(path).encode())
+    if adapter is None:
+        raise BadInput(f"{path} is not a LoRA adapter for {llama.model_path}")
+    llama._stack.callback(C.llama_adapter_lora_free, adapter)
+    llama._lora_adapter, llama.lora_scale = adapter, 1.0  # where Llama keeps its own (batched.py reads them)
+    if C.llama_set_adapters_lora(llama._ctx.ctx, (C.llama_adapter_lora_p_ctypes * 1)(adapter), 1,
+                                 (ctypes.c_float * 1)(1.0)):
+        raise LLMError(f"llama.cpp refused to set the LoRA adapter {path}")
 
 
 @contextlib.contextmanager
