@@ -1,5 +1,5 @@
 """`memstore export DIR --gguf PATH`: a trained peft LoRA adapter -> a GGUF LoRA that llama.cpp
-loads through `lora_path` (so `--policy learned` is served without transformers).
+loads as a LoRA adapter at run time (so `--policy learned` is served without transformers).
 
 The converter is llama.cpp's own `convert_lora_to_gguf.py` with its `gguf-py` and `conversion`
 package, taken from the llama-cpp-python sdist of the version we build (no model hub: the base
