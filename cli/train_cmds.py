@@ -48,6 +48,9 @@ def train(policy: str = typer.Argument(..., help="manager | answer | extract"),
                                                       "(extract: its SFT adapter, e.g. policy/adapters/extract.gguf)."),
           window: Optional[int] = typer.Option(None, "--window", min=0, help="extract: earlier messages of the session "
                                                "read (default: the --init-adapter's, else serving's)."),
+          anchor: float = typer.Option(0.0, "--anchor", help="extract --algo grpo: also train on this many uncited "
+                                       "turns per cited one, rewarded by keeping the --init-adapter's own facts, which "
+                                       "also set the length reference (default 0: the observations do)."),
           out: Path = typer.Option(..., "--out", help="Run folder (resumable)."),
           as_json: bool = JsonOpt) -> None:
     """Train the Memory Manager or the Answer Agent (LoRA) from answer correctness alone, on
@@ -73,7 +76,7 @@ def train(policy: str = typer.Argument(..., help="manager | answer | extract"),
                       save_every=save_every, out=str(out), model=model, generations=generations, memories=memories,
                       learning_rate=learning_rate, lora_layers=lora_layers,
                       val_examples=val_examples or (1_000_000 if from_bank else 12),
-                      init_adapter=str(init_adapter) if init_adapter else None, window=window)
+                      init_adapter=str(init_adapter) if init_adapter else None, window=window, anchors=anchor)
     cfg.check()
     with phase_progress(disable=as_json) as progress:
         bars: dict[str, int] = {}

@@ -161,6 +161,30 @@ def test_extraction_reward_adds_the_facts_to_the_fork_and_weighs_their_length(tm
     assert [(e.seq, e.text) for e in store.events()] == before  # the log is never written
 
 
+def test_an_uncited_turn_is_rewarded_by_keeping_the_starting_facts(tmp_path):
+    """An anchor example (no question cites the turn): the share of the starting adapter's facts
+    the sample still states, by the `bench facts` matcher, times the length penalty against them."""
+    from memstore.embed import default_embedder
+
+    store = MemoryStore(tmp_path / "x.db", "b")
+    start = "Jon lost his job as a banker on 19 January, 2023"
+    common = dict(speaker="Jon", names=["Gina"], at="2023-01-19T10:00:00.000000Z",
+                  bank=Fork(store, "2023-01-19T09:59:59.999999Z"), questions=[],
+                  answerer=ForkAnswerer(AnswerAgent(MemoryReader(), k=1)), embed=default_embedder().embed)
+    extra = "Jon has been in banking for years and liked the work a lot"
+    got = extract_rewards([msg({"facts": [start]}), msg({"facts": ["Jon likes jazz"]}), msg({"facts": []}),
+                           msg({"facts": [start, extra]}), msg({"facts": "x"})],
+                          reference=[start], reference_chars=len(start), **common)
+    padded = 1 - 0.8 * length_penalty(len(start) + len(extra), len(start))
+    assert got == [1.0, 0.0, 0.0, pytest.approx(padded), 0.0] and 0 < padded < 1
+    # where the start wrote nothing, writing nothing keeps it
+    assert extract_rewards([msg({"facts": []}), msg({"facts": ["Jon likes jazz"]})], reference=[], reference_chars=0,
+                           **common) == [1.0, 0.0]
+    with pytest.raises(ValueError, match="reference facts"):
+        extract_rewards([msg({"facts": []}), msg({"facts": [start]})], reference_chars=0,
+                        **{**common, "embed": None})
+
+
 def test_extraction_examples_are_the_serving_call_for_evidence_turns(tmp_path):
     from policy import prompts
     from policy.turns import QA, Turn
@@ -182,3 +206,8 @@ def test_extraction_examples_are_the_serving_call_for_evidence_turns(tmp_path):
     assert json.loads(row["names"]) == ["Gina"] and row["reference_chars"] == len("Jon lost his job as a banker.")
     assert row["turn_time"] < row["at"] == turns[1].time
     assert json.loads(row["questions"])[0][:2] == ["When did Jon lose his job?", "18 January, 2023"]
+    # anchored: as many uncited turns as cited ones join, without questions (their reward keeps the start's facts)
+    rows = extract_examples(history, window=1, anchors=1.0)
+    assert [r["turn"] for r in rows][0] == "c:D1:2" and len(rows) == 2
+    assert rows[1]["turn"] in ("c:D1:1", "c:D1:3") and json.loads(rows[1]["questions"]) == []
+    assert len(extract_examples(history, window=1, anchors=5.0)) == 3  # no more than there are

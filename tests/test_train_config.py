@@ -18,7 +18,10 @@ def cfg(**kw):
                                           ({"kind": "judge"}, "manager, answer or extract"), ({"generations": 1}, "--generations"),
                                           ({"kind": "extract", "algo": "sft", "init_adapter": "policy/adapters/extract.gguf"},
                                            "--init-adapter starts a --algo grpo run"),
-                                          ({"init_adapter": "no/such.gguf"}, "no such GGUF file")])
+                                          ({"init_adapter": "no/such.gguf"}, "no such GGUF file"),
+                                          ({"kind": "extract", "anchors": 1.0}, "--anchor applies to"),
+                                          ({"kind": "extract", "anchors": 11.0, "init_adapter": "policy/adapters/extract.gguf"},
+                                           "--anchor must be between")])
 def test_bad_settings_are_refused(bad, message):
     with pytest.raises(BadInput, match=message):
         cfg(**bad).check()

@@ -256,3 +256,35 @@ def test_extraction_grpo_starts_from_the_shipped_sft_adapter(tmp_path):
     shipped, exported = tensors(shipped_adapter("extract")), tensors(out / "rollout.gguf")
     assert shipped.keys() == exported.keys()
     assert all(np.array_equal(shipped[k], exported[k]) for k in shipped)
+
+
+def test_anchored_extraction_grpo_trains_on_uncited_turns_against_the_starting_facts(tmp_path):
+    """`--anchor 1`: an uncited turn joins the examples, and every example's reference is what the
+    starting adapter writes for its turn (greedy through llama.cpp, serving's parser), kept in
+    OUT/reference_facts.json so a resumed run does not extract again."""
+    import copy
+
+    from policy.agent import shipped_adapter
+    from policy.models import sha256_file
+
+    tiny = copy.deepcopy(TINY)
+    tiny[0]["conversation"]["session_2"].append({"speaker": "Bob", "dia_id": "D2:2",
+                                                 "text": "Congrats! I started a pottery class yesterday."})
+    data = tmp_path / "tiny.json"
+    data.write_text(json.dumps(tiny))
+    out = tmp_path / "anchored"
+    args = ["train", "extract", "--algo", "grpo", "--init-adapter", str(shipped_adapter("extract")), "--data", str(data),
+            "--conversations", "train-1", "--out", str(out), "--generations", "2", "--lr", "0", "--anchor", "1"]
+    proc = memstore_cli(*args, "--max-steps", "1", timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert json.loads((out / "config.json").read_text())["examples"] == 4  # three cited turns and the uncited one
+    saved = json.loads((out / "reference_facts.json").read_text())
+    assert saved["adapter"] == sha256_file(shipped_adapter("extract")) and len(saved["facts"]) == 4
+    assert all(isinstance(f, list) and all(isinstance(x, str) for x in f) for f in saved["facts"].values())
+    assert any(saved["facts"].values())  # the shipped adapter writes facts for some of these turns
+    pottery = saved["facts"]["train-1:D2:2"]
+    assert not any("yesterday" in f for f in pottery)  # the one parser dated it
+    stamp = (out / "reference_facts.json").stat().st_mtime_ns
+    proc = memstore_cli(*args, "--max-steps", "2", timeout=1500)  # resumes: the references are not extracted again
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert (out / "reference_facts.json").stat().st_mtime_ns == stamp

@@ -12,7 +12,11 @@ which op to choose.
   evidence is the turn: their mean F1, times (1 - 0.8 x a length penalty) against the turn's
   annotated observations (MemBuilder's form: no penalty from half to 1.3 times their length, full
   at twice or a fifth), so that listing every phrase of the turn is not the way to the answer;
-  0 for an output serving's grammar would not allow.
+  0 for an output serving's grammar would not allow. Anchored (`train extract --anchor`), the
+  length reference is the starting adapter's own facts for the turn, and turns no question cites
+  join the examples, rewarded by the share of the starting facts the sample still states: the
+  answers alone reach a few turns, and left alone the others drift (a run without them learned to
+  write fewer facts everywhere).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -28,7 +32,7 @@ from evaluation.metrics import score_official
 from memstore.fork import Fork
 from policy import prompts
 from policy.answer import AnswerAgent, Ask
-from policy.facts import clean_facts
+from policy.facts import SAME_FACT, clean_facts
 from policy.manager import content_kept
 
 _JSON = re.compile(r"\{.*\}", re.S)
@@ -206,17 +210,39 @@ def parse_facts(completion, speaker: str, names: set[str] = frozenset(), day: st
     return clean_facts(out, speaker, names, day)
 
 
+def kept_share(reference: Sequence[str], facts: Sequence[str], embed: Callable[[Sequence[str]], np.ndarray]) -> float:
+    """The share of `reference` facts that some fact of `facts` states (cosine >= SAME_FACT, the
+    matcher of `bench facts`); an empty reference is kept only by writing nothing."""
+    if not reference:
+        return 0.0 if facts else 1.0
+    if not facts:
+        return 0.0
+    sims = embed(list(reference)) @ embed(list(facts)).T
+    return float((sims.max(axis=1) >= SAME_FACT).mean())
+
+
 def extract_rewards(completions: Sequence, *, speaker: str, names: Sequence[str], at: str, bank: Fork,
                     questions: Sequence[tuple[str, str, int, str]], reference_chars: int,
-                    answerer: ForkAnswerer, skip_equal: bool = True) -> list[float | None]:
+                    answerer: ForkAnswerer, skip_equal: bool = True, reference: Sequence[str] | None = None,
+                    embed: Callable[[Sequence[str]], np.ndarray] | None = None) -> list[float | None]:
     """One reward per sampled extraction of a group: the frozen answerer's mean F1 on `questions`
     after the sample's facts are ADDed at `at` to `bank`, scaled by the length penalty; 0 for an
-    invalid output. With `skip_equal`, a group whose samples all keep the same facts carries no
-    signal: None for all, no answer computed."""
+    invalid output. A turn no question cites (an anchor: `questions` empty, `reference` the
+    starting adapter's own facts) is rewarded by the share of `reference` the sample still states
+    (`kept_share`, with `embed`), scaled the same way: what keeps the recall of the turns the
+    answers never see. With `skip_equal`, a group whose samples all keep the same facts carries
+    no signal: None for all, no answer computed."""
     kept = [parse_facts(c, speaker, set(names), at[:10]) for c in completions]
     keys = [tuple(f) if f is not None else None for f in kept]
     if skip_equal and None not in keys and len(set(keys)) == 1:
         return [None] * len(completions)
+    if not questions:
+        if reference is None or embed is None:
+            raise ValueError("an extraction example without questions needs its reference facts and an embedder")
+        score = {key: kept_share(reference, key, embed)
+                 * (1 - LENGTH_WEIGHT * length_penalty(sum(len(f) for f in key), reference_chars))
+                 for key in dict.fromkeys(k for k in keys if k is not None)}
+        return [score[k] if k is not None else 0.0 for k in keys]
     asked = [(q, when) for q, _, _, when in questions]
     views = {}
     for key in dict.fromkeys(k for k in keys if k is not None):

@@ -10,6 +10,7 @@ prompt, same user message, same JSON output) so that what is trained is what lla
 from __future__ import annotations
 
 import json
+import random
 from datetime import datetime, timedelta
 
 from memstore.clock import STAMP_FORMAT, format_stamp
@@ -55,22 +56,26 @@ def _questions(history: History, qas: list[int]) -> str:
                         history.questions[i].category, history.questions[i].asked_at] for i in qas])
 
 
-def extract_examples(history: History, window: int, max_questions: int = 2) -> list[dict]:
-    """Serving's extraction call for each turn some question's evidence cites."""
+def extract_examples(history: History, window: int, max_questions: int = 2, anchors: float = 0.0,
+                     seed: int = 0) -> list[dict]:
+    """Serving's extraction call for each turn some question's evidence cites; with `anchors`, also
+    that share (of their number) of the other turns, drawn with `seed`, without questions: their
+    reward is how much of the starting adapter's facts a sample keeps (rewards.extract_rewards)."""
     needs, context = _needs(history), windows(history.turns, window)
-    out = []
+    cited, others = [], []
     for turn in history.turns:
         before = just_before(turn.time)
         qas = [i for i in needs.get(turn.input_id, []) if history.questions[i].asked_at > before][:max_questions]
-        if not qas:
-            continue
         seen = context[turn.input_id]
         call = prompts.extract_call(turn.speaker, turn.text, turn.time[:10], seen)
-        out.append({"messages": messages(call.system, call.user), "schema": call.schema, "max_tokens": call.max_tokens,
-                    "prefix": call.prefix, "speaker": turn.speaker, "names": json.dumps(sorted({w for w, _ in seen})),
-                    "turn_time": before, "at": turn.time, "questions": _questions(history, qas),
-                    "reference_chars": sum(len(o) for o in history.observations.get(turn.input_id, []))})
-    return out
+        row = {"messages": messages(call.system, call.user), "schema": call.schema, "max_tokens": call.max_tokens,
+               "prefix": call.prefix, "turn": turn.input_id, "speaker": turn.speaker,
+               "names": json.dumps(sorted({w for w, _ in seen})), "turn_time": before, "at": turn.time,
+               "questions": _questions(history, qas),
+               "reference_chars": sum(len(o) for o in history.observations.get(turn.input_id, []))}
+        (cited if qas else others).append(row)
+    picked = {r["turn"] for r in random.Random(seed).sample(others, min(len(others), round(len(cited) * anchors)))}
+    return cited + [r for r in others if r["turn"] in picked]
 
 
 def manager_examples(history: History, policy: LLMPolicy, max_questions: int = 2) -> list[dict]:

@@ -70,6 +70,7 @@ class TrainConfig:
     bank_policy: str = "heuristic"  # the manager that built the replayed histories
     init_adapter: str | None = None  # grpo: a GGUF LoRA the trained one starts from (extract: its SFT adapter)
     window: int | None = None       # extract: earlier messages read (None: the init adapter's, else serving's)
+    anchors: float = 0.0            # extract: uncited turns per cited one, anchored to the init adapter's facts
 
     def extract_window(self) -> int:
         """The window extraction examples are built with: what the adapter is served with."""
@@ -93,6 +94,12 @@ class TrainConfig:
             raise BadInput("give --data (LoCoMo JSON) or --from-bank BANK --db FILE --qa FILE")
         if self.kind not in KINDS:
             raise BadInput(f"unknown policy to train {self.kind!r}: choose manager, answer or extract")
+        if self.anchors:
+            if self.kind != "extract" or not self.init_adapter:
+                raise BadInput("--anchor applies to train extract --algo grpo --init-adapter A.gguf: the anchor is "
+                               "what that adapter writes")
+            if not 0 < self.anchors <= 10:
+                raise BadInput(f"--anchor must be between 0 and 10 uncited turns per cited one, not {self.anchors}")
         if self.init_adapter is not None:
             if self.algo != "grpo":
                 raise BadInput("--init-adapter starts a --algo grpo run")
@@ -123,7 +130,8 @@ class TrainingTask:
         manager = LLMPolicy(llm, decide_version=PROMPT_VERSION)  # the serving manager; its fact cache lives in each store
         for i, h in enumerate(self.histories):
             rows = (rollouts.answer_examples(h, agent) if cfg.kind == "answer"
-                    else rollouts.extract_examples(h, cfg.extract_window()) if cfg.kind == "extract"
+                    else rollouts.extract_examples(h, cfg.extract_window(), anchors=cfg.anchors, seed=cfg.seed)
+                    if cfg.kind == "extract"
                     else rollouts.manager_examples(h, manager))
             self.examples += [{**r, "history": i} for r in rows]
         if not self.examples:
@@ -131,6 +139,34 @@ class TrainingTask:
                            + (" (its examples come from questions with evidence)" if cfg.kind != "answer" else ""))
         if cfg.kind != "answer":
             self.answerer = rewards.ForkAnswerer(agent)
+        self.embed = None
+        if cfg.anchors:
+            self._anchor(llm)
+
+    def _anchor(self, llm: LlamaCppLLM) -> None:
+        """Each example's reference: the facts the starting adapter writes for its turn (greedy,
+        serving's call and parser), kept in OUT/reference_facts.json for a resumed run."""
+        from memstore.embed import default_embedder
+        self.embed = default_embedder().embed
+        path = Path(self.cfg.out) / "reference_facts.json"
+        adapter = sha256_file(Path(self.cfg.init_adapter))
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        facts = saved.get("facts", {}) if saved.get("adapter") == adapter else {}
+        todo = [r for r in self.examples if r["turn"] not in facts]
+        if todo:
+            start = LlamaCppLLM(llm.model, self.cfg.init_adapter, reuse_prefix=llm.reuse_prefix)
+            one = todo[0]
+            outs = start.json_many(one["messages"][0]["content"], [r["messages"][1]["content"] for r in todo],
+                                   one["schema"], max_tokens=one["max_tokens"])
+            start.close()
+            for r, out in zip(todo, outs):
+                facts[r["turn"]] = rewards.parse_facts(json.dumps(out), r["speaker"], set(json.loads(r["names"])),
+                                                       r["at"][:10]) or [] if out else []
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"adapter": adapter, "facts": facts}))
+        for r in self.examples:
+            r["reference"] = json.dumps(facts[r["turn"]])
+            r["reference_chars"] = sum(len(f) for f in facts[r["turn"]])
 
     def bank(self, i: int, stamp: str) -> Fork:
         """The history's bank as of just before a turn, replayed once and branched per sample."""
@@ -151,7 +187,8 @@ class TrainingTask:
             return rewards.extract_rewards(
                 completions, speaker=row["speaker"], names=json.loads(row["names"]), at=row["at"],
                 bank=self.bank(row["history"], row["turn_time"]), questions=json.loads(row["questions"]),
-                reference_chars=int(row["reference_chars"]), answerer=self.answerer, skip_equal=skip_equal)
+                reference_chars=int(row["reference_chars"]), answerer=self.answerer, skip_equal=skip_equal,
+                reference=json.loads(row["reference"]) if "reference" in row else None, embed=self.embed)
         return rewards.manager_rewards(
             completions, fact=row["fact"], day=row["day"], bank=self.bank(row["history"], row["turn_time"]),
             candidate_ids=json.loads(row["candidate_ids"]), questions=json.loads(row["questions"]),
