@@ -262,16 +262,27 @@ def compare(dirs: list[Path],
             against: Optional[Path] = typer.Option(None, "--against", help="Another run or published folder: "
                                                    "each policy answered in both, this run minus that one, paired "
                                                    "on the same questions (one run only)."),
+            pair: Optional[list[str]] = typer.Option(None, "--pair", help="With --against: NEW:OLD, this run's "
+                                                     "policy NEW against the other's OLD (repeat; e.g. learned:llm)."),
             boot: int = typer.Option(10_000, "--bootstrap", min=100, max=1_000_000, help="Bootstrap resamples.")) -> None:
     """Tabulate runs' results.json side by side, then each policy against the run's best baseline:
     the F1 and judge difference on the same questions with a paired bootstrap 95% interval,
-    overall and per category. With --against, the same policies across two runs instead."""
+    overall and per category. With --against, the same policies across two runs instead (or the
+    --pair policies: one run's policy against baselines measured in another)."""
     if chart is not None and (len(dirs) != 1 or chart.suffix.lower() != ".png"):
         raise BadInput("--chart takes one run folder and a file name ending in .png")
+    if pair and against is None:
+        raise BadInput("--pair compares with the --against folder: give both")
+    pairs = []
+    for p in pair or []:
+        new_policy, sep, old_policy = p.partition(":")
+        if not (sep and new_policy and old_policy):
+            raise BadInput(f"--pair takes NEW:OLD (e.g. learned:llm), not {p!r}")
+        pairs.append((new_policy, old_policy))
     if against is not None:
         if len(dirs) != 1:
             raise BadInput("--against takes one run folder")
-        _against(dirs[0], against, boot)
+        _against(dirs[0], against, boot, pairs or None)
         return
     for d in dirs:
         path = d / "results.json"
@@ -309,14 +320,15 @@ def publish(runs: list[Path] = typer.Argument(..., help="Finished `memstore benc
     _paired(out, out / "paired_f1.png", boot)
 
 
-def _against(new: Path, old: Path, boot: int) -> None:
-    """The same policies in two runs, paired; written to new/paired_against.json."""
+def _against(new: Path, old: Path, boot: int, pairs: list[tuple[str, str]] | None = None) -> None:
+    """The same policies (or `pairs`) in two runs, paired; written to new/paired_against.json
+    (new/paired_against.OLDNAME.json with pairs)."""
     from evaluation.paired import compare_folders
     for d in (new, old):
         if not (d / "answers").is_dir():
             raise BadInput(f"no answers folder in {d}")
     try:
-        res = compare_folders(new, old, n_boot=boot)
+        res = compare_folders(new, old, n_boot=boot, pairs=pairs)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     table(f"{new} minus {old}: the same policy on the same questions, paired bootstrap 95% interval (points)"
@@ -324,7 +336,7 @@ def _against(new: Path, old: Path, boot: int) -> None:
           ["policy", "metric", "questions", old.name, new.name, "difference", "95% interval"],
           [(r["policy"], r["metric"], r["n"], f"{r['old_mean']:.1f}", f"{r['new_mean']:.1f}", f"{r['diff']:+.1f}",
             f"[{r['lo']:+.1f}, {r['hi']:+.1f}]") for r in res["rows"]])
-    (new / "paired_against.json").write_text(json.dumps(res, indent=2))
+    (new / (f"paired_against.{old.name}.json" if pairs else "paired_against.json")).write_text(json.dumps(res, indent=2))
 
 
 def _paired(d: Path, chart: Path | None = None, boot: int = 10_000) -> None:

@@ -84,25 +84,30 @@ def _meta(out: Path) -> dict:
     return json.loads(path.read_text()).get("meta", {}) if path.exists() else {}
 
 
-def compare_folders(new: Path, old: Path, *, n_boot: int = 10_000) -> dict:
+def compare_folders(new: Path, old: Path, *, n_boot: int = 10_000,
+                    pairs: list[tuple[str, str]] | None = None) -> dict:
     """Each policy answered in both folders (two runs that differ in something outside the
     policy: the extraction model, a prompt), new minus old on the questions both answered, paired
-    by conversation, position and question id (a published folder pairs with a raw run). The
+    by conversation, position and question id (a published folder pairs with a raw run); or each
+    (new policy, old policy) of `pairs` (a policy against baselines measured in another run). The
     judge is compared only where both runs were judged by the same model."""
     rekey = lambda rows: {(k[0], k[1], question_id(k[2])): r for k, r in rows.items()}
     a, b = _rows(old), _rows(new)
     judge = _meta(new).get("judge")
     same_judge = judge is not None and judge == _meta(old).get("judge")
     rows = []
-    for policy in sorted(set(a) & set(b)):
-        olds, news = rekey(a[policy]), rekey(b[policy])
+    for policy, was in pairs or [(p, p) for p in sorted(set(a) & set(b))]:
+        if policy not in b or was not in a:
+            raise ValueError(f"no answers of {policy!r} in {new}" if policy not in b else f"no answers of {was!r} in {old}")
+        olds, news = rekey(a[was]), rekey(b[policy])
         keys = sorted(set(olds) & set(news), key=str)
         if not keys:
             continue
         for metric in METRICS if same_judge else ("f1",):
             x = [float(olds[k][metric]) * 100 for k in keys]
             y = [float(news[k][metric]) * 100 for k in keys]
-            rows.append({"policy": policy, "metric": metric, **paired_bootstrap(x, y, n_boot=n_boot),
+            rows.append({"policy": policy if was == policy else f"{policy} - {was}", "metric": metric,
+                         **paired_bootstrap(x, y, n_boot=n_boot),
                          "old_mean": float(np.mean(x)), "new_mean": float(np.mean(y))})
     if not rows:
         raise ValueError(f"{new} and {old} share no policy answered on the same questions")

@@ -204,3 +204,22 @@ def test_compare_against_pairs_the_same_policy_across_two_runs(tmp_path):
     write_run(alone, {"mem0": {"c1": [(1, 0.0, False)]}})
     bad = memstore_cli("bench", "compare", str(new), "--against", str(alone))
     assert bad.returncode == 1 and "share no policy" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_compare_against_pairs_a_policy_with_another_runs_baselines(tmp_path):
+    """`--pair learned:llm`: this run's learned against the llm answers of another run, on the same
+    questions; a policy missing on either side is a one-line error."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    write_run(old, {"llm": {"c1": [(1, 0.1, False), (2, 0.3, False)]}, "append": {"c1": [(1, 0.2, False), (2, 0.2, False)]}})
+    write_run(new, {"learned": {"c1": [(1, 0.9, True), (2, 0.5, True)]}})
+    proc = memstore_cli("bench", "compare", str(new), "--against", str(old), "--pair", "learned:llm",
+                        "--pair", "learned:append", "--bootstrap", "500", env={"COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((new / "paired_against.old.json").read_text())["rows"]
+    assert [(r["policy"], r["metric"]) for r in rows] == [("learned - llm", "f1"), ("learned - append", "f1")]
+    assert rows[0]["diff"] == pytest.approx(50.0) and rows[1]["diff"] == pytest.approx(50.0)
+    for args, message in ((["--pair", "learned:mem0"], "no answers of 'mem0'"), (["--pair", "learned"], "NEW:OLD")):
+        bad = memstore_cli("bench", "compare", str(new), "--against", str(old), *args)
+        assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    bad = memstore_cli("bench", "compare", str(new), "--pair", "learned:llm")
+    assert bad.returncode == 1 and "--against" in bad.stderr
