@@ -86,7 +86,8 @@ def run_ingest(path: str, model, turns, db: Path, policy_name: str = "llm") -> d
     extractor, decider = policy.llm, policy.decider
     if extractor is decider:
         raise SystemExit(f"policy {policy_name}: extraction and decisions share one runtime, phases not separable")
-    extractor.usage.__init__(), decider.usage.__init__()
+    for llm in (extractor, decider):  # the shipped adapters' runtimes are shared: count this run only
+        llm.usage.__init__()
     store = MemoryStore(db, "bench")
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"{path}: ingest", total=len(turns))

@@ -41,6 +41,16 @@ def common_prefix(seqs: list[list[int]]) -> int:
     return n
 
 
+def set_lora(ctx, adapter, scale: float) -> None:
+    """Set a loaded LoRA adapter on a llama.cpp context: adapters are per context, so the
+    runtime's own context and the batch context each get it."""
+    import ctypes
+
+    from llama_cpp import llama_cpp as C
+    if C.llama_set_adapters_lora(ctx, (C.llama_adapter_lora_p_ctypes * 1)(adapter), 1, (ctypes.c_float * 1)(scale)):
+        raise RuntimeError("llama.cpp refused to set the LoRA adapter on a context")
+
+
 class BatchedJSON:
     """`run(prompts, grammar, head, max_tokens)` -> one (text, prompt_tokens, completion_tokens,
     cut_off) per tokenized prompt, decoded `n_seq` at a time in a context of its own beside the
@@ -61,10 +71,7 @@ class BatchedJSON:
         params.n_seq_max, params.kv_unified, params.flash_attn_type = n_seq, True, C.LLAMA_FLASH_ATTN_TYPE_ENABLED
         self.ctx = _internals.LlamaContext(model=base._model, params=params, verbose=False)
         if getattr(base, "_lora_adapter", None) is not None:  # a LoRA is set per context: the runtime's too
-            import ctypes
-            adapters = (C.llama_adapter_lora_p_ctypes * 1)(base._lora_adapter)
-            if C.llama_set_adapters_lora(self.ctx.ctx, adapters, 1, (ctypes.c_float * 1)(base.lora_scale)):
-                raise RuntimeError("llama.cpp refused to set the LoRA adapter on the batch context")
+            set_lora(self.ctx.ctx, base._lora_adapter, base.lora_scale)
         self.batch = _internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=n_seq, verbose=False)
         self.vocab, self.n_vocab = base._model.vocab, base.n_vocab()
         self.pick = pick

@@ -20,6 +20,7 @@ from typing import Any
 from memstore.cpu import threads
 from memstore.errors import BadInput, MemstoreError
 
+from .batched import set_lora
 from .greedy import GreedyPick, grammar_sampler, only_greedy_pick, whole_json
 from .models import ModelFile, resolve, sha256_file
 
@@ -299,17 +300,13 @@ def _set_adapter(llama, path: Path) -> None:
     leftover from LoRAs merged into the weights; llama.cpp now applies them at run time), which
     made every context of every adapter a private copy of the model. Mapped, all of them share
     the one page cache. The adapter is freed with the Llama (its exit stack)."""
-    import ctypes
-
     from llama_cpp import llama_cpp as C
     adapter = C.llama_adapter_lora_init(llama._model.model, str(path).encode())
     if adapter is None:
         raise BadInput(f"{path} is not a LoRA adapter for {llama.model_path}")
     llama._stack.callback(C.llama_adapter_lora_free, adapter)
     llama._lora_adapter, llama.lora_scale = adapter, 1.0  # where Llama keeps its own (batched.py reads them)
-    if C.llama_set_adapters_lora(llama._ctx.ctx, (C.llama_adapter_lora_p_ctypes * 1)(adapter), 1,
-                                 (ctypes.c_float * 1)(1.0)):
-        raise LLMError(f"llama.cpp refused to set the LoRA adapter {path}")
+    set_lora(llama._ctx.ctx, adapter, 1.0)
 
 
 @contextlib.contextmanager

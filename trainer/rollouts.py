@@ -66,6 +66,8 @@ def extract_examples(history: History, window: int, max_questions: int = 2, anch
     for turn in history.turns:
         before = just_before(turn.time)
         qas = [i for i in needs.get(turn.input_id, []) if history.questions[i].asked_at > before][:max_questions]
+        if not qas and not anchors:
+            continue
         seen = context[turn.input_id]
         call = prompts.extract_call(turn.speaker, turn.text, turn.time[:10], seen)
         row = {"messages": messages(call.system, call.user), "schema": call.schema, "max_tokens": call.max_tokens,

@@ -159,9 +159,10 @@ class TrainingTask:
             outs = start.json_many(one["messages"][0]["content"], [r["messages"][1]["content"] for r in todo],
                                    one["schema"], max_tokens=one["max_tokens"])
             start.close()
-            for r, out in zip(todo, outs):
-                facts[r["turn"]] = rewards.parse_facts(json.dumps(out), r["speaker"], set(json.loads(r["names"])),
-                                                       r["at"][:10]) or [] if out else []
+            for r, out in zip(todo, outs):  # a cut-off output (None) wrote no facts
+                kept = rewards.parse_facts(json.dumps(out), r["speaker"], set(json.loads(r["names"])), r["at"][:10]) \
+                    if out is not None else None
+                facts[r["turn"]] = kept or []
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"adapter": adapter, "facts": facts}))
         for r in self.examples:
