@@ -5,7 +5,8 @@ A small model keeps some of the speaker's "I" and "my" and writes small talk as 
 rewrites that stay grammatical whatever the verb are made ("my" -> "Sam's", "I am" -> "Sam is");
 a fact still in the first or second person is kept as the speaker's words ("Sam said: ...") rather
 than bent into "Sam're" or "Sam love". A fact with no content word (a bare name, thanks, a
-question) is dropped. A relative time ("yesterday", "last week") is written as the absolute time
+question) is dropped, and so is one with no content word of the message or the earlier messages
+its extraction read (invented). A relative time ("yesterday", "last week") is written as the absolute time
 it points at when the day the message was said is known (policy/times.py)."""
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ he she they them his her their him i me my we us our you your hi hello hey bye g
 thx welcome congrats congratulations wow awesome great cool nice good amazing wonderful glad happy
 sounds sound luck keep up hard work lot lots okay ok oh ah haha lol sure totally definitely
 absolutely agree true right well fun chat talk talking catch soon later see time take care""".split())
+MONTHS = set("""january february march april may june july august september october november december
+monday tuesday wednesday thursday friday saturday sunday week weekend month year day before after""".split())
 
 
 def is_noise(fact: str, names: set[str] = frozenset()) -> bool:
@@ -65,13 +68,35 @@ def third_person(fact: str, speaker: str) -> str:
     return rewritten
 
 
-def clean_facts(out: dict | None, speaker: str, names: set[str] = frozenset(), day: str | None = None) -> list[str]:
-    """The facts of one extraction output (`{"facts": [...]}`), in order, without noise or repeats;
-    with `day` (the message's date, ISO), relative times made absolute."""
+def content_stems(text: str, skip: set[str] = frozenset()) -> set[str]:
+    """The first four letters of each content word (not a function word, not in `skip`): enough
+    to tell whether two texts share a word across endings ("feels" ~ "feel", "bank" ~ "banker")."""
+    words = {w.casefold().removesuffix("'s") for w in re.findall(r"[A-Za-z][A-Za-z']*", text)}
+    return {w[:4] for w in words - STOP - skip}
+
+
+def grounded_in(fact: str, said: str, names: set[str] = frozenset()) -> bool:
+    """True when the fact carries at least one content word of what was said (the message and the
+    earlier messages its extraction read), compared on the first four letters ("feels" ~ "feel"),
+    beyond names, dates and function words. A fact with none is invented: on LoCoMo the small
+    extractors copy their prompt's example ("bought his first pair of dumbbells") into turns that
+    speak of something else, or answer a question the message asks ("Gina got a new book" for
+    "What did you get?")."""
+    content = content_stems(fact, {n.casefold() for n in names} | MONTHS | {"said"})
+    return not content or bool(content & content_stems(said))
+
+
+def clean_facts(out: dict | None, speaker: str, names: set[str] = frozenset(), day: str | None = None,
+                said: str | None = None) -> list[str]:
+    """The facts of one extraction output (`{"facts": [...]}`), in order, without noise, invented
+    facts (with `said`: the message and its window, `grounded_in`) or repeats; with `day` (the
+    message's date, ISO), relative times made absolute."""
     facts: list[str] = []
     given = out.get("facts") if isinstance(out, dict) else None
     for raw in given if isinstance(given, list) else []:
         if not isinstance(raw, str) or is_noise(raw, names | {speaker}):
+            continue
+        if said is not None and not grounded_in(raw, said, names | {speaker}):
             continue
         fact = third_person(" ".join(raw.split()), speaker)
         if day:

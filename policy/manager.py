@@ -12,6 +12,7 @@ source. They differ only in `decide`:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from memstore import MemoryStore
@@ -20,9 +21,9 @@ from memstore.store import fact_key
 from memstore.vector_view import Hit
 
 from . import prompts
-from .facts import SAME_FACT, clean_facts
+from .facts import SAME_FACT, clean_facts, content_stems
 from .runtime import LLM, LLMError
-from .turns import Turn, windows
+from .turns import Turn, read_text, windows
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ class ManagerPolicy:
 
     @staticmethod
     def _clean(turn: Turn, context: tuple, raw: list[str]) -> list[str]:
-        return clean_facts({"facts": raw}, turn.speaker, {who for who, _ in context}, turn.time[:10])
+        return clean_facts({"facts": raw}, turn.speaker, {who for who, _ in context}, turn.time[:10],
+                           said=read_text(turn.text, context))
 
     def prefetch(self, store: MemoryStore, turns: list[Turn]) -> None:
         """Extract the facts of several upcoming turns in one batched call (extraction does not
@@ -126,26 +128,47 @@ class ManagerPolicy:
             d = self.decide(fact, candidates, turn)
             cause = {"fact": fact, "input_id": turn.input_id}
             for op, memory_id, text, note in content_kept(d.op, d.target.id if d.target else "", d.text, fact,
-                                                          candidates[0].score if candidates else 0.0):
+                                                          candidates[0].score if candidates else 0.0,
+                                                          d.target.text if d.target else ""):
                 events.append(store.apply(op, memory_id, text, reason=f"{self.name}: {d.why}{note}", cause=cause, **base))
         return events
 
 
-def content_kept(op: str, target: str, text: str | None, fact: str, closest: float) -> list[tuple[str, str, str | None, str]]:
+def content_kept(op: str, target: str, text: str | None, fact: str, closest: float,
+                 memory: str = "") -> list[tuple[str, str, str | None, str]]:
     """The ops that carry out a decision on `fact` without losing what it says: (op, memory id,
     text, note for the reason). A DELETE ends the contradicted memory and ADDs the fact ("Caroline
     moved to Denver" must not leave the bank knowing less about where she lives); a NOOP stands only
     when a memory states the fact (its closest candidate at `closest` cosine reaches SAME_FACT, the
-    threshold `bench facts` checks by hand), else the fact is ADDed. Done in code because the
-    small models choose DELETE and NOOP where nothing is stated yet. Serving and the manager's
-    training reward both apply decisions through here."""
+    threshold `bench facts` checks by hand), else the fact is ADDed; an UPDATE's text keeps only
+    what the fact or the updated `memory` says (`grounded`). Done in code because the small models
+    choose DELETE and NOOP where nothing is stated yet, and copy notes from the prompt's example
+    into UPDATE texts. Serving and the manager's training reward both apply decisions through here."""
     if op == "DELETE" and target:
         return [("DELETE", target, None, ""), ("ADD", "", fact, " (the fact that ended the memory is kept)")]
     if op == "NOOP" and closest < SAME_FACT:
         return [("ADD", "", fact, f" (NOOP overruled: no memory states the fact, closest {closest:.2f})")]
     if op == "ADD":
         return [("ADD", "", fact, "")]
+    if op == "UPDATE" and text:
+        kept = grounded(text, fact, memory)
+        if kept != text:
+            return [(op, target, kept, f" (the model wrote {text!r}: cut to what the fact or the memory states)")]
     return [(op, target, text, "")]
+
+
+_NOTE = re.compile(r"\s*\(([^()]*)\)\s*[.!]?\s*$")
+
+
+def grounded(text: str, fact: str, memory: str) -> str:
+    """An UPDATE's text without what neither source states. A trailing note in parentheses with a
+    content word in neither the fact nor the memory is cut ("... (moved from Paris)", "(updated)":
+    the trained manager copies the decision prompt's example); a text that still brings words of
+    its own is replaced by the fact, which is what the turn said."""
+    sources = content_stems(fact) | content_stems(memory)
+    while (m := _NOTE.search(text)) and content_stems(m.group(1)) - sources:
+        text = text[:m.start()].rstrip()
+    return text if text and not (content_stems(text) - sources) else fact
 
 
 class AppendPolicy(ManagerPolicy):

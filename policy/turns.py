@@ -38,3 +38,9 @@ def windows(turns, n: int, earlier=None) -> dict[str, tuple[tuple[str, str], ...
         out[t.input_id] = tuple((who or "someone", said) for who, said in seen[t.session][-n:]) if n else ()
         seen[t.session].append((t.speaker, t.text))
     return out
+
+
+def read_text(text: str, context) -> str:
+    """The words an extraction read: its message and the window's messages (what a fact must be
+    grounded in, policy/facts.py)."""
+    return " ".join([text, *(said for _, said in context)])

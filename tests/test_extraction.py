@@ -16,8 +16,8 @@ from policy.inputs import locomo_turns
 from memstore import MemoryStore
 from memstore.ingest import ingest
 from policy import prompts
-from policy.facts import clean_facts, is_noise, third_person
-from policy.manager import AppendPolicy, content_kept
+from policy.facts import clean_facts, grounded_in, is_noise, third_person
+from policy.manager import AppendPolicy, content_kept, grounded
 from policy.turns import windows
 from policy.times import resolve_times, when_said
 from trainer.extraction import dated_target, examples
@@ -192,8 +192,32 @@ def test_a_decision_keeps_the_new_content_of_its_fact():
         ("DELETE", "m1", None, ""), ("ADD", "", "Caroline moved to Denver", " (the fact that ended the memory is kept)")]
     assert content_kept("NOOP", "", None, "fact", 0.5)[0][:3] == ("ADD", "", "fact")
     assert content_kept("NOOP", "", None, "fact", 0.95) == [("NOOP", "", None, "")]
-    assert content_kept("UPDATE", "m1", "new text", "fact", 0.8) == [("UPDATE", "m1", "new text", "")]
     assert content_kept("ADD", "", None, "fact", 0.0) == [("ADD", "", "fact", "")]
+
+
+def test_an_update_keeps_only_what_the_fact_or_the_memory_states():
+    fact, memory = "John moved to Berlin", "John lives in Paris"
+    assert content_kept("UPDATE", "m1", "John lives in Berlin", fact, 0.8, memory) == \
+        [("UPDATE", "m1", "John lives in Berlin", "")]
+    # a note copied from the prompt's example is cut; one the sources state stays
+    assert grounded("John lives in Berlin (updated)", fact, memory) == "John lives in Berlin"
+    assert grounded("Jon dances with Gina (observed 2023-05-11) (moved from Paris)", "Jon dances with Gina", "") == \
+        "Jon dances with Gina"
+    assert grounded("John lives in Berlin (moved from Paris)", fact, memory) == "John lives in Berlin (moved from Paris)"
+    # a text with words of its own becomes the fact
+    assert grounded("John got a job at a bank in Berlin", fact, memory) == fact
+    op, target, text, note = content_kept("UPDATE", "m1", "John lives in Berlin (updated)", fact, 0.8, memory)[0]
+    assert (op, target, text) == ("UPDATE", "m1", "John lives in Berlin") and "updated" in note
+
+
+def test_the_parser_drops_a_fact_that_nothing_said_grounds():
+    said = "Thanks! I'm gonna keep pushing. Started hitting the gym last week."
+    out = {"facts": ["Gina bought her first pair of dumbbells on 11 May, 2023.", "Jon started hitting the gym",
+                     "Jon feels great"]}
+    assert clean_facts(out, "Jon", {"Gina"}, said=said) == ["Jon started hitting the gym"]
+    assert grounded_in("Jon feels great", "I feel great!", {"Jon"})
+    assert grounded_in("Jon is 32", "32", {"Jon"})  # nothing but a name and a number: the noise test's business
+    assert len(clean_facts(out, "Jon", {"Gina"})) == 3  # no text given: no check
 
 
 def test_facts_lost_counts_a_deletion_that_drops_the_new_fact(tmp_path):

@@ -102,7 +102,8 @@ def apply_op(bank: Fork, op: Op, fact: str, candidate_ids: Sequence[str], day: s
     the cosine of the closest candidate)."""
     out = bank.branch()
     target = candidate_ids[op.target - 1] if op.target else ""
-    for name, memory_id, text, _ in content_kept(op.op, target, op.text, fact, closest):
+    memory = bank.alive().get(target)
+    for name, memory_id, text, _ in content_kept(op.op, target, op.text, fact, closest, memory.text if memory else ""):
         out.apply(name, memory_id, text, at=day)
     return out
 
@@ -201,13 +202,15 @@ def length_penalty(chars: int, reference: int) -> float:
     return 0.0
 
 
-def parse_facts(completion, speaker: str, names: set[str] = frozenset(), day: str | None = None) -> list[str] | None:
-    """The kept facts of an extraction sample, as serving keeps them (`day`: the turn's date);
+def parse_facts(completion, speaker: str, names: set[str] = frozenset(), day: str | None = None,
+                said: str | None = None) -> list[str] | None:
+    """The kept facts of an extraction sample, as serving keeps them (`day`: the turn's date,
+    `said`: the message and the window its extraction read);
     None where serving's grammar would not allow the output (no {"facts": [strings]})."""
     out = parse_json(completion)
     if out is None or not isinstance(out.get("facts"), list) or not all(isinstance(f, str) for f in out["facts"]):
         return None
-    return clean_facts(out, speaker, names, day)
+    return clean_facts(out, speaker, names, day, said)
 
 
 def kept_share(reference: Sequence[str], facts: Sequence[str], embed: Callable[[Sequence[str]], np.ndarray]) -> float:
@@ -224,7 +227,8 @@ def kept_share(reference: Sequence[str], facts: Sequence[str], embed: Callable[[
 def extract_rewards(completions: Sequence, *, speaker: str, names: Sequence[str], at: str, bank: Fork,
                     questions: Sequence[tuple[str, str, int, str]], reference_chars: int,
                     answerer: ForkAnswerer, skip_equal: bool = True, reference: Sequence[str] | None = None,
-                    embed: Callable[[Sequence[str]], np.ndarray] | None = None) -> list[float | None]:
+                    embed: Callable[[Sequence[str]], np.ndarray] | None = None,
+                    said: str | None = None) -> list[float | None]:
     """One reward per sampled extraction of a group: the frozen answerer's mean F1 on `questions`
     after the sample's facts are ADDed at `at` to `bank`, scaled by the length penalty; 0 for an
     invalid output. A turn no question cites (an anchor: `questions` empty, `reference` the
@@ -232,7 +236,7 @@ def extract_rewards(completions: Sequence, *, speaker: str, names: Sequence[str]
     (`kept_share`, with `embed`), scaled the same way: what keeps the recall of the turns the
     answers never see. With `skip_equal`, a group whose samples all keep the same facts carries
     no signal: None for all, no answer computed."""
-    kept = [parse_facts(c, speaker, set(names), at[:10]) for c in completions]
+    kept = [parse_facts(c, speaker, set(names), at[:10], said) for c in completions]
     keys = [tuple(f) if f is not None else None for f in kept]
     if skip_equal and None not in keys and len(set(keys)) == 1:
         return [None] * len(completions)

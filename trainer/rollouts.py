@@ -17,7 +17,7 @@ from memstore.clock import STAMP_FORMAT, format_stamp
 from policy.answer import AnswerAgent
 from policy import prompts
 from policy.manager import LLMPolicy
-from policy.turns import windows
+from policy.turns import read_text, windows
 
 from .history import History
 
@@ -72,7 +72,8 @@ def extract_examples(history: History, window: int, max_questions: int = 2, anch
         call = prompts.extract_call(turn.speaker, turn.text, turn.time[:10], seen)
         row = {"messages": messages(call.system, call.user), "schema": call.schema, "max_tokens": call.max_tokens,
                "prefix": call.prefix, "turn": turn.input_id, "speaker": turn.speaker,
-               "names": json.dumps(sorted({w for w, _ in seen})), "turn_time": before, "at": turn.time,
+               "names": json.dumps(sorted({w for w, _ in seen})), "said": read_text(turn.text, seen),
+               "turn_time": before, "at": turn.time,
                "questions": _questions(history, qas),
                "reference_chars": sum(len(o) for o in history.observations.get(turn.input_id, []))}
         (cited if qas else others).append(row)

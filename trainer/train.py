@@ -160,7 +160,8 @@ class TrainingTask:
                                    one["schema"], max_tokens=one["max_tokens"])
             start.close()
             for r, out in zip(todo, outs):  # a cut-off output (None) wrote no facts
-                kept = rewards.parse_facts(json.dumps(out), r["speaker"], set(json.loads(r["names"])), r["at"][:10]) \
+                kept = rewards.parse_facts(json.dumps(out), r["speaker"], set(json.loads(r["names"])), r["at"][:10],
+                                           r.get("said")) \
                     if out is not None else None
                 facts[r["turn"]] = kept or []
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -189,7 +190,8 @@ class TrainingTask:
                 completions, speaker=row["speaker"], names=json.loads(row["names"]), at=row["at"],
                 bank=self.bank(row["history"], row["turn_time"]), questions=json.loads(row["questions"]),
                 reference_chars=int(row["reference_chars"]), answerer=self.answerer, skip_equal=skip_equal,
-                reference=json.loads(row["reference"]) if "reference" in row else None, embed=self.embed)
+                reference=json.loads(row["reference"]) if "reference" in row else None, embed=self.embed,
+                said=row.get("said"))
         return rewards.manager_rewards(
             completions, fact=row["fact"], day=row["day"], bank=self.bank(row["history"], row["turn_time"]),
             candidate_ids=json.loads(row["candidate_ids"]), questions=json.loads(row["questions"]),
