@@ -158,6 +158,9 @@ def test_extraction_reward_adds_the_facts_to_the_fork_and_weighs_their_length(tm
     # every sample keeps the same facts: no signal, nothing answered
     calls = answerer.calls
     assert extract_rewards([msg({"facts": [needed]})] * 3, **common) == [None] * 3 and answerer.calls == calls
+    # with what the turn said, an invented fact is dropped as serving drops it: no length to pay for
+    said = dict(common, said="I lost my job as a banker yesterday.")
+    assert extract_rewards([msg({"facts": [needed, "Jon likes jazz"]}), msg({"facts": []})], **said) == [1.0, 0.0]
     assert [(e.seq, e.text) for e in store.events()] == before  # the log is never written
 
 
@@ -204,6 +207,7 @@ def test_extraction_examples_are_the_serving_call_for_evidence_turns(tmp_path):
     assert row["messages"][1]["content"] == call.user and row["messages"][0]["content"] == call.system
     assert row["schema"] == call.schema and row["prefix"] == call.prefix
     assert json.loads(row["names"]) == ["Gina"] and row["reference_chars"] == len("Jon lost his job as a banker.")
+    assert row["said"] == "I lost it yesterday. How is work?"  # what a sampled fact must be grounded in
     assert row["turn_time"] < row["at"] == turns[1].time
     assert json.loads(row["questions"])[0][:2] == ["When did Jon lose his job?", "18 January, 2023"]
     # anchored: as many uncited turns as cited ones join, without questions (their reward keeps the start's facts)
