@@ -16,6 +16,7 @@ import numpy as np
 
 from .clock import to_stamp
 from .errors import BadInput
+from .lexical import fused_order
 from .records import Event, Memory
 from .vector_view import Hit
 
@@ -55,24 +56,47 @@ class Fork:
         self._check(as_of)
         return sorted(self.alive().values(), key=lambda m: (m.valid_at, m.seq))
 
-    def search(self, query: str, k: int = 10, as_of: Any = None) -> list[Hit]:
+    def search(self, query: str, k: int = 10, as_of: Any = None, hybrid: bool = False) -> list[Hit]:
         """The store's hits as of the fork's moment, minus what the fork changed, merged with the
-        fork's own versions scored the same way (cosine of normalised MiniLM vectors)."""
+        fork's own versions scored the same way (cosine of normalised MiniLM vectors); with
+        `hybrid`, every alive memory ranked as `MemoryStore.search` ranks them (`lexical`)."""
         self._check(as_of)
         if not isinstance(query, str) or not query.strip():
             raise BadInput("search needs a non-empty query")
         if not self.base and not self.changed:
             return []
+        if hybrid:
+            return self._hybrid(query, k)
         hits = [h for h in self.store.search(query, k=k + len(self.changed), as_of=self.as_of) if h.id not in self.changed]
         own = [m for m in self.changed.values() if m is not None]
         if own:
-            embedder = self.store.vector_view().embedder.inner
-            q = embedder.embed([query])[0]
-            new = [m.text for m in own if m.text not in self._vectors]
-            if new:
-                self._vectors.update(zip(new, embedder.embed(new)))
-            hits += [Hit(m.id, m.text, round(float(self._vectors[m.text] @ q), 6), m.valid_at, m.seq) for m in own]
+            q = self.store.vector_view().embedder.inner.embed([query])[0]
+            scores = self._own_vectors([m.text for m in own]) @ q
+            hits += [Hit(m.id, m.text, round(float(s), 6), m.valid_at, m.seq) for m, s in zip(own, scores)]
         return sorted(hits, key=lambda h: -h.score)[:k]
+
+    def _own_vectors(self, texts: list[str]) -> np.ndarray:
+        embedder = self.store.vector_view().embedder.inner
+        new = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if new:
+            self._vectors.update(zip(new, embedder.embed(new)))
+        return np.stack([self._vectors[t] for t in texts])
+
+    def _hybrid(self, query: str, k: int) -> list[Hit]:
+        memories = list(self.alive().values())
+        if not memories:
+            return []
+        view = self.store.vector_view()
+        q = view.embedder.inner.embed([query])[0]
+        base = [m for m in memories if m.id not in self.changed]
+        own = [m for m in memories if m.id in self.changed]
+        memories = base + own
+        parts = ([view.vectors([m.seq for m in base])] if base else []) + \
+                ([self._own_vectors([m.text for m in own])] if own else [])
+        scores = np.concatenate(parts) @ q
+        order = fused_order(query, [m.text for m in memories], scores, k)
+        return [Hit(memories[i].id, memories[i].text, round(float(scores[i]), 6), memories[i].valid_at, memories[i].seq)
+                for i in order]
 
     def last_seq(self) -> int:
         return len(self.base) + len(self.changed)  # > 0 while anything is in the bank: "worth searching"

@@ -674,14 +674,15 @@ class MemoryStore:
                                     progress=progress, cache=not self.engine.read_only)
         return self._view
 
-    def search(self, query: str, k: int = 10, as_of: Any = None) -> list[Hit]:
-        """The k memories most similar to `query` among those alive at `as_of` (default now)."""
+    def search(self, query: str, k: int = 10, as_of: Any = None, hybrid: bool = False) -> list[Hit]:
+        """The k memories most similar to `query` among those alive at `as_of` (default now); with
+        `hybrid`, ranked by the embedding fused with a word match (for questions: `lexical`)."""
         if not isinstance(query, str) or not query.strip():
             raise BadInput("search needs a non-empty query")
         optional_text("query", query)
         count_arg("k", k)
         cutoff = parse_cutoff(as_of)  # a bad time fails before the view catches up (and caches vectors)
-        return self.vector_view().search(query, k=k, as_of=cutoff)
+        return self.vector_view().search(query, k=k, as_of=cutoff, hybrid=hybrid)
 
     def reindex(self, progress=None) -> int:
         """Rebuild the vector view from nothing; returns the number of versions indexed."""

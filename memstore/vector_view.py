@@ -19,13 +19,14 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import hnswlib
 import numpy as np
 
 from .clock import Cutoff, parse_cutoff
 from .embed import CachedEmbedder, Embedder
+from .lexical import fused_order
 
 _FAR = np.iinfo(np.int64).max
 
@@ -235,7 +236,9 @@ class VectorView:
             mask = self.seq_end == _FAR
         return self.labels[mask]
 
-    def search(self, query: str, k: int = 10, as_of=None) -> list[Hit]:
+    def search(self, query: str, k: int = 10, as_of=None, hybrid: bool = False) -> list[Hit]:
+        """The k versions alive at `as_of` closest to the query by cosine, or with `hybrid` the k
+        first by the cosine order fused with a word match (`lexical`), each scored by its cosine."""
         self.refresh()
         cutoff = parse_cutoff(as_of)
         alive = self.alive(cutoff)
@@ -243,6 +246,8 @@ class VectorView:
             return []
         q = self.embedder.inner.embed([query])[0]  # queries are not cached: they are not memories
         k = min(k, len(alive))
+        if hybrid:
+            return self._hybrid(query, q, alive, k)
         if len(alive) < self.exact_below:
             rows = np.searchsorted(self.labels, alive)
             scores = self._matrix[rows] @ q
@@ -255,6 +260,23 @@ class VectorView:
             labels, distances = self.index.knn_query(q, k=k, filter=allowed.__contains__)
             found = [(int(l), 1.0 - float(d)) for l, d in zip(labels[0], distances[0])]
         return self._hits(found)
+
+    def vectors(self, seqs: Sequence[int]) -> np.ndarray:
+        """The stored vectors of these versions (event seqs), in order."""
+        self.refresh()
+        return self._matrix[np.searchsorted(self.labels, np.asarray(seqs, dtype=self.labels.dtype))]
+
+    def _hybrid(self, query: str, q: np.ndarray, alive: np.ndarray, k: int) -> list[Hit]:
+        """Every alive version's cosine (exact: the rows are in memory) and text, ranked by
+        `lexical.fused_order`."""
+        texts = dict(self.conn.execute("SELECT event_seq, text FROM versions WHERE bank = ? AND text IS NOT NULL",
+                                       (self.bank,)).fetchall())
+        alive = np.array([s for s in alive.tolist() if s in texts], dtype=self.labels.dtype)
+        if len(alive) == 0:
+            return []
+        scores = self._matrix[np.searchsorted(self.labels, alive)] @ q
+        order = fused_order(query, [texts[int(s)] for s in alive], scores, k)
+        return self._hits([(int(alive[i]), float(scores[i])) for i in order])
 
     def _hits(self, found: list[tuple[int, float]]) -> list[Hit]:
         if not found:
