@@ -59,3 +59,17 @@ def test_serving_agents_run_over_a_fork(tmp_path):
     assert "Jon started learning the violin" in [h.text for h in answer.retrieved]
     assert "Ann moved to Rome" not in [h.text for h in answer.retrieved]  # the fork's moment, not now
     assert dump(tmp_path / "f.db") == before
+
+
+def test_hybrid_search_over_a_fork(tmp_path):
+    """A fork ranks its alive memories as the store does: unchanged, the same hits; its own
+    versions in, what it deleted out."""
+    store, ids = bank(tmp_path)
+    fork = Fork(store, "2023-02-01")
+    q = "Does Jon have a dog named Rex?"
+    as_store = [(h.id, h.score) for h in store.search(q, k=3, as_of="2023-02-01", hybrid=True)]
+    assert [(h.id, h.score) for h in fork.search(q, k=3, hybrid=True)] == as_store
+    fork.apply("DELETE", ids["dog"])
+    added = fork.apply("ADD", text="Jon adopted a parrot named Rex")
+    hits = fork.search(q, k=3, hybrid=True)
+    assert hits[0].id == added.memory_id and ids["dog"] not in [h.id for h in hits]

@@ -59,11 +59,8 @@ OPS = st.lists(st.tuples(st.sampled_from(["add", "add", "update", "delete"]),
                          st.integers(0, 30), st.integers(0, 10_000)), min_size=1, max_size=25)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=OPS, query=st.tuples(st.integers(0, 3), st.integers(0, 19), st.integers(0, 19)),
-       cut=st.integers(0, 32), k=st.integers(1, 6), hnsw=st.booleans())
-def test_as_of_search_equals_exact_search(new_db, embedder, ops, query, cut, k, hnsw):
-    store = MemoryStore(new_db(), "a", embedder=embedder)
+def apply(store: MemoryStore, ops) -> datetime:
+    """Run generated ops on the store, each memory's changes in time order; returns day 0."""
     base = datetime(2023, 1, 1)
     live: list[str] = []
     last = {}
@@ -81,6 +78,15 @@ def test_as_of_search_equals_exact_search(new_db, embedder, ops, query, cut, k, 
         else:
             store.delete(mid, at=at)
             live.remove(mid)
+    return base
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS, query=st.tuples(st.integers(0, 3), st.integers(0, 19), st.integers(0, 19)),
+       cut=st.integers(0, 32), k=st.integers(1, 6), hnsw=st.booleans())
+def test_as_of_search_equals_exact_search(new_db, embedder, ops, query, cut, k, hnsw):
+    store = MemoryStore(new_db(), "a", embedder=embedder)
+    base = apply(store, ops)
     view = store.vector_view()
     view.exact_below = 0 if hnsw else 10**9  # exercise both search paths
     q = sentence(query)
@@ -155,3 +161,45 @@ def test_crash_mid_catch_up_then_reopen_equals_rebuild(tmp_path, embedder):
         for as_of in (None, "2023-01-15", "@450"):
             assert [(h.id, h.text) for h in reopened.search(q, k=10, as_of=as_of)] == \
                    [(h.id, h.text) for h in rebuilt.search(q, k=10, as_of=as_of)]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS, query=st.tuples(st.integers(0, 3), st.integers(0, 19), st.integers(0, 19)),
+       cut=st.integers(0, 32), k=st.integers(1, 6))
+def test_hybrid_search_reads_the_as_of_bank_with_exact_cosines(new_db, embedder, ops, query, cut, k):
+    """Hybrid search changes the order only: its hits are memories alive at the cutoff, each
+    scored by its exact cosine, as many as dense search returns."""
+    store = MemoryStore(new_db(), "a", embedder=embedder)
+    base = apply(store, ops)
+    q = sentence(query)
+    for as_of in [None, to_stamp(base + timedelta(days=cut)), f"@{cut}"]:
+        hits = store.search(q, k=k, as_of=as_of, hybrid=True)
+        want, _ = exact(store, embedder, q, 10**6, as_of)
+        cosine = dict(want)
+        assert len(hits) == min(k, len(want)) and len({h.id for h in hits}) == len(hits)
+        assert all(abs(h.score - cosine[h.id]) < 1e-4 for h in hits)
+    store.close()
+    new_db.drop_all()
+
+
+def test_hybrid_search_finds_the_memory_that_names_the_thing(tmp_path, embedder):
+    """Among memories about the same hobby, the one holding the question's own word ("finish")
+    reaches the few an Answer Agent reads, though the embedding ranks it sixth of seven."""
+    store = MemoryStore(tmp_path / "h.db", "a", embedder=embedder)
+    for text in ["Jon loves reading books every evening", "Jon reads novels before bed",
+                 "Jon is reading a lot these days", "Jon enjoys reading on weekends", "Jon started a book club",
+                 "Jon's favorite hobby is reading"]:
+        store.add(text, at="2023-01-01")
+    book = store.add("Jon finished The Lean Startup", at="2023-01-02").memory_id
+    question = "What book did Jon finish?"
+    dense = [h.id for h in store.search(question, k=7)]
+    assert dense.index(book) >= 3  # the embedding alone ranks three or more memories first
+    assert book in [h.id for h in store.search(question, k=3, hybrid=True)]
+
+
+def test_hybrid_search_never_returns_an_erased_text(tmp_path, embedder):
+    store = MemoryStore(tmp_path / "e.db", "a", embedder=embedder)
+    secret = store.add("Gina's passport number is Zorblax", at="2023-01-01").memory_id
+    store.add("Gina likes dancing", at="2023-01-02")
+    store.erase(secret, reason="user asked")
+    assert [h.text for h in store.search("What is Zorblax?", k=5, hybrid=True)] == ["Gina likes dancing"]
