@@ -16,7 +16,7 @@ import numpy as np
 
 from .clock import to_stamp
 from .errors import BadInput
-from .lexical import fused_order
+from .lexical import hybrid_order
 from .records import Event, Memory
 from .vector_view import Hit
 
@@ -94,7 +94,7 @@ class Fork:
         parts = ([view.vectors([m.seq for m in base])] if base else []) + \
                 ([self._own_vectors([m.text for m in own])] if own else [])
         scores = np.concatenate(parts) @ q
-        order = fused_order(query, [m.text for m in memories], scores, k)
+        order = hybrid_order(query, [m.text for m in memories], scores, k)
         return [Hit(memories[i].id, memories[i].text, round(float(scores[i]), 6), memories[i].valid_at, memories[i].seq)
                 for i in order]
 

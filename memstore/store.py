@@ -676,7 +676,7 @@ class MemoryStore:
 
     def search(self, query: str, k: int = 10, as_of: Any = None, hybrid: bool = False) -> list[Hit]:
         """The k memories most similar to `query` among those alive at `as_of` (default now); with
-        `hybrid`, ranked by the embedding fused with a word match (for questions: `lexical`)."""
+        `hybrid`, the embedding's order with its tail filled by a word match (for questions: `lexical`)."""
         if not isinstance(query, str) or not query.strip():
             raise BadInput("search needs a non-empty query")
         optional_text("query", query)

@@ -26,7 +26,7 @@ import numpy as np
 
 from .clock import Cutoff, parse_cutoff
 from .embed import CachedEmbedder, Embedder
-from .lexical import fused_order
+from .lexical import hybrid_order
 
 _FAR = np.iinfo(np.int64).max
 
@@ -238,7 +238,7 @@ class VectorView:
 
     def search(self, query: str, k: int = 10, as_of=None, hybrid: bool = False) -> list[Hit]:
         """The k versions alive at `as_of` closest to the query by cosine, or with `hybrid` the k
-        first by the cosine order fused with a word match (`lexical`), each scored by its cosine."""
+        first by the cosine order with its tail filled by a word match (`lexical`), each scored by its cosine."""
         self.refresh()
         cutoff = parse_cutoff(as_of)
         alive = self.alive(cutoff)
@@ -268,14 +268,14 @@ class VectorView:
 
     def _hybrid(self, query: str, q: np.ndarray, alive: np.ndarray, k: int) -> list[Hit]:
         """Every alive version's cosine (exact: the rows are in memory) and text, ranked by
-        `lexical.fused_order`."""
+        `lexical.hybrid_order`."""
         texts = dict(self.conn.execute("SELECT event_seq, text FROM versions WHERE bank = ? AND text IS NOT NULL",
                                        (self.bank,)).fetchall())
         alive = np.array([s for s in alive.tolist() if s in texts], dtype=self.labels.dtype)
         if len(alive) == 0:
             return []
         scores = self._matrix[np.searchsorted(self.labels, alive)] @ q
-        order = fused_order(query, [texts[int(s)] for s in alive], scores, k)
+        order = hybrid_order(query, [texts[int(s)] for s in alive], scores, k)
         return self._hits([(int(alive[i]), float(scores[i])) for i in order])
 
     def _hits(self, found: list[tuple[int, float]]) -> list[Hit]:
