@@ -155,8 +155,9 @@ class MemoryAgent:
     def ask(self, question: str, as_of=None) -> Answer:
         return self.answerer.answer(self.store, question, as_of=as_of)
 
-    def search(self, query: str, k: int = 10, as_of=None):
-        return self.store.search(query, k=k, as_of=as_of)
+    def search(self, query: str, k: int = 10, as_of=None, hybrid: bool = False):
+        """`MemoryStore.search` over the agent's bank (`ask` reads the hybrid order)."""
+        return self.store.search(query, k=k, as_of=as_of, hybrid=hybrid)
 
     def close(self) -> None:
         self.store.close()

@@ -49,7 +49,9 @@ class AnswerAgent:
         self.llm, self.k, self.recency_weight = llm, k, recency_weight
 
     def retrieve(self, store: MemoryStore, question: str, as_of=None) -> list[Hit]:
-        hits = store.search(question, k=self.k, as_of=as_of)
+        """The k memories a question reads: the embedding's order with its tail filled by a word match, since a
+        question names what it asks about (`memstore.lexical`)."""
+        hits = store.search(question, k=self.k, as_of=as_of, hybrid=True)
         if self.recency_weight and hits:
             order = sorted(h.valid_at for h in hits)
             rank = {v: i / max(len(order) - 1, 1) for i, v in enumerate(order)}
