@@ -3,7 +3,7 @@ an `llm` bank, the best candidate's similarity at decision time and the op the m
 
 The bank is rebuilt event by event in a scratch store, so each decision's search sees exactly
 the bank it was made on. No model call. Usage:
-    python bench/decision_floor.py bench/out/throughput/new.db --bank bench"""
+    python bench/decision_floor.py bench/out/throughput/new.db --bank bench [--policy learned]"""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("db")
     ap.add_argument("--bank", default="default")
+    ap.add_argument("--policy", default=LLMPolicy.name, help="whose decisions (the name its reasons start with)")
     args = ap.parse_args()
     try:  # the source is only read: a missing file or bank is an error, never created
         src = MemoryStore(args.db, args.bank, create=False)
@@ -28,7 +29,7 @@ def main() -> None:
         sys.exit(f"decision_floor: {exc}")
     if args.bank not in src.banks():
         sys.exit(f"decision_floor: no bank {args.bank!r} in {args.db} (banks: {', '.join(src.banks()) or 'none'})")
-    chose = f"{LLMPolicy.name}: model chose"  # the reason LLMPolicy.decide records for a model decision
+    chose = f"{args.policy}: model chose"  # the reason LLMPolicy.decide records for a model decision
     scratch = MemoryStore(tempfile.mkdtemp() + "/rebuilt.db", "rebuilt")
     ids, rows = {}, []
     for e in src.events():
