@@ -95,8 +95,7 @@ def _check_same_models(timing: dict, store: MemoryStore, answered: bool, **model
 def _answerer_id(answerer) -> str:
     """What writes an answers file: the reader's model (adapter included), prompt, memory count and
     retrieval (the embedding's order, its tail filled by a word match)."""
-    return f"{answerer.llm.identity}/prompt:{ANSWER_PROMPT_VERSION}" + (f"/k={answerer.k}" if answerer.k != 60 else "") \
-        + "/hybrid"
+    return f"{answerer.llm.identity}/prompt:{ANSWER_PROMPT_VERSION}/k={answerer.k}/hybrid"
 
 
 def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,
