@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -32,7 +33,7 @@ def sources(store: MemoryStore) -> dict[int, set[str]]:
 def recall(db: Path, bank: str, data: Path, conversation: str, k: int) -> tuple[int, dict[str, int]]:
     """(questions with evidence, {order: questions reached}) for one conversation's bank."""
     turns, sample = load_turns(data, conversation)
-    store = MemoryStore(db, bank=bank)
+    store = MemoryStore(db, bank, create=False)
     try:
         cited = sources(store)
         reached = {"embedding": 0, "hybrid": 0}
@@ -57,17 +58,25 @@ def main() -> None:
     ap.add_argument("--data", required=True, type=Path, help="the LoCoMo JSON the runs were built from")
     ap.add_argument("-k", type=int, default=10)
     args = ap.parse_args()
+    dbs = [db for run in args.runs for db in sorted(run.glob("conv-*.db"))]
+    if not dbs:
+        sys.exit(f"evidence_recall: no conv-*.db in {', '.join(map(str, args.runs))}: not a `memstore bench locomo` run")
+    for db in dbs:  # the banks are only read: a missing bank is an error, never created
+        store = MemoryStore(db, args.bank, create=False)
+        banks = store.banks()
+        store.close()
+        if args.bank not in banks:
+            sys.exit(f"evidence_recall: no bank {args.bank!r} in {db} (banks: {', '.join(banks) or 'none'})")
     table = Table(title=f"evidence among the {args.k} memories read, bank {args.bank}")
     for col in ("conversation", "questions", "embedding", "hybrid (served)"):
         table.add_column(col, justify="right")
     total, sums = 0, {"embedding": 0, "hybrid": 0}
-    for run in args.runs:
-        for db in sorted(run.glob("conv-*.db")):
-            asked, reached = recall(db, args.bank, args.data, db.stem, args.k)
-            total += asked
-            for order in sums:
-                sums[order] += reached[order]
-            table.add_row(db.stem, str(asked), *(f"{100 * reached[o] / max(asked, 1):.1f}%" for o in sums))
+    for db in dbs:
+        asked, reached = recall(db, args.bank, args.data, db.stem, args.k)
+        total += asked
+        for order in sums:
+            sums[order] += reached[order]
+        table.add_row(db.stem, str(asked), *(f"{100 * reached[o] / max(asked, 1):.1f}%" for o in sums))
     table.add_row("all", str(total), *(f"{100 * sums[o] / max(total, 1):.1f}%" for o in sums))
     Console().print(table)
 
