@@ -12,7 +12,6 @@ turn as its source).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -39,7 +38,7 @@ def recall(db: Path, bank: str, data: Path, conversation: str, k: int) -> tuple[
         reached = {"embedding": 0, "hybrid": 0}
         asked = 0
         for qa in track(locomo_qa(sample, turns), description=f"{conversation} {bank}", transient=True):
-            evidence = {f"{conversation}:{d}" for e in qa.evidence for d in re.findall(r"D\d+:\d+", str(e))}
+            evidence = {f"{conversation}:{d}" for d in qa.evidence}
             if not evidence:
                 continue
             asked += 1

@@ -14,12 +14,20 @@ from policy.inputs import read_json
 from policy.turns import QA, Turn
 
 
+DIA_ID = re.compile(r"D(\d+):\d+")  # a LoCoMo turn id: session 3, message 12 is 'D3:12'
+
+
+def evidence_turns(evidence) -> tuple[str, ...]:
+    """The turn ids a LoCoMo question's evidence cites, one per id (a cell can hold several:
+    'D8:6; D9:17'); a cell without one adds nothing."""
+    return tuple(m.group(0) for e in evidence if isinstance(e, str) for m in DIA_ID.finditer(e))
+
+
 def evidence_sessions(evidence) -> set[int] | None:
-    """Session numbers of evidence ids like 'D3:12' (some cells hold several: 'D8:6; D9:17');
-    None when there is none or one cannot be read."""
-    found = [re.findall(r"D(\d+):\d+", e) for e in evidence if isinstance(e, str)]
-    numbers = {int(n) for f in found for n in f}
-    return numbers if numbers and all(found) and len(found) == len(evidence) else None
+    """Session numbers of the evidence; None when there is none or a cell cannot be read."""
+    if not evidence or not all(evidence_turns([e]) for e in evidence):
+        return None
+    return {int(DIA_ID.match(d).group(1)) for d in evidence_turns(evidence)}
 
 
 def locomo_qa(sample: dict, turns: list[Turn], sessions: int | None = None) -> list[QA]:
@@ -35,7 +43,8 @@ def locomo_qa(sample: dict, turns: list[Turn], sessions: int | None = None) -> l
             where = evidence_sessions(q.get("evidence") or [])
             if where is None or max(where) > sessions:
                 continue
-        out.append(QA(str(q["question"]), str(q["answer"]), int(q["category"]), tuple(q.get("evidence", [])), end))
+        out.append(QA(str(q["question"]), str(q["answer"]), int(q["category"]),
+                      evidence_turns(q.get("evidence") or []), end))
     return out
 
 
@@ -50,7 +59,7 @@ def locomo_observations(sample: dict, turns: list[Turn]) -> dict[str, list[str]]
             for item in items or []:
                 if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
                     continue
-                cited = item[1] if isinstance(item[1], list) else re.findall(r"D\d+:\d+", str(item[1]))
+                cited = item[1] if isinstance(item[1], list) else evidence_turns([str(item[1])])
                 target = next((f"{sid}:{d}" for d in cited if f"{sid}:{d}" in known), None)
                 if target:
                     out.setdefault(target, []).append(item[0])

@@ -43,6 +43,14 @@ def test_sessions_keep_exactly_the_questions_whose_evidence_lies_in_them():
     assert evidence_sessions(["D1:1; D3:2"]) == {1, 3} and evidence_sessions(["x"]) is None
 
 
+def test_a_question_cites_each_turn_of_a_cell_that_holds_several():
+    """'D1:1; D3:2' is two evidence turns: what training's rewards and the recall bench look up."""
+    s = sample()
+    by_question = {q.question: q.evidence for q in locomo_qa(s, locomo_turns(s))}
+    assert by_question["q13"] == ("D1:1", "D3:2") and by_question["q2"] == ("D2:2", "D1:2")
+    assert by_question["q-none"] == ()
+
+
 def test_observations_policy_builds_the_annotated_bank_without_a_model(tmp_path):
     s = sample()
     turns = locomo_turns(s, 2)
