@@ -14,7 +14,7 @@ from policy.inputs import read_json
 from policy.turns import QA, Turn
 
 
-DIA_ID = re.compile(r"D(\d+):\d+")  # a LoCoMo turn id: session 3, message 12 is 'D3:12'
+DIA_ID = re.compile(r"D(\d+):\d+")  # a LoCoMo turn id: 'D3:12' is message 12 of the third session
 
 
 def evidence_turns(evidence) -> tuple[str, ...]:
