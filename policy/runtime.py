@@ -7,12 +7,14 @@ goes into the actor of every event the policy causes."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import time
 import urllib.error
 import urllib.request
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,7 @@ class LlamaCppLLM(LLM):
                             verbose=False, seed=0, **kwargs)
         self._contexts: dict[str, Any] = {}
         self._grammars: dict[str, Any] = {}
+        _OPEN[id(self)] = self
         self._context("")  # load now: a bad model file fails here, not in the middle of an ingest
 
     def close(self) -> None:
@@ -281,6 +284,18 @@ class EndpointLLM(LLM):
         usage = out.get("usage") or {}
         return (out["choices"][0]["message"]["content"], usage.get("prompt_tokens", 0),
                 usage.get("completion_tokens", 0))
+
+
+_OPEN: weakref.WeakValueDictionary[int, LlamaCppLLM] = weakref.WeakValueDictionary()
+
+
+@atexit.register
+def _close_open_models() -> None:
+    """Free the models still loaded when Python exits, while llama_cpp's module is intact: left to
+    the garbage collector at shutdown, Llama.__del__ finds its C functions gone and prints a
+    TypeError traceback for each."""
+    for llm in list(_OPEN.values()):
+        llm.close()
 
 
 def load(model: str | None = None, adapter: str | Path | None = None, endpoint: str | None = None,
