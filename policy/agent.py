@@ -54,7 +54,7 @@ def check_contract(contract: dict, llm: LLM, kind: str, path: Path) -> None:
     if contract.get("base_sha256") and sha and contract["base_sha256"] != sha:
         raise BadInput(f"{path} was trained on base model sha256 {contract['base_sha256'][:12]}..., this backbone is "
                        f"{sha[:12]}...: serve it on the model it was trained on (--model)")
-    served = {"answer": (ANSWER_PROMPT_VERSION,), "extract": (EXTRACT_VERSION,)}.get(kind, DECIDE_VERSIONS)  # a manager keeps its own
+    served = {"answer": (ANSWER_PROMPT_VERSION,), "extract": (EXTRACT_VERSION,)}.get(kind, DECIDE_VERSIONS)  # a manager is served v3
     if contract.get("prompt_version") and contract["prompt_version"] not in served:
         raise BadInput(f"{path} was trained with {kind} prompt {contract['prompt_version']}, serving knows "
                        f"{', '.join(served)}: retrain it (memstore train ...) or serve the matching version")

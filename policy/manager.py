@@ -48,7 +48,8 @@ class ManagerPolicy:
     def __init__(self, llm: LLM, decider: LLM | None = None, *, decide_version: str | None = None):
         """`llm` extracts facts (the cache is keyed by its identity); `decider` (default: the same
         model) makes the decisions: the learned policy decides with its LoRA adapter but shares the
-        base model's extracted facts, and its adapter's decision prompt (`decide_version`)."""
+        base model's extracted facts. `decide_version`: the decision prompt its adapter was trained
+        on (checked: serving knows it), while every manager is served with v3 (policy/prompts.py)."""
         self.llm, self.decider = llm, decider or llm
         self.decide_version = prompts.served_decide_version(decide_version)
         self.actor = f"policy:{self.name}/{self.decider.identity}/prompt:{self.decide_version}"
@@ -220,19 +221,17 @@ class LLMPolicy(ManagerPolicy):
             return Decision("NOOP", target=same, why=f"{same.id} states the fact word for word: no model call")
         return None
 
-    def decision_call(self, fact: str, candidates: list[Hit], day: str) -> prompts.ModelCall:
-        """The decision's model call in the prompt version this manager is served with: one place
-        for serving (`decide`) and training's rollouts."""
-        shown = prompts.dated(candidates)
-        return prompts.ModelCall(prompts.decide_system(self.decide_version),
-                                 prompts.decide_user(fact, day, shown, self.decide_version),
-                                 prompts.decide_schema(len(shown)), prompts.DECIDE_MAX_TOKENS, prompts.DECIDE_PREFIX)
+    def decision_call(self, fact: str, candidates: list[Hit]) -> prompts.ModelCall:
+        """The decision's model call: one place for serving (`decide`) and training's rollouts."""
+        return prompts.ModelCall(prompts.DECIDE_SYSTEM, prompts.decide_user(fact, [h.text for h in candidates]),
+                                 prompts.decide_schema(len(candidates)), prompts.DECIDE_MAX_TOKENS,
+                                 prompts.DECIDE_PREFIX)
 
     def decide(self, fact, candidates, turn):
         if d := self.shortcut(fact, candidates):
             return d
         try:
-            call = self.decision_call(fact, candidates, turn.time[:10])
+            call = self.decision_call(fact, candidates)
             out = self.decider.json(call.system, call.user, call.schema, max_tokens=call.max_tokens, prefix=call.prefix)
         except LLMError as exc:
             return Decision("NOOP", why=f"no usable decision from the model ({exc})")

@@ -4,7 +4,6 @@ llama.cpp reuses the evaluated prefix (KV cache) from one call to the next."""
 
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -42,7 +41,7 @@ Evan: I bought my first pair of dumbbells yesterday.
 New message, from Sam: Wow, good for you! Keep it up!
 {"facts": []}"""
 
-DECIDE_SYSTEM_DATED = """You manage a memory bank. Given a new fact and the existing memories most related to it,
+DECIDE_SYSTEM = """You manage a memory bank. Given a new fact and the existing memories most related to it,
 choose exactly one operation:
 - ADD: the fact is new information (a different topic from every memory shown).
 - UPDATE: the fact changes or adds detail to a memory about the SAME topic (same person AND same
@@ -55,23 +54,23 @@ Memories about a different topic of the same person must be left alone: ADD inst
 
 Examples:
 Existing memories:
-1. [2023-01-02] John lives in Paris
+1. John lives in Paris
 New fact: John has a cat named Tom
 {"op": "ADD"}
 
 Existing memories:
-1. [2023-01-02] John lives in Paris
-2. [2023-01-05] John has a cat named Tom
+1. John lives in Paris
+2. John has a cat named Tom
 New fact: John moved to Berlin
 {"op": "UPDATE", "target": 1, "text": "John lives in Berlin (moved from Paris)"}
 
 Existing memories:
-1. [2023-01-05] John has a cat named Tom
+1. John has a cat named Tom
 New fact: John's cat Tom died
 {"op": "DELETE", "target": 1}
 
 Existing memories:
-1. [2023-01-02] John lives in Berlin
+1. John lives in Berlin
 New fact: John lives in Berlin
 {"op": "NOOP"}
 """
@@ -103,28 +102,25 @@ def extract_user(speaker: str, text: str, when: str, context: Sequence[tuple[str
 # Decision prompt versions. v2 showed every memory and the new fact with its date: ~12 of
 # Qwen's tokens per date (one a digit), 45% of a decision's prompt, which is what a decision
 # costs on a CPU, while the choice is about topics: the new fact is always the newer.
-# v3 shows texts only. A manager adapter is served with the version it was trained on.
-DECIDE_SYSTEM = re.sub(r"\[\d{4}-\d\d-\d\d\] ", "", DECIDE_SYSTEM_DATED)
-DECIDE_VERSIONS = ("v2", "v3")  # v2: dated
-
-
-def decide_system(version: str = PROMPT_VERSION) -> str:
-    return DECIDE_SYSTEM_DATED if version == "v2" else DECIDE_SYSTEM
+# v3 shows texts only, and every manager is served with it, whichever it was trained on: the
+# shipped manager adapter, trained on v2, chose the same op and target under v3 on 165 of 189
+# decisions of a learned conv-41 bank (most of the 24 others: an UPDATE of small talk became an
+# ADD, which keeps the older memory), with 0.58x the prompt tokens (docs/results/throughput.md).
+DECIDE_VERSIONS = ("v2", "v3")  # what a manager adapter may have been trained on
 
 
 def served_decide_version(trained_on: str | None = None) -> str:
-    """The decision prompt a manager is served with: an adapter's own (its contract), else v3."""
-    version = trained_on or PROMPT_VERSION
-    if version not in DECIDE_VERSIONS:
-        raise BadInput(f"decision prompt {version!r} is unknown: serving knows {', '.join(DECIDE_VERSIONS)}")
-    return version
+    """The decision prompt a manager is served with (v3), once the one its adapter was trained on
+    (its contract) is known to be served by it."""
+    if trained_on is not None and trained_on not in DECIDE_VERSIONS:
+        raise BadInput(f"decision prompt {trained_on!r} is unknown: serving knows {', '.join(DECIDE_VERSIONS)}")
+    return PROMPT_VERSION
 
 
-def decide_user(fact: str, when: str, candidates: list[tuple[str, str]], version: str = PROMPT_VERSION) -> str:
-    """`candidates`: (text, day) of each memory shown; the days (and `when`) are written in v2 only."""
-    dated = version == "v2"
-    lines = [f"{i}. " + (f"[{day}] " if dated else "") + text for i, (text, day) in enumerate(candidates, 1)] or ["(none)"]
-    return "Existing memories:\n" + "\n".join(lines) + "\n\nNew fact" + (f" (observed {when})" if dated else "") + f": {fact}"
+def decide_user(fact: str, memories: Sequence[str]) -> str:
+    """`memories`: the text of each related memory shown, numbered from 1."""
+    lines = [f"{i}. {text}" for i, text in enumerate(memories, 1)] or ["(none)"]
+    return "Existing memories:\n" + "\n".join(lines) + f"\n\nNew fact: {fact}"
 
 
 def spoken_date(day: str) -> str:

@@ -40,7 +40,7 @@ class CountingDecider(ScriptedLLM):
         self.decisions, self.prompts = 0, []
 
     def _complete(self, system, user, schema, max_tokens, temperature, seed, prefix=""):
-        if system in (prompts.DECIDE_SYSTEM, prompts.DECIDE_SYSTEM_DATED):
+        if system == prompts.DECIDE_SYSTEM:
             self.decisions += 1
             self.prompts.append((system, user))
             return '{"op": "NOOP"}', 10, 3
@@ -87,24 +87,19 @@ def test_no_model_call_where_the_schema_leaves_no_choice(tmp_path):
 
 
 
-def test_decisions_show_memories_without_dates_and_an_adapter_keeps_its_version(tmp_path):
+def test_decisions_show_memories_without_dates_whatever_prompt_the_adapter_learned(tmp_path):
     """Decision prompt v3: the memories and the new fact without their dates, which were 45% of a
-    decision's prompt tokens; a manager adapter trained on the dated v2 is served with v2."""
+    decision's prompt tokens; a manager adapter trained on the dated v2 is served with v3 too, and
+    a contract naming a prompt serving does not know is refused."""
     texts = ["Jon has a dog named Rex", "Jon has a dog named Rex and a cat named Tom"]
-    sent = {}
-    for name, kwargs in (("v3", {}), ("adapter", {"decide_version": "v2"})):
+    for name, kwargs in (("plain", {}), ("adapter", {"decide_version": "v2"})):
         llm = CountingDecider()
         policy = LLMPolicy(llm, **kwargs)
         ingest(MemoryStore(tmp_path / f"{name}.db", "b"), policy, turns(texts))
-        sent[name] = llm.prompts[-1]
-        assert policy.actor.endswith(f"/prompt:{'v3' if name == 'v3' else 'v2'}")
-    system, user = sent["v3"]
-    assert system == prompts.DECIDE_SYSTEM and "2023-" not in system + user
-    assert user == "Existing memories:\n1. Jon has a dog named Rex\n\nNew fact: Jon has a dog named Rex and a cat named Tom"
-    system, user = sent["adapter"]
-    assert system == prompts.DECIDE_SYSTEM_DATED
-    assert user.endswith("New fact (observed 2023-01-02): Jon has a dog named Rex and a cat named Tom")
-    assert "1. [2023-01-01] Jon has a dog named Rex\n" in user
+        system, user = llm.prompts[-1]
+        assert policy.actor.endswith("/prompt:v3")
+        assert system == prompts.DECIDE_SYSTEM and "2023-" not in system + user
+        assert user == "Existing memories:\n1. Jon has a dog named Rex\n\nNew fact: Jon has a dog named Rex and a cat named Tom"
     from memstore.errors import BadInput
     with pytest.raises(BadInput, match="decision prompt 'v9' is unknown"):
         LLMPolicy(CountingDecider(), decide_version="v9")  # an adapter's contract naming a prompt serving lacks
@@ -146,7 +141,7 @@ def test_greedy_pick_gives_what_the_grammar_sampler_gives_on_the_real_model(monk
 
     cands = [("Gina lost her job at Door Dash", "2023-01-20"), ("Jon is opening a dance studio", "2023-01-20"),
              ("Gina loves contemporary dance", "2023-01-21")]
-    calls = [(prompts.DECIDE_SYSTEM, prompts.decide_user(f, "2023-02-01", cands), prompts.decide_schema(len(cands)))
+    calls = [(prompts.DECIDE_SYSTEM, prompts.decide_user(f, [t for t, _ in cands]), prompts.decide_schema(len(cands)))
              for f in ["Gina opened an online clothing store", "Jon found a place for his dance studio",
                        "Gina loves contemporary dance"]]
     odd = {"type": "object", "properties": {"zebra": {"enum": ["quartz", "umbrella"]}, "n": {"type": "integer"}},
@@ -186,7 +181,7 @@ def test_the_known_opening_goes_in_with_the_prompt_and_decoding_stops_at_the_clo
     llm = load(None, reuse_prefix=False)
     llama = llm._context("")
     for fact in ["Gina opened an online clothing store", "Jon is opening a dance studio in Denver"]:
-        args = (prompts.DECIDE_SYSTEM, prompts.decide_user(fact, "2023-02-01", cands), prompts.decide_schema(len(cands)))
+        args = (prompts.DECIDE_SYSTEM, prompts.decide_user(fact, [t for t, _ in cands]), prompts.decide_schema(len(cands)))
         whole, n_whole = llm.complete(*args, max_tokens=60)
         text, n = llm.complete(*args, max_tokens=60, prefix=prompts.DECIDE_PREFIX)
         head = llm.prefix_tokens(llm.grammar(args[2])._grammar, prompts.DECIDE_PREFIX)
@@ -214,7 +209,7 @@ def test_a_model_without_a_chat_template_gets_one_plain_prompt_on_both_paths():
 
     base = dataclasses.replace(resolve(None), chat=False)
     cands = [("Gina lost her job at Door Dash", "2023-01-20"), ("Jon is opening a dance studio", "2023-01-20")]
-    args = (prompts.DECIDE_SYSTEM, prompts.decide_user("Gina opened an online clothing store", "2023-02-01", cands),
+    args = (prompts.DECIDE_SYSTEM, prompts.decide_user("Gina opened an online clothing store", [t for t, _ in cands]),
             prompts.decide_schema(len(cands)))
     greedy = LlamaCppLLM(base, reuse_prefix=False)
     tokens = greedy.prompt_tokens(*args[:2])

@@ -110,7 +110,7 @@ def manager_examples(history: History, policy: LLMPolicy, max_questions: int = 2
             qas = [i for i in dict.fromkeys(qas) if history.questions[i].asked_at > before][:max_questions]
             if not qas:
                 continue
-            call = policy.decision_call(fact, hits, turn.time[:10])  # serving's own call
+            call = policy.decision_call(fact, hits)  # serving's own call
             out.append({"messages": messages(call.system, call.user), "schema": call.schema,
                         "max_tokens": call.max_tokens, "prefix": call.prefix,
                         "fact": fact, "turn_time": before, "day": turn.time[:10],
