@@ -79,10 +79,9 @@ def _run(tasks, policies: list[str], model, adapters, judge, out: Path, meta: di
         meta = {**meta, "extract_model": extractor.identity}
     if extract_adapter:
         meta = {**meta, "extract_adapter": str(extract_adapter)}
-    from policy.prompts import ANSWER_PROMPT_VERSION, served_decide_version
+    from policy.prompts import ANSWER_PROMPT_VERSION, PROMPT_VERSION
     meta = {**meta, "model": llm.identity, "judge": judge_llm.identity, "policies": policies,
-            "memories": memories,  # (learned decides with its adapter's prompt version: see its actor)
-            "prompts": {"manager": served_decide_version(), "answer": ANSWER_PROMPT_VERSION}}
+            "memories": memories, "prompts": {"manager": PROMPT_VERSION, "answer": ANSWER_PROMPT_VERSION}}
     with phase_progress() as progress:
         for task in tasks:
             for policy in policies:

@@ -106,12 +106,12 @@ def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *,
         if adapter:
             raise BadInput("--adapter applies to --policy learned only")
         return POLICIES[name](llm)
-    decider, contract = with_adapter(llm, adapter, "manager")
+    decider, _ = with_adapter(llm, adapter, "manager")
     extractor, window = llm, 0
     if extract_adapter or shipped_adapter("extract").is_file():
         extractor, extract_contract = with_adapter(llm, extract_adapter, "extract")
         window = extract_contract.get("window", EXTRACT_WINDOW)
-    policy = POLICIES[name](extractor, decider=decider, decide_version=contract.get("prompt_version"))
+    policy = POLICIES[name](extractor, decider=decider)
     policy.window = window
     return policy
 

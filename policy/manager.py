@@ -45,14 +45,13 @@ class ManagerPolicy:
     min_score = 0.35  # below this cosine similarity a memory is not "related" and is not shown:
                       # a 0.5B model otherwise UPDATEs whatever candidate 1 happens to be
 
-    def __init__(self, llm: LLM, decider: LLM | None = None, *, decide_version: str | None = None):
+    def __init__(self, llm: LLM, decider: LLM | None = None):
         """`llm` extracts facts (the cache is keyed by its identity); `decider` (default: the same
         model) makes the decisions: the learned policy decides with its LoRA adapter but shares the
-        base model's extracted facts. `decide_version`: the decision prompt its adapter was trained
-        on (checked: serving knows it), while every manager is served with v3 (policy/prompts.py)."""
+        base model's extracted facts. Every manager is served the one decision prompt,
+        `prompts.PROMPT_VERSION`, whichever its adapter was trained on (checked when it is loaded)."""
         self.llm, self.decider = llm, decider or llm
-        self.decide_version = prompts.served_decide_version(decide_version)
-        self.actor = f"policy:{self.name}/{self.decider.identity}/prompt:{self.decide_version}"
+        self.actor = f"policy:{self.name}/{self.decider.identity}/prompt:{prompts.PROMPT_VERSION}"
         self.extracted_fresh = 0  # extraction calls actually made (the rest came from the cache)
         self.batch = getattr(llm, "batch", 1)  # turns extracted together (ingest's prefetch window)
         self._prefetched: dict[str, list[str] | None] = {}

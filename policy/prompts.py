@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from memstore.errors import BadInput
 
 PROMPT_VERSION = "v3"         # decision prompt served (v3: memories without their dates; see DECIDE_VERSIONS)
 EXTRACT_VERSION = "x3"        # extraction prompt, part of the fact-cache key
@@ -106,15 +105,7 @@ def extract_user(speaker: str, text: str, when: str, context: Sequence[tuple[str
 # shipped manager adapter, trained on v2, chose the same op and target under v3 on 165 of 189
 # decisions of a learned conv-41 bank (most of the 24 others: an UPDATE of small talk became an
 # ADD, which keeps the older memory), with 0.58x the prompt tokens (docs/results/throughput.md).
-DECIDE_VERSIONS = ("v2", "v3")  # what a manager adapter may have been trained on
-
-
-def served_decide_version(trained_on: str | None = None) -> str:
-    """The decision prompt a manager is served with (v3), once the one its adapter was trained on
-    (its contract) is known to be served by it."""
-    if trained_on is not None and trained_on not in DECIDE_VERSIONS:
-        raise BadInput(f"decision prompt {trained_on!r} is unknown: serving knows {', '.join(DECIDE_VERSIONS)}")
-    return PROMPT_VERSION
+DECIDE_VERSIONS = ("v2", "v3")  # what a manager adapter may have been trained on (policy.agent.check_contract)
 
 
 def decide_user(fact: str, memories: Sequence[str]) -> str:

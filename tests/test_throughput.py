@@ -92,17 +92,19 @@ def test_decisions_show_memories_without_dates_whatever_prompt_the_adapter_learn
     decision's prompt tokens; a manager adapter trained on the dated v2 is served with v3 too, and
     a contract naming a prompt serving does not know is refused."""
     texts = ["Jon has a dog named Rex", "Jon has a dog named Rex and a cat named Tom"]
-    for name, kwargs in (("plain", {}), ("adapter", {"decide_version": "v2"})):
-        llm = CountingDecider()
-        policy = LLMPolicy(llm, **kwargs)
-        ingest(MemoryStore(tmp_path / f"{name}.db", "b"), policy, turns(texts))
-        system, user = llm.prompts[-1]
-        assert policy.actor.endswith("/prompt:v3")
-        assert system == prompts.DECIDE_SYSTEM and "2023-" not in system + user
-        assert user == "Existing memories:\n1. Jon has a dog named Rex\n\nNew fact: Jon has a dog named Rex and a cat named Tom"
+    llm = CountingDecider()
+    policy = LLMPolicy(llm)
+    ingest(MemoryStore(tmp_path / "plain.db", "b"), policy, turns(texts))
+    system, user = llm.prompts[-1]
+    assert policy.actor.endswith("/prompt:v3")
+    assert system == prompts.DECIDE_SYSTEM and "2023-" not in system + user
+    assert user == "Existing memories:\n1. Jon has a dog named Rex\n\nNew fact: Jon has a dog named Rex and a cat named Tom"
     from memstore.errors import BadInput
-    with pytest.raises(BadInput, match="decision prompt 'v9' is unknown"):
-        LLMPolicy(CountingDecider(), decide_version="v9")  # an adapter's contract naming a prompt serving lacks
+    from policy.agent import check_contract
+    for trained_on in ("v2", "v3"):  # a manager adapter trained on either is served (with v3)
+        check_contract({"prompt_version": trained_on}, llm, "manager", tmp_path / "manager.gguf")
+    with pytest.raises(BadInput, match="trained with manager prompt v9, serving knows v2, v3"):
+        check_contract({"prompt_version": "v9"}, llm, "manager", tmp_path / "manager.gguf")
 
 
 @pytest.mark.integration

@@ -127,7 +127,7 @@ class TrainingTask:
         self._banks: dict[tuple[int, str], Fork] = {}
         self.examples: list[dict] = []
         agent = AnswerAgent(llm, k=cfg.memories)  # the serving reader: answer prompts, and the manager's answerer
-        manager = LLMPolicy(llm, decide_version=PROMPT_VERSION)  # the serving manager; its fact cache lives in each store
+        manager = LLMPolicy(llm)  # the serving manager; its fact cache lives in each store
         for i, h in enumerate(self.histories):
             rows = (rollouts.answer_examples(h, agent) if cfg.kind == "answer"
                     else rollouts.extract_examples(h, cfg.extract_window(), anchors=cfg.anchors, seed=cfg.seed)
