@@ -21,7 +21,7 @@ def _agent(policy: str, model, adapter, endpoint, store=None, answer_adapter=Non
 
 
 @app.command()
-def ingest(file: Path, policy: str = PolicyOpt, model: Optional[str] = ModelOpt, adapter: Optional[str] = AdapterOpt,
+def ingest(file: Path, policy: Optional[str] = PolicyOpt, model: Optional[str] = ModelOpt, adapter: Optional[str] = AdapterOpt,
            endpoint: Optional[str] = EndpointOpt,
            conversation: Optional[str] = typer.Option(None, "--conversation", help="LoCoMo sample id, e.g. conv-30"),
            limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N turns."),
@@ -36,6 +36,7 @@ def ingest(file: Path, policy: str = PolicyOpt, model: Optional[str] = ModelOpt,
     turns, _ = load_turns(file, conversation)  # validated whole before anything is written
     turns = turns[:limit] if limit else turns
     agent = _agent(policy, model, adapter, endpoint, expire_after=tuple(expire_after))
+    policy = agent.policy.name
     with progress_bar(f"ingest ({policy})", quiet=as_json) as tick:
         report = run_ingest(agent.store, agent.policy, turns, progress=lambda n, total, _id: tick(n, total))
     agent.close()
@@ -52,7 +53,7 @@ def ingest(file: Path, policy: str = PolicyOpt, model: Optional[str] = ModelOpt,
 @app.command()
 def ask(question: str, as_of: Optional[str] = typer.Option(None, "--as-of", help="ISO date/datetime, or @SEQ."),
         explain: bool = typer.Option(False, "--explain", help="Show the memories the agent kept."),
-        policy: str = PolicyOpt, model: Optional[str] = ModelOpt, adapter: Optional[str] = AdapterOpt,
+        policy: Optional[str] = PolicyOpt, model: Optional[str] = ModelOpt, adapter: Optional[str] = AdapterOpt,
         answer_adapter: Optional[str] = AnswerAdapterOpt, endpoint: Optional[str] = EndpointOpt,
         memories: Optional[int] = typer.Option(None, "--memories", min=1, max=200,
                                                help="Memories retrieved (default 10; the paper's 60 by option; learned: as trained)."),
@@ -85,7 +86,7 @@ DEMO_DIALOGUE = [
 
 
 @app.command()
-def demo(policy: str = PolicyOpt, model: Optional[str] = ModelOpt,
+def demo(policy: Optional[str] = PolicyOpt, model: Optional[str] = ModelOpt,
          db: Optional[Path] = typer.Option(None, "--demo-db", help="Keep the demo database here (default: a temp folder).")) -> None:
     """A first-run tour: ingest a short three-session dialogue with the local model, show the ops,
     replay the bank at two times, and explain a deletion."""
@@ -97,8 +98,9 @@ def demo(policy: str = PolicyOpt, model: Optional[str] = ModelOpt,
     folder = Path(tempfile.mkdtemp(prefix="memstore-demo-")) if db is None else db.parent
     path = db or folder / "demo.db"
     store = MemoryStore(path, "demo")
-    console.print(f"[bold]memstore demo[/] - database {path}, policy {policy!r}; loading the local model...")
+    console.print(f"[bold]memstore demo[/] - database {path}; loading the local model...")
     agent = _agent(policy, model, None, None, store=store)
+    console.print(f"policy {agent.policy.name!r} ({agent.policy.actor})")
     turns = [Turn(f"demo:{i}", s, t, to_stamp(w), f"session {1 + (w > '2023-06') + (w > '2023-07')}")
              for i, (s, t, w) in enumerate(DEMO_DIALOGUE, 1)]
     with progress_bar("ingesting the dialogue") as tick:

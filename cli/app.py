@@ -39,7 +39,8 @@ def note_unknown_bank(store: MemoryStore) -> None:
 JsonOpt = typer.Option(False, "--json", help="Print only JSON on stdout.")
 AtOpt = typer.Option(None, "--at", help="When the fact was observed (ISO date/datetime); default now.")
 ReasonOpt = typer.Option(None, "--reason", help="Why (kept in the log).")
-PolicyOpt = typer.Option("llm", "--policy", help="append | heuristic | llm | learned")
+PolicyOpt = typer.Option(None, "--policy", help="append | heuristic | stack | llm | learned (default: learned on the "
+                          "default local model, whose trained adapters it serves; llm with another model or --endpoint)")
 ModelOpt = typer.Option(None, "--model", help="qwen (default) | smollm2 | gemma3-270m | PATH.gguf | endpoint model name")
 AdapterOpt = typer.Option(None, "--adapter", help="Manager LoRA adapter in GGUF for --policy learned (default: the shipped one)")
 AnswerAdapterOpt = typer.Option(None, "--answer-adapter", help="Answer Agent LoRA adapter in GGUF for --policy learned (default: the shipped one)")

@@ -122,7 +122,8 @@ def locomo(data: Path = typer.Option(..., "--data", help="LoCoMo JSON"), policy:
            answer_adapter: Optional[str] = ANSWER_ADAPTER, judge: Optional[str] = JUDGE, out: Path = OUT,
            memories: Optional[int] = MEMORIES, endpoint: Optional[str] = ENDPOINT,
            extract_model: Optional[str] = typer.Option(None, "--extract-model", help="Another backbone that extracts "
-                                                       "the facts (append, heuristic, llm), e.g. qwen1.5b."),
+                                                       "the facts (append, heuristic, llm; learned: in place of "
+                                                       "its extraction adapter), e.g. qwen1.5b."),
            extract_adapter: Optional[str] = typer.Option(None, "--extract-adapter", help="An extraction LoRA "
                                                          "adapter (GGUF) on the backbone that extracts the facts "
                                                          "(learned: default the shipped one).")) -> None:

@@ -19,7 +19,7 @@ app.add_typer(token_app, name="token")
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
           port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port to listen on."),
-          policy: str = PolicyOpt, model: Optional[str] = ModelOpt, endpoint: Optional[str] = EndpointOpt) -> None:
+          policy: Optional[str] = PolicyOpt, model: Optional[str] = ModelOpt, endpoint: Optional[str] = EndpointOpt) -> None:
     """Serve the store over HTTP (OpenAPI page at /docs): the MCP server's operations plus as_of,
     why, restore, verify and head, behind bearer tokens scoped to banks and rights."""
     import logging

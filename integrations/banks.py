@@ -20,7 +20,7 @@ def event_fields(e) -> dict[str, Any]:
 
 
 class Banks:
-    def __init__(self, path: str, *, policy: str = "llm", model: str | None = None, endpoint: str | None = None,
+    def __init__(self, path: str, *, policy: str | None = None, model: str | None = None, endpoint: str | None = None,
                  llm: Any = None, timeout: float = 10.0):
         self.path, self.policy, self.model, self.endpoint = path, policy, model, endpoint
         self.llm, self.timeout = llm, timeout

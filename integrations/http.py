@@ -95,7 +95,7 @@ async def _too_large(send, limit: int) -> None:
 _STATUS = ((NotFound, 404), (InvalidOperation, 409), (BadInput, 400), (StoreUnavailable, 503))
 
 
-def build_app(db, *, policy: str = "llm", model: str | None = None, endpoint: str | None = None,
+def build_app(db, *, policy: str | None = None, model: str | None = None, endpoint: str | None = None,
               timeout: float = 10.0) -> FastAPI:
     banks = Banks(db, policy=policy, model=model, endpoint=endpoint, timeout=timeout)
     control = banks.store("default")  # tokens and the database's own checks; opening writes nothing

@@ -66,7 +66,7 @@ class MemoryServer:
     """The state behind the tools: the mem0-compatible API's banks, stores and agents (one cache,
     one model), and one lock."""
 
-    def __init__(self, db: Path, bank: str, *, policy: str = "llm", model: str | None = None,
+    def __init__(self, db: Path, bank: str, *, policy: str | None = None, model: str | None = None,
                  endpoint: str | None = None):
         self.default_bank = check_bank(bank)
         self.memory = Memory(str(db), policy=policy, model=model, endpoint=endpoint)
@@ -123,7 +123,7 @@ def _version() -> str:
         return "0"
 
 
-def build_server(db: Path, bank: str = "default", *, allow_erase: bool = False, policy: str = "llm",
+def build_server(db: Path, bank: str = "default", *, allow_erase: bool = False, policy: str | None = None,
                  model: str | None = None, endpoint: str | None = None) -> MCPServer:
     state = MemoryServer(db, bank, policy=policy, model=model, endpoint=endpoint)
     mcp = StrictServer("memstore", instructions=INSTRUCTIONS, log_level="WARNING", version=_version())

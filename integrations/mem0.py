@@ -19,7 +19,8 @@ ids (e-mails, spaces, long ids), `h:` + a sha256 prefix of the triple. The mappi
 bank only (another bank's id reads as unknown); without a scope, the bank holding it is found.
 
 `infer=True` (the default, as in mem0) turns each message into memory ops through a Memory
-Manager policy (`policy="llm"` by default; the local model loads on first use, and only there)."""
+Manager policy (by default `learned` on the local model, `llm` with another model or an endpoint:
+`policy.agent.default_policy`; the model loads on first use, and only there)."""
 
 from __future__ import annotations
 
@@ -187,7 +188,7 @@ class Memory:
     >>> m.search("what can alice eat?", filters={"user_id": "alice"})["results"][0]["memory"]
     """
 
-    def __init__(self, path: str = "memstore.db", *, policy: str = "llm", model: str | None = None,
+    def __init__(self, path: str = "memstore.db", *, policy: str | None = None, model: str | None = None,
                  endpoint: str | None = None, llm: Any = None, timeout: float = 10.0):
         self.path = path
         self.banks = Banks(path, policy=policy, model=model, endpoint=endpoint, llm=llm, timeout=timeout)
@@ -216,7 +217,7 @@ class Memory:
         endpoint = next((llm[k] for k in ("openai_base_url", "lmstudio_base_url", "vllm_base_url")
                          if llm.get(k)), None)
         path = own.get("path") or config_dict.get("history_db_path") or "memstore.db"
-        return cls(path, policy=own.get("policy", "llm"), model=llm.get("model") if endpoint else own.get("model"),
+        return cls(path, policy=own.get("policy"), model=llm.get("model") if endpoint else own.get("model"),
                    endpoint=endpoint)
 
     # ---- plumbing --------------------------------------------------------------------------

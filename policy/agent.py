@@ -1,7 +1,7 @@
 """The Python API for agents: a store, a manager policy and an answer agent in one object.
 
     from policy import MemoryAgent
-    agent = MemoryAgent("desk.db", bank="alice", policy="llm")
+    agent = MemoryAgent("desk.db", bank="alice")   # the trained policy on the local model
     agent.observe("alice", "We adopted a second dog, Bella!", "2023-06-12T10:00")
     agent.ask("How many dogs does Alice have?").answer
 """
@@ -76,6 +76,20 @@ def with_adapter(llm: LLM, adapter: str | Path | None, kind: str) -> tuple[LLM, 
     return _served[key], contract
 
 
+def default_policy(llm: LLM) -> str:
+    """The policy a caller gets without naming one: the best measured, `learned` (pooled LoCoMo
+    dev table, docs/results/locomo.md), where its shipped adapters apply, on the local backbone they
+    were trained on; else (another model, an endpoint) `llm`."""
+    sha = getattr(getattr(llm, "model", None), "sha256", None)
+    if not isinstance(llm, LlamaCppLLM) or not sha:
+        return "llm"
+    for kind in ("extract", "manager", "answer"):
+        path = shipped_adapter(kind)
+        if not path.is_file() or adapter_contract(path).get("base_sha256", sha) != sha:
+            return "llm"
+    return "learned"
+
+
 def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *,
                 expire_after: tuple[str, ...] | list[str] = (), extract_adapter: str | Path | None = None,
                 extractor: LLM | None = None):
@@ -83,16 +97,17 @@ def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *,
     default the shipped one) and extracts facts with its extraction adapter (`extract_adapter`,
     default the shipped one where there is one, else the plain backbone); `stack` expires memories
     by its `expire_after` rules (policy/expiry.py). `extractor`: another backbone that extracts the
-    facts (served without a window, like the plain backbone), while `llm` decides; for append,
-    heuristic and llm, `extract_adapter` does the same with an extraction adapter on the backbone
-    (what the trained facts are worth under an untrained manager)."""
+    facts (served without a window, like the plain backbone), while `llm` decides (for `learned`,
+    in place of its extraction adapter); for append, heuristic and llm, `extract_adapter` does the
+    same with an extraction adapter on the backbone (what the trained facts are worth under an
+    untrained manager)."""
     if name not in POLICIES:
         raise BadInput(f"unknown policy {name!r}: choose from {', '.join(POLICIES)}")
-    if extractor is not None or (extract_adapter and name != "learned"):
-        if name in ("learned", "stack"):
-            raise BadInput("--extract-model applies to the append, heuristic and llm policies")
-        if extractor is not None and extract_adapter:
-            raise BadInput("give --extract-model or --extract-adapter, not both")
+    if extractor is not None and extract_adapter:
+        raise BadInput("give --extract-model or --extract-adapter, not both")
+    if (extractor is not None or extract_adapter) and name == "stack":
+        raise BadInput("--extract-model and --extract-adapter apply to the append, heuristic, llm and learned policies")
+    if (extractor is not None or extract_adapter) and name != "learned":
         window = 0
         if extract_adapter:
             extractor, contract = with_adapter(llm, extract_adapter, "extract")
@@ -107,11 +122,11 @@ def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *,
             raise BadInput("--adapter applies to --policy learned only")
         return POLICIES[name](llm)
     decider, _ = with_adapter(llm, adapter, "manager")
-    extractor, window = llm, 0
-    if extract_adapter or shipped_adapter("extract").is_file():
+    window = 0
+    if extractor is None and (extract_adapter or shipped_adapter("extract").is_file()):
         extractor, extract_contract = with_adapter(llm, extract_adapter, "extract")
         window = extract_contract.get("window", EXTRACT_WINDOW)
-    policy = POLICIES[name](extractor, decider=decider)
+    policy = POLICIES[name](extractor or llm, decider=decider)
     policy.window = window
     return policy
 
@@ -132,12 +147,14 @@ def make_answerer(name: str, llm: LLM, adapter: str | Path | None = None, k: int
 
 
 class MemoryAgent:
-    def __init__(self, path="memstore.db", bank: str = "default", *, policy: str = "llm", model: str | None = None,
-                 adapter: str | None = None, answer_adapter: str | None = None, endpoint: str | None = None,
-                 llm: LLM | None = None, store: MemoryStore | None = None, memories: int | None = None,
-                 expire_after: tuple[str, ...] = ()):
+    def __init__(self, path="memstore.db", bank: str = "default", *, policy: str | None = None,
+                 model: str | None = None, adapter: str | None = None, answer_adapter: str | None = None,
+                 endpoint: str | None = None, llm: LLM | None = None, store: MemoryStore | None = None,
+                 memories: int | None = None, expire_after: tuple[str, ...] = ()):
+        """`policy`: append | heuristic | stack | llm | learned; default `default_policy`."""
         self.store = store or MemoryStore(path, bank)
         self.llm = llm or load(model, endpoint=endpoint)
+        policy = policy or default_policy(self.llm)
         self.policy = make_policy(policy, self.llm, adapter, expire_after=expire_after)
         self.answerer = make_answerer(policy, self.llm, answer_adapter, k=memories)
 

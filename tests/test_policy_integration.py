@@ -12,6 +12,7 @@ import pytest
 from conftest import memstore_cli
 from memstore import MemoryStore
 from memstore.clock import to_stamp
+from memstore.errors import BadInput
 from policy import prompts
 from policy.agent import make_policy
 from policy.answer import AnswerAgent
@@ -118,6 +119,15 @@ def test_an_extraction_with_a_window_resolves_what_a_reply_refers_to(tmp_path, l
     assert any(f.startswith("John") and "pottery" in f.lower() for f in facts), facts
 
 
+def test_the_default_policy_is_learned_where_its_adapters_apply_else_llm(llm):
+    """What a caller gets without naming a policy: the trained one on the backbone its shipped
+    adapters were trained on; `llm` with anything else (here a scripted model, as an endpoint)."""
+    from fake_llm import ScriptedLLM
+    from policy.agent import default_policy
+    assert default_policy(llm) == "learned"
+    assert default_policy(ScriptedLLM()) == "llm"
+
+
 def test_the_shipped_extraction_adapter_serves_the_learned_and_an_untrained_manager(tmp_path, llm):
     """The distilled extraction adapter extracts for `learned`, and with --extract-adapter under an
     untrained manager, reading the window it was trained with; its fact names the speaker."""
@@ -131,3 +141,8 @@ def test_the_shipped_extraction_adapter_serves_the_learned_and_an_untrained_mana
     turn = Turn("t1", "Gina", "We adopted a puppy named Max on Saturday!", to_stamp("2023-05-01T10:00"), session="s1")
     facts = append.facts(store, turn)
     assert any(f.startswith("Gina") and "Max" in f for f in facts), facts
+    # another backbone extracting (--extract-model) takes the extraction adapter's place, without a window
+    plain = make_policy("learned", llm, extractor=llm)
+    assert plain.llm is llm and plain.window == 0 and "+lora@" in plain.decider.identity
+    with pytest.raises(BadInput, match="not both"):
+        make_policy("learned", llm, extractor=llm, extract_adapter=shipped_adapter("extract"))
