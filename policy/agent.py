@@ -79,13 +79,16 @@ def with_adapter(llm: LLM, adapter: str | Path | None, kind: str) -> tuple[LLM, 
 def default_policy(llm: LLM) -> str:
     """The policy a caller gets without naming one: the best measured, `learned` (pooled LoCoMo
     dev table, docs/results/locomo.md), where its shipped adapters apply, on the local backbone they
-    were trained on; else (another model, an endpoint) `llm`."""
-    sha = getattr(getattr(llm, "model", None), "sha256", None)
-    if not isinstance(llm, LlamaCppLLM) or not sha:
+    were trained on (`check_contract` accepts them); else (another model, an endpoint) `llm`."""
+    if not isinstance(llm, LlamaCppLLM) or not getattr(llm.model, "sha256", None):
         return "llm"
     for kind in ("extract", "manager", "answer"):
         path = shipped_adapter(kind)
-        if not path.is_file() or adapter_contract(path).get("base_sha256", sha) != sha:
+        if not path.is_file():
+            return "llm"
+        try:
+            check_contract(adapter_contract(path), llm, kind, path)
+        except BadInput:
             return "llm"
     return "learned"
 
@@ -103,11 +106,12 @@ def make_policy(name: str, llm: LLM, adapter: str | Path | None = None, *,
     untrained manager)."""
     if name not in POLICIES:
         raise BadInput(f"unknown policy {name!r}: choose from {', '.join(POLICIES)}")
+    other_extraction = extractor is not None or bool(extract_adapter)
     if extractor is not None and extract_adapter:
         raise BadInput("give --extract-model or --extract-adapter, not both")
-    if (extractor is not None or extract_adapter) and name == "stack":
+    if other_extraction and name == "stack":
         raise BadInput("--extract-model and --extract-adapter apply to the append, heuristic, llm and learned policies")
-    if (extractor is not None or extract_adapter) and name != "learned":
+    if other_extraction and name != "learned":
         window = 0
         if extract_adapter:
             extractor, contract = with_adapter(llm, extract_adapter, "extract")
