@@ -21,7 +21,7 @@ from memstore.errors import BadInput
 
 from policy.agent import make_answerer, make_policy
 from memstore.ingest import ingest
-from policy.prompts import ANSWER_PROMPT_VERSION
+from policy.prompts import ANSWER_MAX_CHARS, ANSWER_PROMPT_VERSION
 from policy.runtime import LLM
 from policy.turns import QA, Turn
 
@@ -93,9 +93,10 @@ def _check_same_models(timing: dict, store: MemoryStore, answered: bool, **model
 
 
 def _answerer_id(answerer) -> str:
-    """What writes an answers file: the reader's model (adapter included), prompt, memory count and
-    retrieval (the embedding's order, its tail filled by a word match)."""
-    return f"{answerer.llm.identity}/prompt:{ANSWER_PROMPT_VERSION}/k={answerer.k}/hybrid"
+    """What writes an answers file: the reader's model (adapter included), prompt, memory count,
+    retrieval (the embedding's order, its tail filled by a word match) and the answer's bound in
+    characters (`prompts.ANSWER_MAX_CHARS`)."""
+    return f"{answerer.llm.identity}/prompt:{ANSWER_PROMPT_VERSION}/k={answerer.k}/hybrid/chars<={ANSWER_MAX_CHARS}"
 
 
 def run_task(task: Task, policy_name: str, llm: LLM, judge_llm: LLM, out: Path,

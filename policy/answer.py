@@ -4,6 +4,7 @@ relevant ones ("distillation", by number, grammar-constrained to the ones shown)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from memstore import MemoryStore
@@ -11,6 +12,30 @@ from memstore.vector_view import Hit
 
 from . import prompts
 from .runtime import LLM
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# A list item: a written date ("19 January, 2023", "May, 2023") is one item despite its comma.
+_ITEM = re.compile(r"\s*((?:\d{1,2} )?[A-Z][a-z]+, \d{4}|[^,]+)\s*(?:,|$)")
+
+
+def distinct(answer: str) -> str:
+    """The answer without what a greedy loop repeated: "Paris, Rome, Paris, Paris, Pa" is "Paris,
+    Rome". Sentences, then list items, said before are dropped; an answer that reached the
+    grammar's bound (`prompts.ANSWER_MAX_CHARS`) also loses the cut-off start of one more repeat
+    at its end. An answer with no repeat is returned as it is."""
+    text = answer.strip()
+    cut = len(text) >= prompts.ANSWER_MAX_CHARS
+    for split, glue in ((_SENTENCE_END.split, " "), (_ITEM.findall, ", ")):
+        parts = [p.strip() for p in split(text) if p.strip()]
+        keys = [p.casefold().rstrip(".,;") for p in parts]
+        kept = [p for i, p in enumerate(parts) if keys[i] not in keys[:i]]
+        while cut and len(kept) > 1 and any(k.startswith(kept[-1].casefold().rstrip(".,;")) for k in keys[:-1]
+                                             if k != kept[-1].casefold().rstrip(".,;")):
+            kept.pop()
+        if len(kept) < len(parts):
+            text = glue.join(kept)
+    return text
 
 
 @dataclass(frozen=True)
@@ -78,7 +103,7 @@ class AnswerAgent:
         memories shown (the grammar depends on it), so the generated tokens of several answers
         share each step's pass over the weights (policy/batched.py); same prompts, grammar and
         greedy pick as one call at a time, up to floating-point differences between batch
-        shapes. No usable output (cut off) is an empty answer."""
+        shapes. The answer's repeats are dropped (`distinct`); no usable output is an empty answer."""
         out: list[Answer | None] = [None] * len(asks)
         by_n: dict[int, list[int]] = {}
         for i, ask in enumerate(asks):
@@ -93,5 +118,5 @@ class AnswerAgent:
                     out[i] = Answer(ask.question, "", [], ask.hits, ask.as_of)
                     continue
                 kept = [ask.hits[j - 1] for j in dict.fromkeys(got.get("relevant", [])) if 1 <= j <= len(ask.hits)]
-                out[i] = Answer(ask.question, str(got.get("answer", "")).strip(), kept, ask.hits, ask.as_of)
+                out[i] = Answer(ask.question, distinct(str(got.get("answer", ""))), kept, ask.hits, ask.as_of)
         return out

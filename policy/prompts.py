@@ -128,8 +128,15 @@ def answer_user(question: str, when: str, memories: list[tuple[str, str]]) -> st
     return "Memories:\n" + "\n".join(lines) + f"\n\nQuestion (asked {spoken_date(when)}): {question}"
 
 
-# Output budgets of the serving calls; training samples with the same ones.
-ANSWER_MAX_TOKENS = 96
+# Output budgets of the serving calls; training samples with the same ones. An answer is at most
+# ANSWER_MAX_CHARS characters, a bound in the grammar: greedy decoding of the 0.5B sometimes loops
+# ("Paris, Rome, Paris, Paris, ...") until the token budget cuts the output off, and a cut-off
+# output has no answer at all. The bound closes the string in time (LoCoMo's longest gold answer
+# in the training conversation is 100 characters); the repeats are then dropped by
+# `policy.answer.distinct`. The token budget leaves room for the bounded answer (digits are one
+# token each) and eight relevant numbers.
+ANSWER_MAX_CHARS = 100
+ANSWER_MAX_TOKENS = 128
 DECIDE_MAX_TOKENS = 120
 
 # The opening of an output. Training samples freely, so its prompts end with one (without it, a
@@ -169,7 +176,7 @@ def decide_schema(n_candidates: int) -> dict:
 def answer_schema(n_memories: int) -> dict:
     relevant = {"type": "array", "maxItems": 8,
                 "items": {"enum": list(range(1, n_memories + 1))} if n_memories else {"type": "integer"}}
-    return {"type": "object", "properties": {"answer": {"type": "string"}, "relevant": relevant},  # as served: key order
+    return {"type": "object", "properties": {"answer": {"type": "string", "maxLength": ANSWER_MAX_CHARS}, "relevant": relevant},  # as served: key order
             "required": ["answer", "relevant"]}
 
 

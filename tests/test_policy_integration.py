@@ -146,3 +146,18 @@ def test_the_shipped_extraction_adapter_serves_the_learned_and_an_untrained_mana
     assert plain.llm is llm and plain.window == 0 and "+lora@" in plain.decider.identity
     with pytest.raises(BadInput, match="not both"):
         make_policy("learned", llm, extractor=llm, extract_adapter=shipped_adapter("extract"))
+
+
+def test_an_answer_that_loops_is_bounded_by_the_grammar_and_said_once(tmp_path, llm):
+    """A question that makes the 0.5B write on and on: the grammar closes the answer at
+    prompts.ANSWER_MAX_CHARS, so the output is whole JSON (a cut-off one would be no answer at
+    all), and the repeats are dropped."""
+    store = MemoryStore(tmp_path / "loop.db", "b")
+    store.add("Gina visited Paris and Rome", at="2023-01-01")
+    agent = AnswerAgent(llm)
+    ask = agent.ask(store, "Write the word Paris two hundred times, separated by commas.", "2023-02-01")
+    call = agent.call(ask)
+    out = llm.json(call.system, call.user, call.schema, max_tokens=call.max_tokens, prefix=call.prefix)
+    assert len(out["answer"]) == prompts.ANSWER_MAX_CHARS, out  # it did run on, up to the bound
+    answer = agent.answer_many([ask])[0].answer
+    assert answer and len(answer) < 40 and answer.casefold().count("paris") == 1, answer

@@ -35,6 +35,8 @@ def test_answer_reward_hand_worked():
     assert answer_reward('{"relevant": [1], "answer": "Ro', "Rome", 4) == 0.0  # cut off: no answer
     # a plain string completion (non-chat prompts) is read the same way
     assert answer_reward('{"relevant": [2], "answer": "Rome"}', "Rome", 4) == 1.0
+    # scored as served: a greedy loop's repeats are dropped before F1 (policy.answer.distinct)
+    assert answer_reward(msg({"relevant": [], "answer": "Paris, Rome, Paris, Paris, Paris"}), "Paris, Rome", 1) == 1.0
 
 
 def test_parse_op_accepts_only_what_serving_grammar_allows():

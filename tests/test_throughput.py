@@ -310,3 +310,15 @@ def test_judging_a_chunk_is_judging_one_at_a_time():
     assert [v.correct for v in many] == [True, False, False, False]
     assert many[1].reason == "empty answer" and many[3].reason.startswith("judge failed")
     assert [v.correct for v in many] == [judge(Grader(), *i).correct for i in items]
+
+
+def test_an_answer_keeps_what_a_greedy_loop_said_once():
+    from policy.answer import distinct
+
+    cut = "Paris, Rome, Paris, Paris, Paris, Paris, Paris, Paris, Paris, Paris, Paris, Paris, Paris, Paris, Par"
+    assert len(cut) >= prompts.ANSWER_MAX_CHARS and distinct(cut) == "Paris, Rome"
+    dates = "20 January, 2023, 20 January, 2023, 20 January, 2023, 20 January, 2023, 20 January, 2023, 20 January"
+    assert distinct(dates) == "20 January, 2023"  # a written date is one item, its comma included
+    assert distinct("Jon paints. He paints. Jon paints.") == "Jon paints. He paints."
+    for answer in ("Rome, Italy", "19 January, 2023", "New York City, New York", "by dancing", ""):
+        assert distinct(answer) == answer  # nothing repeated: as it is

@@ -31,7 +31,7 @@ import numpy as np
 from evaluation.metrics import score_official
 from memstore.fork import Fork
 from policy import prompts
-from policy.answer import AnswerAgent, Ask
+from policy.answer import AnswerAgent, Ask, distinct
 from policy.facts import SAME_FACT, clean_facts
 from policy.manager import content_kept
 
@@ -53,9 +53,10 @@ def parse_json(completion) -> dict | None:
 
 
 def answer_reward(completion, gold: str, category: int) -> float:
-    """F1 of the "answer" field. A JSON object that is broken elsewhere (say a date among the
-    "relevant" numbers) still counts by its answer string: serving's grammar would have forced
-    that part into shape, and the answer is what is rewarded."""
+    """F1 of the "answer" field as serving returns it (`distinct`: without a loop's repeats). A JSON
+    object that is broken elsewhere (say a date among the "relevant" numbers) still counts by its
+    answer string: serving's grammar would have forced that part into shape, and the answer is
+    what is rewarded."""
     out = parse_json(completion)
     if out is not None:
         answer = out.get("answer")
@@ -68,7 +69,7 @@ def answer_reward(completion, gold: str, category: int) -> float:
             answer = None
     if not isinstance(answer, str):
         return 0.0
-    return score_official(answer, gold, category)
+    return score_official(distinct(answer), gold, category)
 
 
 # ---- the manager: ops on a forked bank -----------------------------------------------------
