@@ -26,12 +26,12 @@ def distinct(answer: str) -> str:
     at its end. An answer with no repeat is returned as it is."""
     text = answer.strip()
     cut = len(text) >= prompts.ANSWER_MAX_CHARS
+    key = lambda part: part.casefold().rstrip(".,;")  # noqa: E731
     for split, glue in ((_SENTENCE_END.split, " "), (_ITEM.findall, ", ")):
         parts = [p.strip() for p in split(text) if p.strip()]
-        keys = [p.casefold().rstrip(".,;") for p in parts]
+        keys = [key(p) for p in parts]
         kept = [p for i, p in enumerate(parts) if keys[i] not in keys[:i]]
-        while cut and len(kept) > 1 and any(k.startswith(kept[-1].casefold().rstrip(".,;")) for k in keys[:-1]
-                                             if k != kept[-1].casefold().rstrip(".,;")):
+        while cut and len(kept) > 1 and any(k != key(kept[-1]) and k.startswith(key(kept[-1])) for k in keys[:-1]):
             kept.pop()
         if len(kept) < len(parts):
             text = glue.join(kept)
