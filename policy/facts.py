@@ -75,45 +75,6 @@ def content_stems(text: str, skip: set[str] = frozenset()) -> set[str]:
     return {w[:4] for w in words - STOP - skip}
 
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z']*|\d+")
-_MONTH_NAMES = set("""january february march april may june july august september october november
-december""".split())
-# Words that turn what a fact states: "Jon will open a studio" and "Jon did not open a studio" do
-# not state "Jon opened a studio", though they carry its every content word.
-_POLARITY = set("""not no never nothing nobody none cannot without will would could should may might can
-must shall want wants wanted plan plans planned planning hope hopes hoped wish wishes if""".split())
-
-
-def _tokens(text: str) -> tuple[list[str], set[str]]:
-    """A text's content words in order (first four letters, numbers whole, month names kept: a
-    date is content) and its polarity words ("n't" counts as "not")."""
-    content, polarity = [], set()
-    for w in _WORD.findall(text):
-        low = w.casefold().removesuffix("'s")
-        if low.endswith("n't"):  # "can't" -> not + can, "won't" -> not + will
-            polarity.add("not")
-            low = {"ca": "can", "wo": "will"}.get(low[:-3], low[:-3])
-        if low in _MONTH_NAMES and w[0].isupper():
-            content.append(low[:4])
-        elif low in _POLARITY:
-            polarity.add(low)
-        elif low not in STOP:
-            content.append(low if low.isdigit() else low[:4])
-    return content, polarity
-
-
-def states(text: str, fact: str) -> bool:
-    """True when `text` states everything `fact` says: the fact's content words (numbers and dates
-    included) appear in the text in the same order, and the two agree on negation, modals and
-    plans. The order keeps who did what: "Gina is asking Jon" does not state "Jon is asking Gina".
-    "Jon is chasing his dreams on 29 January, 2023" states "Jon is chasing his dreams"."""
-    (have, pol_t), (need, pol_f) = _tokens(text), _tokens(fact)
-    if not need or pol_t != pol_f:
-        return False
-    it = iter(have)
-    return all(w in it for w in need)
-
-
 def grounded_in(fact: str, said: str, names: set[str] = frozenset()) -> bool:
     """True when the fact carries at least one content word of what was said (the message and the
     earlier messages its extraction read), compared on the first four letters ("feels" ~ "feel"),
@@ -129,10 +90,7 @@ def clean_facts(out: dict | None, speaker: str, names: set[str] = frozenset(), d
                 said: str | None = None) -> list[str]:
     """The facts of one extraction output (`{"facts": [...]}`), in order, without noise, invented
     facts (with `said`: the message and its window, `grounded_in`) or repeats; with `day` (the
-    message's date, ISO), relative times made absolute. A fact that another fact of the output
-    states in full (`states`) is dropped: "Jon is chasing his dreams" beside "Jon is chasing his
-    dreams on 29 January, 2023" would only take a decision call and a retrieval slot; of two that
-    state each other, the first is kept."""
+    message's date, ISO), relative times made absolute."""
     facts: list[str] = []
     given = out.get("facts") if isinstance(out, dict) else None
     for raw in given if isinstance(given, list) else []:
@@ -145,5 +103,4 @@ def clean_facts(out: dict | None, speaker: str, names: set[str] = frozenset(), d
             fact = resolve_times(fact, day)
         if fact.casefold() not in (f.casefold() for f in facts):
             facts.append(fact)
-    return [f for i, f in enumerate(facts) if not any(
-        j != i and states(g, f) and (j < i or not states(f, g)) for j, g in enumerate(facts))]
+    return facts

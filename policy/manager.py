@@ -21,7 +21,7 @@ from memstore.store import fact_key
 from memstore.vector_view import Hit
 
 from . import prompts
-from .facts import SAME_FACT, clean_facts, content_stems, states
+from .facts import SAME_FACT, clean_facts, content_stems
 from .runtime import LLM, LLMError
 from .turns import Turn, read_text, windows
 
@@ -199,22 +199,25 @@ class HeuristicPolicy(ManagerPolicy):
         return Decision("ADD", text=fact, why="new fact" + (f" (closest similarity {top.score:.2f})" if top else ""))
 
 
+def same_text(a: str, b: str) -> bool:
+    """Equal up to case, spacing and final punctuation."""
+    norm = lambda t: " ".join(t.casefold().split()).rstrip(".!")  # noqa: E731
+    return norm(a) == norm(b)
+
+
 class LLMPolicy(ManagerPolicy):
     name = "llm"
 
     def shortcut(self, fact: str, candidates: list[Hit]) -> Decision | None:
         """Where the schema leaves no real choice, no model call: nothing related above the floor
-        (UPDATE and DELETE need a candidate; NOOP would drop a new fact) is an ADD, and a related
-        memory (at SAME_FACT or closer) that states all the fact says (`states`: its content words
-        in order, the same negation and modals) makes it a NOOP. The trained manager ADDed most such
-        facts again, and every copy takes a retrieval slot from another memory."""
+        (UPDATE and DELETE need a candidate; NOOP would drop a new fact) is an ADD, and a memory
+        stating the fact word for word makes it a NOOP."""
         if not candidates:
             return Decision("ADD", text=fact, why=f"no memory related above similarity {self.min_score}: "
                                                   "added without a model call")
-        same = next((h for h in candidates if h.score >= SAME_FACT and states(h.text, fact)), None)
+        same = next((h for h in candidates if same_text(h.text, fact)), None)
         if same is not None:
-            return Decision("NOOP", target=same, why=f"{same.id} states the fact (similarity {same.score:.2f}): "
-                                                     "no model call")
+            return Decision("NOOP", target=same, why=f"{same.id} states the fact word for word: no model call")
         return None
 
     def decision_call(self, fact: str, candidates: list[Hit]) -> prompts.ModelCall:

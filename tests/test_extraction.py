@@ -16,7 +16,7 @@ from policy.inputs import locomo_turns
 from memstore import MemoryStore
 from memstore.ingest import ingest
 from policy import prompts
-from policy.facts import clean_facts, grounded_in, is_noise, states, third_person
+from policy.facts import clean_facts, grounded_in, is_noise, third_person
 from policy.manager import AppendPolicy, content_kept, grounded
 from policy.turns import windows
 from policy.times import resolve_times, when_said
@@ -84,31 +84,6 @@ def test_the_parser_drops_noise_repeats_and_non_strings():
     out = {"facts": ["Sam bought dumbbells.", "sam bought dumbbells.", "Thanks!", 5, "Evan", "  Sam  lifts  "]}
     assert clean_facts(out, "Sam", {"Evan"}) == ["Sam bought dumbbells.", "Sam lifts"]
     assert clean_facts(None, "Sam") == [] and clean_facts({"facts": "x"}, "Sam") == []
-
-
-@pytest.mark.parametrize("text, fact, stated", [
-    ("Jon is chasing his dreams on 29 January, 2023", "Jon is chasing his dreams.", True),
-    ("Jon is chasing his dreams", "Jon is chasing his dreams on 29 January, 2023", False),
-    ("Gina is asking Jon about the studio", "Jon is asking Gina about the studio", False),  # roles
-    ("Jon did not open a studio", "Jon opened a studio", False),
-    ("Jon won't open a studio", "Jon will not open a studio", True),
-    ("Jon will open a studio", "Jon opened a studio", False),
-    ("Jon ran a marathon on 12 June, 2023", "Jon ran a marathon on 12 May, 2023", False),  # a month is content
-    ("Jon ran a marathon on 5 May, 2023", "Jon ran a marathon on 12 May, 2023", False),
-    ("Sam's dog Rex loves long walks", "Sam's dog loves walks", True),
-    ("Sam likes tea", "Thanks!", False),
-])
-def test_a_text_states_a_fact_when_it_carries_its_content_in_order(text, fact, stated):
-    assert states(text, fact) is stated
-
-
-def test_the_parser_drops_a_fact_another_fact_of_the_output_states():
-    out = {"facts": ["Jon is chasing his dreams.", "Jon is chasing his dreams on 29 January, 2023",
-                     "Gina is asking Jon", "Jon is asking Gina", "Jon's dreams are being chased"]}
-    assert clean_facts(out, "Jon", {"Gina"}) == ["Jon is chasing his dreams on 29 January, 2023", "Gina is asking Jon",
-                                                 "Jon is asking Gina", "Jon's dreams are being chased"]
-    # two that state each other: the first is kept
-    assert clean_facts({"facts": ["Jon likes the new gym", "Jon likes new gym!"]}, "Jon") == ["Jon likes the new gym"]
 
 
 def test_relative_times_in_a_turn_date_its_targets():

@@ -73,18 +73,18 @@ def test_batched_extraction_gives_the_same_events_as_turn_by_turn(tmp_path):
 
 
 def test_no_model_call_where_the_schema_leaves_no_choice(tmp_path):
-    texts = ["Jon has a dog named Rex and a cat named Tom", "jon has a dog named  Rex.", "Rex has a dog named Jon",
-             "Jon does not have a dog named Rex", "The quarterly tax filing deadline for corporations"]
+    texts = ["Jon has a dog named Rex", "jon has a dog named  Rex.", "Jon has a dog named Rex and a cat named Tom",
+             "The quarterly tax filing deadline for corporations"]
     llm = CountingDecider()
     store = MemoryStore(tmp_path / "s.db", "b")
     ingest(store, LLMPolicy(llm), turns(texts))
     evs = store.events()
-    assert "without a model call" in evs[0].reason and "without a model call" in evs[-1].reason
-    # a memory that states all the fact says: NOOP, no call
-    assert evs[1].op == "NOOP" and "states the fact" in evs[1].reason and evs[1].memory_id == evs[0].memory_id
-    # the same words with the roles swapped, or negated, are not stated: the model decides
-    assert all(e.reason.startswith("llm: model chose NOOP") for e in evs[2:4])
-    assert llm.decisions == 2
+    assert [e.op for e in evs] == ["ADD", "NOOP", "NOOP", "ADD"]
+    assert "without a model call" in evs[0].reason and "without a model call" in evs[3].reason
+    assert "word for word: no model call" in evs[1].reason and evs[1].memory_id == evs[0].memory_id
+    assert evs[2].reason == "llm: model chose NOOP"
+    assert llm.decisions == 1  # only the related, different fact went to the model
+
 
 
 def test_decisions_show_memories_without_dates_whatever_prompt_the_adapter_learned(tmp_path):
