@@ -109,7 +109,7 @@ def show(res: dict, title: str | None = None) -> None:
                   f"{r[c]['judge']:.1f}", "", "", "", "", "") for c in cats]
     table(title or f"{res['meta'].get('data', '')} {res['meta'].get('conversations', '')} - {res['meta'].get('model', '')}",
           ["policy", "category", "n", "F1", "F1 set", "BLEU-1", "judge %", "ingest min", "answer min", "peak RSS MB", "PSS MB",
-           "facts lost / DELETE+NOOP"], rows)
+           "facts lost / decided"], rows)
 
 
 @bench_app.command()

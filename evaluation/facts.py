@@ -166,13 +166,17 @@ def measure(name: str, policy, sample: dict, db: Path, progress=None) -> FactsRe
 
 
 def facts_lost(store: MemoryStore) -> dict:
-    """Facts a manager decided DELETE or NOOP on whose content no live memory states just after
-    their turn (best match below SAME_FACT): what a decision took out of the bank."""
+    """Facts a manager decided on whose content no live memory states just after their turn (best
+    match below SAME_FACT): what decisions took out of the bank. A DELETE or NOOP that kept nothing
+    counts, and so does a fact a later fact of the same turn overwrote (the turn's events share its
+    time, so the bank as of it holds them all). Each fact counts once, by its first event."""
     decided = lost = 0
+    seen = set()
     for ev in store.events():
         fact = (ev.cause or {}).get("fact") if isinstance(ev.cause, dict) else None
-        if ev.op not in ("DELETE", "NOOP") or not fact or ev.outcome != "applied":
+        if not fact or ev.outcome != "applied" or (fact, ev.valid_at) in seen:
             continue
+        seen.add((fact, ev.valid_at))
         decided += 1
         hits = store.search(fact, k=1, as_of=ev.valid_at)
         lost += not (hits and hits[0].score >= SAME_FACT)

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 from memstore import MemoryStore
+from memstore.clock import to_stamp
 from memstore.records import Event
 from memstore.store import fact_key
 from memstore.vector_view import Hit
@@ -23,6 +24,7 @@ from memstore.vector_view import Hit
 from . import prompts
 from .facts import SAME_FACT, clean_facts, content_stems
 from .runtime import LLM, LLMError
+from .times import days_named
 from .turns import Turn, read_text, windows
 
 
@@ -129,21 +131,29 @@ class ManagerPolicy:
             cause = {"fact": fact, "input_id": turn.input_id}
             for op, memory_id, text, note in content_kept(d.op, d.target.id if d.target else "", d.text, fact,
                                                           candidates[0].score if candidates else 0.0,
-                                                          d.target.text if d.target else ""):
+                                                          d.target.text if d.target else "",
+                                                          fresh=bool(d.target) and same_time(d.target.valid_at, turn.time)):
                 events.append(store.apply(op, memory_id, text, reason=f"{self.name}: {d.why}{note}", cause=cause, **base))
         return events
 
 
 def content_kept(op: str, target: str, text: str | None, fact: str, closest: float,
-                 memory: str = "") -> list[tuple[str, str, str | None, str]]:
+                 memory: str = "", fresh: bool = False) -> list[tuple[str, str, str | None, str]]:
     """The ops that carry out a decision on `fact` without losing what it says: (op, memory id,
     text, note for the reason). A DELETE ends the contradicted memory and ADDs the fact ("Caroline
     moved to Denver" must not leave the bank knowing less about where she lives); a NOOP stands only
     when a memory states the fact (its closest candidate at `closest` cosine reaches SAME_FACT, the
     threshold `bench facts` checks by hand), else the fact is ADDed; an UPDATE's text keeps only
-    what the fact or the updated `memory` says (`grounded`). Done in code because the small models
-    choose DELETE and NOOP where nothing is stated yet, and copy notes from the prompt's example
-    into UPDATE texts. Serving and the manager's training reward both apply decisions through here."""
+    what the fact or the updated `memory` says (`grounded`).
+    An UPDATE or DELETE ends what the memory said, so it stands only where the memory can have
+    stopped being true; otherwise the fact is ADDed beside it (`outlives`): when the memory was
+    written by an earlier fact of the same turn (`fresh`: one message does not contradict itself)
+    and when the memory and the fact are events of different days (both happened).
+    Done in code because the small models choose DELETE and NOOP where nothing is stated yet,
+    UPDATE the closest memory whatever it is about, and copy notes from the prompt's example into
+    UPDATE texts. Serving and the manager's training reward both apply decisions through here."""
+    if op in ("UPDATE", "DELETE") and target and (why := outlives(fact, memory, fresh)):
+        return [("ADD", "", fact, f" ({op} overruled: {why})")]
     if op == "DELETE" and target:
         return [("DELETE", target, None, ""), ("ADD", "", fact, " (the fact that ended the memory is kept)")]
     if op == "NOOP" and closest < SAME_FACT:
@@ -155,6 +165,19 @@ def content_kept(op: str, target: str, text: str | None, fact: str, closest: flo
         if kept != text:
             return [(op, target, kept, f" (the model wrote {text!r}: cut to what the fact or the memory states)")]
     return [(op, target, text, "")]
+
+
+def outlives(fact: str, memory: str, fresh: bool) -> str:
+    """Why `memory` stays true beside `fact` ("" when the fact may end it)."""
+    if fresh:
+        return "the memory comes from the same turn"
+    if (was := days_named(memory)) and (now := days_named(fact)) and not was & now:
+        return "the memory and the fact are events of different days"
+    return ""
+
+
+def same_time(a: str, b: str) -> bool:
+    return to_stamp(a) == to_stamp(b)
 
 
 _NOTE = re.compile(r"\s*\(([^()]*)\)\s*[.!]?\s*$")

@@ -22,6 +22,7 @@ _WEEKDAYS = [d.casefold() for d in calendar.day_name]
 _NUMBERS = {"a few": 3, "a couple of": 2, "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
             "few": 3, "couple of": 2}  # longer phrases first: "a few" is not "a"
 HAS_DATE = re.compile(r"\b(19|20)\d\d\b|\b(" + "|".join(calendar.month_name[1:]) + r")\b")
+_DAY = re.compile(r"\b\d{1,2} (?:" + "|".join(calendar.month_name[1:]) + r"),? \d{4}\b")
 _OWN_PREPOSITION = re.compile(r"\b(since|until|till|from|by|before|after|of)\s+$", re.I)
 
 
@@ -76,6 +77,11 @@ def when_said(text: str, day: date) -> str | None:
         if m := pattern.search(text):
             return meaning(m)
     return None
+
+
+def days_named(text: str) -> set[str]:
+    """The absolute days a text names ("on 7 May, 2023" -> {"7 May 2023"}), as `resolve_times` writes them."""
+    return {d.replace(",", "") for d in _DAY.findall(text)}
 
 
 def resolve_times(fact: str, day: str | date) -> str:

@@ -17,9 +17,9 @@ from memstore import MemoryStore
 from memstore.ingest import ingest
 from policy import prompts
 from policy.facts import clean_facts, grounded_in, is_noise, third_person
-from policy.manager import AppendPolicy, content_kept, grounded
-from policy.turns import windows
-from policy.times import resolve_times, when_said
+from policy.manager import AppendPolicy, Decision, ManagerPolicy, content_kept, grounded
+from policy.turns import Turn, windows
+from policy.times import days_named, resolve_times, when_said
 from trainer.extraction import dated_target, examples
 
 SAMPLE = {
@@ -231,6 +231,45 @@ def test_facts_lost_counts_a_deletion_that_drops_the_new_fact(tmp_path):
         for op, memory_id, text, _ in content_kept("DELETE", old.memory_id, None, fact, 0.6):
             store.apply(op, memory_id, text, at="2023-03-01", cause={"fact": fact})
         assert bench_facts.facts_lost(store) == {"decided": 1, "lost": 0}
+
+
+def test_an_update_or_delete_stands_only_where_the_memory_can_have_stopped_being_true():
+    fact = "Caroline moved to Denver on 13 July, 2023"
+    # a memory written by an earlier fact of the same turn: one message does not contradict itself
+    for op in ("UPDATE", "DELETE"):
+        [(got, target, text, note)] = content_kept(op, "m1", fact, fact, 0.8, "Caroline lives in Denver", fresh=True)
+        assert (got, target, text) == ("ADD", "", fact) and "same turn" in note
+    # an event of another day happened all the same
+    [(got, _, text, note)] = content_kept("UPDATE", "m1", fact, fact, 0.8, "Caroline adopted a dog on 12 June, 2023")
+    assert (got, text) == ("ADD", fact) and "different days" in note
+    # a state the fact changes is updated: undated, or the same day
+    assert content_kept("UPDATE", "m1", fact, fact, 0.8, "Caroline lives in Boston")[0][:3] == ("UPDATE", "m1", fact)
+    assert content_kept("UPDATE", "m1", fact, fact, 0.8, "Caroline packed on 13 July, 2023")[0][0] == "UPDATE"
+    assert days_named("on 7 May, 2023 and 12 June 2023") == {"7 May 2023", "12 June 2023"}
+    assert days_named("in May, 2023") == set()
+
+
+class Overwrites(ManagerPolicy):
+    """Scripted decisions (plumbing only): every fact UPDATEs its closest memory."""
+    name = "overwrites"
+
+    def decide(self, fact, candidates, turn):
+        return Decision("UPDATE", target=candidates[0], text=fact) if candidates else Decision("ADD", text=fact)
+
+
+def test_a_later_fact_of_a_turn_does_not_overwrite_an_earlier_one(tmp_path):
+    facts = ["Caroline moved to Denver", "Caroline does not live in Boston anymore"]
+    turn = Turn("t1", "Caroline", "We moved to Denver, so I don't live in Boston anymore.", "2023-07-20T09:00:00")
+    with MemoryStore(tmp_path / "s.db", "c") as store:
+        policy = Overwrites(ScriptedLLM())
+        policy.min_score = 0.0
+        policy.apply_turn(store, turn, facts)
+        assert sorted(m.text for m in store.replay()) == sorted(facts)
+        assert bench_facts.facts_lost(store) == {"decided": 2, "lost": 0}
+        # carried out as the model chose, the second fact would have taken the first out of the bank
+        first = store.replay()[0]
+        store.apply("UPDATE", first.id, facts[1], at="2023-07-20T09:00:00", cause={"fact": facts[1]})
+        assert bench_facts.facts_lost(store)["lost"] == 1
 
 
 def test_invented_names_and_numbers_are_those_absent_from_the_turn():

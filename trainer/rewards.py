@@ -33,7 +33,7 @@ from memstore.fork import Fork
 from policy import prompts
 from policy.answer import AnswerAgent, Ask, distinct
 from policy.facts import SAME_FACT, clean_facts
-from policy.manager import content_kept
+from policy.manager import content_kept, same_time
 
 _JSON = re.compile(r"\{.*\}", re.S)
 _ANSWER = re.compile(r'"answer"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -104,7 +104,8 @@ def apply_op(bank: Fork, op: Op, fact: str, candidate_ids: Sequence[str], day: s
     out = bank.branch()
     target = candidate_ids[op.target - 1] if op.target else ""
     memory = bank.alive().get(target)
-    for name, memory_id, text, _ in content_kept(op.op, target, op.text, fact, closest, memory.text if memory else ""):
+    fresh = memory is not None and same_time(memory.valid_at, bank.as_of)  # written by an earlier fact of the turn
+    for name, memory_id, text, _ in content_kept(op.op, target, op.text, fact, closest, memory.text if memory else "", fresh):
         out.apply(name, memory_id, text, at=day)
     return out
 
