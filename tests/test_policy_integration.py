@@ -95,6 +95,8 @@ def test_demo_runs_end_to_end_and_answers_its_own_question(tmp_path):
     assert "the bank as of 2023-06-01" in proc.stdout and "why" in proc.stdout
     asked = re.search(r"ask 'Where does Caroline live now\?' -> (.*)", proc.stdout)
     assert asked and "denver" in asked.group(1).casefold(), proc.stdout[-3000:]
+    now = proc.stdout.split("the bank as of now", 1)[1].split("why", 1)[0]
+    assert "Denver" in now, now  # the move is in the bank, not only in the answer
 
 
 def test_a_decision_never_takes_the_new_fact_out_of_the_bank(managed):
