@@ -99,6 +99,23 @@ class LLM:
         raise NotImplementedError
 
 
+# llama-cpp-python's schema converter lets a string hold any character but `"` and `\`, raw
+# newlines and other control characters included, which JSON forbids: an answer that wrote a
+# newline parsed as nothing. llama.cpp's own converter excludes them; so does this grammar.
+_ANY_CHAR = r'char ::= [^"\\] |'
+_JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
+
+
+def schema_gbnf(schema_json: str) -> str:
+    """The GBNF grammar of a JSON schema whose strings are JSON strings (no raw control characters)."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    text = json_schema_to_gbnf(schema_json)
+    if _ANY_CHAR not in text and "char ::=" in text:
+        raise LLMError("llama-cpp-python's JSON grammar changed its string rule: check schema_gbnf")
+    return text.replace(_ANY_CHAR, _JSON_CHAR)
+
+
 class LlamaCppLLM(LLM):
     """A GGUF model in-process. With `reuse_prefix` (default) each prompt family (system prompt)
     gets its own llama.cpp context, and llama-cpp-python evaluates only the part of a prompt after
@@ -160,7 +177,7 @@ class LlamaCppLLM(LLM):
         key = json.dumps(schema, sort_keys=True)
         if key not in self._grammars:
             with _quiet_stderr():
-                self._grammars[key] = self._grammar.from_json_schema(key, verbose=False)
+                self._grammars[key] = self._grammar.from_string(schema_gbnf(key), verbose=False)
         return self._grammars[key]
 
     def json_many(self, system, users, schema, *, max_tokens=256, prefix=""):

@@ -163,3 +163,25 @@ def test_an_answer_that_loops_is_bounded_by_the_grammar_and_said_once(tmp_path, 
     assert len(out["answer"]) == prompts.ANSWER_MAX_CHARS, out  # it did run on, up to the bound
     answer = agent.answer_many([ask])[0].answer
     assert answer and len(answer) < 40 and answer.casefold().count("paris") == 1, answer
+
+
+def test_a_string_the_model_writes_holds_no_raw_newline(llm):
+    """Asked for a poem one line per line, the 0.5B writes raw newlines inside the JSON string
+    under llama-cpp-python's own schema grammar, which strict JSON refuses (the output parsed as
+    nothing); the served grammar keeps strings JSON."""
+    from llama_cpp import LlamaGrammar
+
+    schema = {"type": "object", "properties": {"poem": {"type": "string"}}, "required": ["poem"]}
+    system = "You write poems. Put each line of the poem on its own line."
+    user = "Write a poem of four short lines about the sea, one line per line of text."
+    served, _ = llm.complete(system, user, schema, max_tokens=80)
+    assert not any(ord(c) < 0x20 for c in served.split('"poem"', 1)[1].split('"', 2)[1]), served
+    key = json.dumps(schema, sort_keys=True)
+    llm._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)  # the converter's own rule
+    try:
+        loose, _ = llm.complete(system, user, schema, max_tokens=80)
+    finally:
+        del llm._grammars[key]
+    assert "\n" in loose.split('"poem"', 1)[1], loose  # so the case does test the rule
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(loose)

@@ -322,3 +322,16 @@ def test_an_answer_keeps_what_a_greedy_loop_said_once():
     assert distinct("Jon paints. He paints. Jon paints.") == "Jon paints. He paints."
     for answer in ("Rome, Italy", "19 January, 2023", "New York City, New York", "by dancing", ""):
         assert distinct(answer) == answer  # nothing repeated: as it is
+
+
+def test_every_served_grammar_keeps_strings_json():
+    """Every call's schema compiles to a grammar whose strings cannot hold a raw control
+    character (JSON forbids them, and a parse that fails loses the whole output)."""
+    from llama_cpp import LlamaGrammar
+
+    from policy.runtime import schema_gbnf
+
+    for schema in (prompts.extract_schema(), prompts.decide_schema(3), prompts.answer_schema(5)):
+        text = schema_gbnf(json.dumps(schema, sort_keys=True))
+        assert r'char ::= [^"\\\x7F\x00-\x1F] |' in text, text
+        assert LlamaGrammar.from_string(text, verbose=False) is not None
