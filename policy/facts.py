@@ -40,15 +40,24 @@ he she they them his her their him i me my we us our you your hi hello hey bye g
 thx welcome congrats congratulations wow awesome great cool nice good amazing wonderful glad happy
 sounds sound luck keep up hard work lot lots okay ok oh ah haha lol sure totally definitely
 absolutely agree true right well fun chat talk talking catch soon later see time take care""".split())
+# A speech act between the speakers reported as a fact: thanks, congratulations, an apology, a
+# greeting, a question asked ("Gina is thanking Jon for his support", "Jon asked Gina about the
+# changes"). It tells how the conversation went, not what is true of anyone; the content it names
+# is stated by the message it answers, and an asked question states nothing, as a question does.
+_SPEECH_ACT = re.compile(
+    r"^\s*(?:[A-Z][\w'-]*\s+){1,2}(?:(?:is|are|was|were|am|has|had|have|will|just|also|then|always|been)\s+)*"
+    r"(?:thank|congratulat|apologi|greet|bid\w* goodbye|say\w* (?:thanks|thank you|goodbye|bye|hi|hello)"
+    r"|ask\w*\s+(?:(?:[A-Z][\w'-]*|him|her|them|me|you|us)\s+)?(?:about|if|whether|what|how|why|when|where|who|which))",
+)
 MONTHS = set("""january february march april may june july august september october november december
 monday tuesday wednesday thursday friday saturday sunday week weekend month year day before after""".split())
 
 
 def is_noise(fact: str, names: set[str] = frozenset()) -> bool:
-    """True for a fact that states nothing: a question, or no content word beyond names,
-    greetings, thanks, praise and function words."""
+    """True for a fact that states nothing: a question, a speech act between the speakers
+    (`_SPEECH_ACT`), or no content word beyond names, greetings, thanks, praise and function words."""
     text = fact.strip()
-    if not text or text.endswith("?"):
+    if not text or text.endswith("?") or _SPEECH_ACT.match(text):
         return True
     words = re.findall(r"[A-Za-z][A-Za-z']*|\d+", text)
     lowered = {n.casefold() for n in names}

@@ -80,6 +80,19 @@ def test_noise_is_a_fact_without_a_content_word(fact, noise):
     assert is_noise(fact, {"Sam", "Evan"}) is noise
 
 
+@pytest.mark.parametrize("fact, noise", [
+    ("Sam is thanking Evan for his support", True), ("Evan thanked Sam for the kind words", True),
+    ("Sam is congratulating Evan on the launch", True), ("Evan is congratulated on his new job", True),
+    ("Sam is asking Evan about his new job", True), ("Evan asked if Sam wants to keep pushing", True),
+    ("I'm asking you about the photo", True), ("Sam apologized for being late", True),
+    ("Sam asked Evan to join his studio", False), ("Sam thinks Evan's studio will succeed", False),
+    ("Evan asked for a raise and got it", False), ("Sam is a thankful person", False),
+])
+def test_a_speech_act_between_the_speakers_is_noise(fact, noise):
+    """Thanks, congratulations, apologies and asked questions tell how the talk went, not a fact."""
+    assert is_noise(fact, {"Sam", "Evan"}) is noise
+
+
 def test_the_parser_drops_noise_repeats_and_non_strings():
     out = {"facts": ["Sam bought dumbbells.", "sam bought dumbbells.", "Thanks!", 5, "Evan", "  Sam  lifts  "]}
     assert clean_facts(out, "Sam", {"Evan"}) == ["Sam bought dumbbells.", "Sam lifts"]
